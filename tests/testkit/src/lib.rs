@@ -1,0 +1,25 @@
+//! Test firmware the project generates itself, and paths the tests share.
+//!
+//! Everything here is synthetic but valid: ESP images with correct headers, chip ids, checksums,
+//! appended SHA-256 and an `esp_app_desc_t`; partition tables from `esp-idf-part`; ESP-IDF build
+//! directories shaped as `idf.py build` leaves them. No third-party binary is involved.
+
+pub mod elf;
+pub mod firmware;
+pub mod idf_build;
+
+use std::path::PathBuf;
+
+/// The workspace root (the folder holding the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .expect("tests/testkit sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// The shared real ESP-IDF build outputs, `../shared/fixtures` from the workspace root.
+pub fn fixtures_dir() -> PathBuf {
+    workspace_root().join("../shared/fixtures")
+}
