@@ -1,0 +1,351 @@
+//! A simulated board: a chip in download mode with its flash, served on a
+//! pty by a background thread.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::chip::{Chip, FlashSize, MacAddress, Psram};
+use crate::faults::{Direction, FaultInjector, FaultSpec};
+use crate::flash::Flash;
+use crate::loader::{CommandRecord, Loader, Output, lock};
+use crate::pacing::{DEFAULT_BAUD, Pacer};
+use crate::pty::Pty;
+use crate::{ConfigError, slip};
+
+/// How long the serving thread waits for input before checking for a stop.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Replies nobody reads for this long are discarded.
+const STALE_REPLY: Duration = Duration::from_secs(3);
+
+/// Everything that defines a simulated board.
+#[derive(Debug, Clone)]
+pub struct BoardConfig {
+    /// The chip.
+    pub chip: Chip,
+    /// SPI flash size.
+    pub flash_size: FlashSize,
+    /// PSRAM, where the chip's eFuses can show it.
+    pub psram: Option<Psram>,
+    /// Factory MAC address; a per-chip default when `None`.
+    pub mac: Option<MacAddress>,
+    /// Pace the line and flash operations in real time.
+    pub realtime: bool,
+    /// Faults to inject.
+    pub faults: FaultSpec,
+    /// Flash content from offset 0; the rest reads 0xFF.
+    pub initial_flash: Vec<u8>,
+}
+
+impl BoardConfig {
+    /// A board with `chip`, 4 MB of erased flash, no PSRAM, running as fast
+    /// as possible without faults.
+    pub fn new(chip: Chip) -> Self {
+        BoardConfig {
+            chip,
+            flash_size: FlashSize::default(),
+            psram: None,
+            mac: None,
+            realtime: false,
+            faults: FaultSpec::default(),
+            initial_flash: Vec::new(),
+        }
+    }
+
+    /// Sets the flash size.
+    pub fn flash_size(mut self, size: FlashSize) -> Self {
+        self.flash_size = size;
+        self
+    }
+
+    /// Adds PSRAM.
+    pub fn psram(mut self, psram: Psram) -> Self {
+        self.psram = Some(psram);
+        self
+    }
+
+    /// Sets the MAC address.
+    pub fn mac(mut self, mac: MacAddress) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Turns real-time pacing on or off.
+    pub fn realtime(mut self, realtime: bool) -> Self {
+        self.realtime = realtime;
+        self
+    }
+
+    /// Sets the faults to inject.
+    pub fn faults(mut self, faults: FaultSpec) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Preloads flash content at offset 0.
+    pub fn initial_flash(mut self, content: Vec<u8>) -> Self {
+        self.initial_flash = content;
+        self
+    }
+
+    /// The MAC address the board reports.
+    pub fn effective_mac(&self) -> MacAddress {
+        self.mac.unwrap_or(MacAddress(self.chip.default_mac()))
+    }
+
+    /// The same configuration as `esp-sim` command-line arguments.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--chip".to_owned(),
+            self.chip.to_string(),
+            "--flash-size".to_owned(),
+            self.flash_size.to_string(),
+            "--mac".to_owned(),
+            self.effective_mac().to_string(),
+        ];
+        if let Some(psram) = self.psram {
+            args.extend(["--psram".to_owned(), psram.to_string()]);
+        }
+        if self.realtime {
+            args.push("--realtime".to_owned());
+        }
+        if !self.faults.faults.is_empty() {
+            args.extend(["--faults".to_owned(), self.faults.to_string()]);
+        }
+        args
+    }
+}
+
+/// Why a board could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The pty or the serving thread could not be set up.
+    #[error("cannot open the board's pty: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A running simulated board.
+///
+/// The board serves any number of client sessions in a row on its pty,
+/// like a real board held in download mode, until it is stopped or
+/// dropped.
+#[derive(Debug)]
+pub struct SimBoard {
+    path: PathBuf,
+    chip: Chip,
+    flash: Arc<Mutex<Flash>>,
+    log: Arc<Mutex<Vec<CommandRecord>>>,
+    stop: Arc<AtomicBool>,
+    disconnected: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimBoard {
+    /// Opens a pty and starts serving `config` on it.
+    pub fn start(config: BoardConfig) -> Result<Self, BoardError> {
+        let chip = config.chip;
+        let mac = config.effective_mac();
+        let registers = chip.initial_registers(mac.0, config.psram)?;
+        if config.initial_flash.len() > config.flash_size.bytes() as usize {
+            return Err(ConfigError::ContentTooLarge {
+                content: config.initial_flash.len(),
+                flash: config.flash_size.bytes(),
+            }
+            .into());
+        }
+        let flash = Arc::new(Mutex::new(Flash::new(
+            config.flash_size.bytes(),
+            &config.initial_flash,
+        )));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let loader = Loader::new(
+            chip,
+            registers,
+            config.flash_size.jedec_id(),
+            flash.clone(),
+            log.clone(),
+        );
+        let pty = Pty::open()?;
+        let path = pty.path().to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let disconnected = Arc::new(AtomicBool::new(false));
+        let server = Server {
+            pty,
+            loader,
+            faults: FaultInjector::new(config.faults),
+            pacer: Pacer::new(config.realtime),
+            decoder: slip::Decoder::new(),
+            baud: None,
+            stop: stop.clone(),
+            disconnected: disconnected.clone(),
+        };
+        let thread = thread::Builder::new()
+            .name(format!("esp-sim {chip}"))
+            .spawn(move || server.run())?;
+        Ok(SimBoard {
+            path,
+            chip,
+            flash,
+            log,
+            stop,
+            disconnected,
+            thread: Some(thread),
+        })
+    }
+
+    /// The pty device clients open (`/dev/pts/N`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The simulated chip.
+    pub fn chip(&self) -> Chip {
+        self.chip
+    }
+
+    /// A copy of the whole flash.
+    pub fn flash(&self) -> Vec<u8> {
+        lock(&self.flash).contents().to_vec()
+    }
+
+    /// The commands received so far, oldest first.
+    pub fn commands(&self) -> Vec<CommandRecord> {
+        lock(&self.log).clone()
+    }
+
+    /// Forgets the commands received so far.
+    pub fn clear_commands(&self) {
+        lock(&self.log).clear();
+    }
+
+    /// Whether an injected disconnect has cut the line.
+    pub fn is_disconnected(&self) -> bool {
+        self.disconnected.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving, closes the pty and returns the final flash content.
+    pub fn stop(mut self) -> Vec<u8> {
+        self.shutdown();
+        self.flash()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            // A panic in the serving thread has already been reported.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SimBoard {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The serving loop's state, owned by the board's thread.
+struct Server {
+    pty: Pty,
+    loader: Loader,
+    faults: FaultInjector,
+    pacer: Pacer,
+    decoder: slip::Decoder,
+    /// Rate set by CHANGE_BAUDRATE, used when the host's rate is unknown.
+    baud: Option<u32>,
+    stop: Arc<AtomicBool>,
+    disconnected: Arc<AtomicBool>,
+}
+
+/// The line was cut by an injected disconnect.
+struct CablePulled;
+
+impl Server {
+    fn run(mut self) {
+        let mut buf = [0u8; 4096];
+        while !self.stop.load(Ordering::SeqCst) {
+            let n = match self.pty.read(&mut buf, POLL_INTERVAL) {
+                Ok(n) => n,
+                Err(_) => {
+                    // EIO and friends: back off and keep serving.
+                    thread::sleep(POLL_INTERVAL);
+                    continue;
+                }
+            };
+            if n == 0 {
+                continue;
+            }
+            if self.serve(&buf[..n]).is_err() {
+                self.disconnected.store(true, Ordering::SeqCst);
+                // Dropping the pty closes the master: the host sees a hang-up.
+                return;
+            }
+        }
+    }
+
+    fn current_baud(&self) -> u32 {
+        self.pty.host_baud().or(self.baud).unwrap_or(DEFAULT_BAUD)
+    }
+
+    fn serve(&mut self, bytes: &[u8]) -> Result<(), CablePulled> {
+        self.pacer.received(bytes.len(), self.current_baud());
+        for &byte in bytes {
+            let fate = self.faults.byte(Direction::Rx, byte);
+            if fate.disconnect {
+                return Err(CablePulled);
+            }
+            if let Some(stall) = fate.stall {
+                thread::sleep(stall);
+            }
+            let Some(byte) = fate.byte else { continue };
+            if let Some(frame) = self.decoder.push(byte) {
+                let output = self.loader.handle(&frame, &mut self.faults);
+                self.send(output)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, output: Output) -> Result<(), CablePulled> {
+        self.pacer.busy(output.busy);
+        let mut wire = Vec::new();
+        for frame in &output.frames {
+            slip::encode_into(frame, &mut wire);
+        }
+        let baud = self.current_baud();
+        let mut line = Vec::with_capacity(wire.len());
+        for byte in wire {
+            let fate = self.faults.byte(Direction::Tx, byte);
+            if fate.disconnect {
+                self.transmit(&line, baud);
+                return Err(CablePulled);
+            }
+            if let Some(stall) = fate.stall {
+                self.transmit(&line, baud);
+                line.clear();
+                thread::sleep(stall);
+            }
+            line.extend(fate.byte);
+        }
+        self.transmit(&line, baud);
+        if let Some(new_baud) = output.new_baud {
+            self.baud = Some(new_baud);
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self, bytes: &[u8], baud: u32) {
+        let pty = &self.pty;
+        // A failed write means nobody listens; the reply is lost as on a
+        // real line.
+        let _ = self
+            .pacer
+            .transmit(bytes, baud, |chunk| pty.write_all(chunk, STALE_REPLY));
+    }
+}

@@ -1,0 +1,68 @@
+//! A simulated ESP32-family board in serial download mode.
+//!
+//! The board speaks the ESP serial loader protocol on a pseudo-terminal:
+//! the mask ROM's commands, and after a stub upload those of the flasher
+//! stub. Behind it sits a NOR flash with real erase/program semantics.
+//! Optional real-time pacing and deterministic fault injection make it a
+//! stand-in for hardware in tests of flashing tools.
+//!
+//! ```no_run
+//! use esp_sim::{BoardConfig, Chip, SimBoard};
+//!
+//! let board = SimBoard::start(BoardConfig::new(Chip::Esp32c3))?;
+//! println!("flash me at {}", board.path().display());
+//! // ... run a client against board.path() with no-reset ...
+//! let flash = board.stop();
+//! # Ok::<(), esp_sim::BoardError>(())
+//! ```
+
+pub mod board;
+pub mod chip;
+pub mod faults;
+pub mod flash;
+pub mod loader;
+pub mod pacing;
+pub mod process;
+pub mod protocol;
+pub mod pty;
+pub mod slip;
+
+pub use board::{BoardConfig, BoardError, SimBoard};
+pub use chip::{Chip, FlashSize, MacAddress, Psram};
+pub use faults::{FaultSpec, FaultSpecError};
+pub use loader::CommandRecord;
+pub use process::SimProcess;
+pub use protocol::Opcode;
+
+/// A board configuration that cannot be simulated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not one of the simulated chips.
+    #[error("unknown chip `{0}` (expected esp32, esp32s2, esp32s3, esp32c3, esp32c6 or esp32h2)")]
+    UnknownChip(String),
+    /// Not a flash size that exists.
+    #[error("bad flash size `{0}` (expected a power of two from 1MB to 128MB)")]
+    BadFlashSize(String),
+    /// Not a PSRAM size.
+    #[error("bad PSRAM size `{0}` (expected 2MB, 4MB or 8MB)")]
+    BadPsram(String),
+    /// The chip has no PSRAM variant.
+    #[error("{chip} has no {psram} PSRAM variant")]
+    PsramUnsupported {
+        /// The chip.
+        chip: Chip,
+        /// The PSRAM asked for.
+        psram: Psram,
+    },
+    /// Not a MAC address.
+    #[error("bad MAC address `{0}` (expected AA:BB:CC:DD:EE:FF)")]
+    BadMac(String),
+    /// Initial content larger than the flash.
+    #[error("initial content of {content} bytes does not fit a {flash}-byte flash")]
+    ContentTooLarge {
+        /// Content length.
+        content: usize,
+        /// Flash size.
+        flash: u32,
+    },
+}

@@ -1,0 +1,582 @@
+//! The serial loader of the simulated chip: the mask ROM's command set and,
+//! once uploaded, the flasher stub's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flate2::{Decompress, FlushDecompress, Status};
+use md5::{Digest, Md5};
+
+use crate::chip::{Chip, SpiRegs};
+use crate::faults::FaultInjector;
+use crate::flash::{Flash, SECTOR_SIZE};
+use crate::pacing::FlashTimings;
+use crate::protocol::{Failure, MalformedRequest, Opcode, Request, Responder, Response, checksum};
+
+/// The value a ROM loader puts in its SYNC replies.
+const ROM_SYNC_VALUE: u32 = 0x2012_0707;
+/// The SYNC payload: `07 07 12 20` and 32 × `55`.
+const SYNC_PAYLOAD: [u8; 36] = {
+    let mut p = [0x55; 36];
+    p[0] = 0x07;
+    p[1] = 0x07;
+    p[2] = 0x12;
+    p[3] = 0x20;
+    p
+};
+/// Replies a ROM sends to one SYNC.
+const SYNC_REPLIES: usize = 8;
+/// Bit of the SPI CMD register that starts a user command.
+const SPI_CMD_USR: u32 = 1 << 18;
+/// The flash's SFDP header: signature, revision 1.6, one parameter header
+/// (JEDEC basic table, 16 words at 0x80). Everything after reads 0.
+const SFDP_HEADER: [u8; 16] = [
+    b'S', b'F', b'D', b'P', 0x06, 0x01, 0x00, 0xFF, 0x00, 0x06, 0x01, 0x10, 0x80, 0x00, 0x00, 0xFF,
+];
+/// The stub's greeting after it starts.
+const OHAI: &[u8] = b"OHAI";
+
+/// One command the board received, for tests to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// Raw opcode byte.
+    pub opcode: u8,
+    /// Decoded opcode, if known.
+    pub command: Option<Opcode>,
+    /// The leading words of the payload (the block header for `*_DATA`;
+    /// none for SYNC).
+    pub args: Vec<u32>,
+    /// Payload length in bytes.
+    pub data_len: usize,
+    /// Whether the stub (rather than the ROM) received it.
+    pub stub: bool,
+}
+
+/// What the board does in answer to one frame.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Packets to send, in order (before SLIP framing).
+    pub frames: Vec<Vec<u8>>,
+    /// Time the chip is busy (flash erase/program) before the first frame.
+    pub busy: Duration,
+    /// Line rate to switch to once the frames are sent.
+    pub new_baud: Option<u32>,
+}
+
+/// A flash write in progress (FLASH_BEGIN or FLASH_DEFL_BEGIN).
+struct FlashWrite {
+    offset: u32,
+    /// Declared size; bytes beyond `offset + size` are padding.
+    size: u32,
+    block_size: u32,
+    next_seq: u32,
+    /// Bytes written so far (sequential writes of compressed data).
+    written: u32,
+    /// The stub erases ahead of the write; first sector not yet erased.
+    erase_next: Option<u32>,
+    inflater: Option<Decompress>,
+}
+
+/// A RAM upload in progress.
+struct MemUpload {
+    size: u32,
+    received: u32,
+    next_seq: u32,
+}
+
+/// A stub READ_FLASH being streamed to the host.
+struct FlashRead {
+    next: u32,
+    end: u32,
+    start: u32,
+    packet: u32,
+    max_in_flight: u32,
+    acked: u32,
+    md5: Md5,
+}
+
+/// State of the chip's serial loader.
+pub(crate) struct Loader {
+    chip: Chip,
+    responder: Responder,
+    registers: HashMap<u32, u32>,
+    spi: SpiRegs,
+    jedec_id: u32,
+    flash: Arc<Mutex<Flash>>,
+    log: Arc<Mutex<Vec<CommandRecord>>>,
+    timings: FlashTimings,
+    write: Option<FlashWrite>,
+    mem: Option<MemUpload>,
+    read: Option<FlashRead>,
+}
+
+/// Locks a mutex, recovering the data if a holder panicked.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Outcome = Result<Response, Failure>;
+
+impl Loader {
+    pub fn new(
+        chip: Chip,
+        registers: Vec<(u32, u32)>,
+        jedec_id: u32,
+        flash: Arc<Mutex<Flash>>,
+        log: Arc<Mutex<Vec<CommandRecord>>>,
+    ) -> Self {
+        Loader {
+            chip,
+            responder: Responder::Rom,
+            registers: registers.into_iter().collect(),
+            spi: chip.spi_regs(),
+            jedec_id,
+            flash,
+            log,
+            timings: FlashTimings::W25Q,
+            write: None,
+            mem: None,
+            read: None,
+        }
+    }
+
+    /// Handles one SLIP frame from the host.
+    pub fn handle(&mut self, frame: &[u8], faults: &mut FaultInjector) -> Output {
+        let mut out = Output::default();
+        if self.read.is_some() {
+            if let Ok(ack) = <[u8; 4]>::try_from(frame) {
+                self.read_ack(u32::from_le_bytes(ack), &mut out);
+                return out;
+            }
+            // Anything else ends the transfer, as a new command would.
+            self.read = None;
+        }
+        let request = match Request::parse(frame) {
+            Ok(request) => request,
+            Err(MalformedRequest::NotARequest) => return out,
+            Err(MalformedRequest::LengthMismatch { op, .. }) => {
+                self.reply(&mut out, Response::failed(op, Failure::InvalidMessage));
+                return out;
+            }
+        };
+        self.record(&request);
+        let command = Opcode::from_byte(request.op);
+        let responder = self.responder;
+        let outcome = match command {
+            Some(Opcode::Sync) => {
+                if request.data == SYNC_PAYLOAD {
+                    self.read = None;
+                    let value = match responder {
+                        Responder::Rom => ROM_SYNC_VALUE,
+                        Responder::Stub => 0,
+                    };
+                    for _ in 0..SYNC_REPLIES {
+                        self.reply(&mut out, Response::ok(request.op).with_value(value));
+                    }
+                }
+                return out;
+            }
+            Some(op) => self.execute(op, &request, faults, &mut out),
+            None => Err(match responder {
+                Responder::Rom => Failure::InvalidMessage,
+                Responder::Stub => Failure::Unimplemented,
+            }),
+        };
+        let response = outcome.unwrap_or_else(|failure| Response::failed(request.op, failure));
+        out.frames.insert(0, response.encode(responder));
+        // The stub greets once it runs; a stub told to reboot hands back to
+        // the ROM (strapping pins keep the chip in download mode).
+        match command {
+            Some(Opcode::MemEnd) if response.failure.is_none() && request.word(0) == Some(0) => {
+                out.frames.push(OHAI.to_vec());
+                self.responder = Responder::Stub;
+            }
+            Some(Opcode::FlashEnd | Opcode::FlashDeflEnd)
+                if responder == Responder::Stub && request.word(0).unwrap_or(0) == 0 =>
+            {
+                self.responder = Responder::Rom;
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn reply(&self, out: &mut Output, response: Response) {
+        out.frames.push(response.encode(self.responder));
+    }
+
+    fn record(&self, request: &Request) {
+        let command = Opcode::from_byte(request.op);
+        let args = match command {
+            Some(Opcode::Sync) => Vec::new(),
+            Some(Opcode::WriteReg) => request.words().collect(),
+            _ => request.words().take(6).collect(),
+        };
+        lock(&self.log).push(CommandRecord {
+            opcode: request.op,
+            command,
+            args,
+            data_len: request.data.len(),
+            stub: self.responder == Responder::Stub,
+        });
+    }
+
+    fn stub_only(&self) -> Result<(), Failure> {
+        match self.responder {
+            Responder::Stub => Ok(()),
+            Responder::Rom => Err(Failure::InvalidMessage),
+        }
+    }
+
+    fn execute(
+        &mut self,
+        op: Opcode,
+        req: &Request,
+        faults: &mut FaultInjector,
+        out: &mut Output,
+    ) -> Outcome {
+        let ok = Response::ok(req.op);
+        let word = |i| req.word(i).ok_or(Failure::InvalidMessage);
+        match op {
+            Opcode::Sync => Ok(ok),
+            Opcode::ReadReg => {
+                let addr = word(0)?;
+                Ok(ok.with_value(self.registers.get(&addr).copied().unwrap_or(0)))
+            }
+            Opcode::WriteReg => {
+                if req.data.is_empty() || !req.data.len().is_multiple_of(16) {
+                    return Err(Failure::InvalidMessage);
+                }
+                for i in (0..req.data.len() / 4).step_by(4) {
+                    self.write_register(word(i)?, word(i + 1)?, word(i + 2)?);
+                }
+                Ok(ok)
+            }
+            Opcode::GetSecurityInfo => self
+                .chip
+                .security_info()
+                .map(|info| ok.with_data(info))
+                .ok_or(Failure::InvalidMessage),
+            Opcode::SpiAttach => match req.data.len() {
+                4 | 8 => Ok(ok),
+                _ => Err(Failure::InvalidMessage),
+            },
+            Opcode::SpiSetParams => match req.data.len() {
+                24 => Ok(ok),
+                _ => Err(Failure::InvalidMessage),
+            },
+            Opcode::ChangeBaudrate => {
+                out.new_baud = Some(word(0)?).filter(|&b| b > 0);
+                Ok(ok)
+            }
+            Opcode::MemBegin => {
+                let size = word(0)?;
+                self.mem = Some(MemUpload {
+                    size,
+                    received: 0,
+                    next_seq: 0,
+                });
+                Ok(ok)
+            }
+            Opcode::MemData => {
+                let (seq, data) = data_block(req)?;
+                let mem = self.mem.as_mut().ok_or(Failure::FailedToAct)?;
+                if seq != mem.next_seq {
+                    return Err(Failure::FailedToAct);
+                }
+                mem.next_seq += 1;
+                mem.received = mem.received.saturating_add(data.len() as u32);
+                if mem.received > mem.size {
+                    return Err(Failure::FailedToAct);
+                }
+                Ok(ok)
+            }
+            Opcode::MemEnd => {
+                self.mem = None;
+                Ok(ok)
+            }
+            Opcode::FlashBegin | Opcode::FlashDeflBegin => {
+                self.begin_write(req, op == Opcode::FlashDeflBegin, out)?;
+                Ok(ok)
+            }
+            Opcode::FlashData => {
+                self.write_block(req, out)?;
+                Ok(ok)
+            }
+            Opcode::FlashDeflData => {
+                self.write_compressed_block(req, out)?;
+                Ok(ok)
+            }
+            Opcode::FlashEnd | Opcode::FlashDeflEnd => {
+                self.write = None;
+                Ok(ok)
+            }
+            Opcode::SpiFlashMd5 => {
+                let (addr, size) = (word(0)?, word(1)?);
+                let mut digest: [u8; 16] = {
+                    let flash = lock(&self.flash);
+                    Md5::digest(flash.read(addr, size).map_err(|_| Failure::FlashRead)?).into()
+                };
+                if faults.falsify_md5() {
+                    digest[0] ^= 0xFF;
+                }
+                Ok(ok.with_data(match self.responder {
+                    Responder::Rom => hex_lower(&digest).into_bytes(),
+                    Responder::Stub => digest.to_vec(),
+                }))
+            }
+            Opcode::ReadFlashSlow => {
+                if self.responder == Responder::Stub {
+                    return Err(Failure::Unimplemented);
+                }
+                let (addr, size) = (word(0)?, word(1)?);
+                if size > 64 {
+                    return Err(Failure::ReadLength);
+                }
+                let mut block = lock(&self.flash)
+                    .read(addr, size)
+                    .map_err(|_| Failure::FlashRead)?
+                    .to_vec();
+                block.resize(64, 0);
+                Ok(ok.with_data(block))
+            }
+            Opcode::EraseFlash => {
+                self.stub_only()?;
+                let mut flash = lock(&self.flash);
+                let size = flash.size();
+                let ops = flash.erase(0, size).map_err(|_| Failure::FlashWrite)?;
+                out.busy += self.timings.erase(ops);
+                Ok(ok)
+            }
+            Opcode::EraseRegion => {
+                self.stub_only()?;
+                let (addr, size) = (word(0)?, word(1)?);
+                if !addr.is_multiple_of(SECTOR_SIZE) || !size.is_multiple_of(SECTOR_SIZE) {
+                    return Err(Failure::FailedToAct);
+                }
+                let ops = lock(&self.flash)
+                    .erase(addr, size)
+                    .map_err(|_| Failure::FlashWrite)?;
+                out.busy += self.timings.erase(ops);
+                Ok(ok)
+            }
+            Opcode::ReadFlash => {
+                self.stub_only()?;
+                let (start, len, packet, max_in_flight) = (word(0)?, word(1)?, word(2)?, word(3)?);
+                let end = start.checked_add(len).ok_or(Failure::FlashRead)?;
+                if packet == 0 || end > lock(&self.flash).size() {
+                    return Err(Failure::FlashRead);
+                }
+                self.read = Some(FlashRead {
+                    next: start,
+                    end,
+                    start,
+                    packet,
+                    max_in_flight: max_in_flight.max(1),
+                    acked: 0,
+                    md5: Md5::new(),
+                });
+                // The data packets follow the reply.
+                self.read_ack(0, out);
+                Ok(ok)
+            }
+        }
+    }
+
+    fn write_register(&mut self, addr: u32, value: u32, mask: u32) {
+        let old = self.registers.get(&addr).copied().unwrap_or(0);
+        let mut new = (old & !mask) | (value & mask);
+        if addr == self.spi.cmd() && new & SPI_CMD_USR != 0 {
+            self.run_spi_command();
+            new &= !SPI_CMD_USR;
+        }
+        self.registers.insert(addr, new);
+    }
+
+    /// Runs the SPI flash command set up in the SPI1 user registers.
+    fn run_spi_command(&mut self) {
+        let reg = |a| self.registers.get(&a).copied().unwrap_or(0);
+        let opcode = reg(self.spi.usr2) & 0xFF;
+        let bits = (reg(self.spi.miso_dlen) & 0x3FF) + 1;
+        let mut addr = reg(self.spi.addr());
+        if self.spi.addr_msb {
+            addr >>= 8;
+        }
+        let result = match opcode {
+            0x9F => self.jedec_id,
+            0x5A => {
+                let byte = |i: u32| {
+                    let at = addr.wrapping_add(i) as usize;
+                    SFDP_HEADER.get(at).copied().unwrap_or(0)
+                };
+                u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+            }
+            _ => 0,
+        };
+        let mask = if bits >= 32 {
+            u32::MAX
+        } else {
+            (1 << bits) - 1
+        };
+        self.registers.insert(self.spi.w0, result & mask);
+    }
+
+    fn begin_write(
+        &mut self,
+        req: &Request,
+        compressed: bool,
+        out: &mut Output,
+    ) -> Result<(), Failure> {
+        if !matches!(req.data.len(), 16 | 20) {
+            return Err(Failure::InvalidMessage);
+        }
+        let word = |i| req.word(i).unwrap_or(0);
+        let (size, block_size, offset) = (word(0), word(2), word(3));
+        self.write = None;
+        if size == 0 {
+            return Ok(());
+        }
+        let flash_size = lock(&self.flash).size();
+        if u64::from(offset) + u64::from(size) > u64::from(flash_size) || block_size == 0 {
+            return Err(Failure::FailedToAct);
+        }
+        let erase_next = match self.responder {
+            Responder::Rom => {
+                let ops = lock(&self.flash)
+                    .erase(offset, size)
+                    .map_err(|_| Failure::FlashWrite)?;
+                out.busy += self.timings.erase(ops);
+                None
+            }
+            Responder::Stub => Some(offset - offset % SECTOR_SIZE),
+        };
+        self.write = Some(FlashWrite {
+            offset,
+            size,
+            block_size,
+            next_seq: 0,
+            written: 0,
+            erase_next,
+            inflater: compressed.then(|| Decompress::new(true)),
+        });
+        Ok(())
+    }
+
+    fn write_block(&mut self, req: &Request, out: &mut Output) -> Result<(), Failure> {
+        let (seq, data) = data_block(req)?;
+        let write = self.write.as_mut().ok_or(Failure::FailedToAct)?;
+        if write.inflater.is_some() || seq != write.next_seq {
+            return Err(Failure::FailedToAct);
+        }
+        write.next_seq += 1;
+        let at = u64::from(seq) * u64::from(write.block_size);
+        let at = u32::try_from(at).map_err(|_| Failure::FlashWrite)?;
+        program(write, &self.flash, &self.timings, at, data, out)
+    }
+
+    fn write_compressed_block(&mut self, req: &Request, out: &mut Output) -> Result<(), Failure> {
+        let (seq, data) = data_block(req)?;
+        let write = self.write.as_mut().ok_or(Failure::FailedToAct)?;
+        if seq != write.next_seq {
+            return Err(Failure::FailedToAct);
+        }
+        write.next_seq += 1;
+        let inflater = write.inflater.as_mut().ok_or(Failure::FailedToAct)?;
+        let mut plain = Vec::with_capacity(data.len() * 4);
+        let mut input = data;
+        loop {
+            plain.reserve(0x4000);
+            let before_in = inflater.total_in();
+            let status = inflater
+                .decompress_vec(input, &mut plain, FlushDecompress::None)
+                .map_err(|_| Failure::Deflate)?;
+            let consumed = (inflater.total_in() - before_in) as usize;
+            input = &input[consumed..];
+            if status == Status::StreamEnd || (input.is_empty() && plain.len() < plain.capacity()) {
+                break;
+            }
+        }
+        let at = write.written;
+        program(write, &self.flash, &self.timings, at, &plain, out)
+    }
+
+    /// Sends READ_FLASH packets up to the in-flight limit after the host
+    /// acknowledged `acked` bytes; ends with the MD5 of the data.
+    fn read_ack(&mut self, acked: u32, out: &mut Output) {
+        let Some(read) = self.read.as_mut() else {
+            return;
+        };
+        read.acked = read.acked.max(acked);
+        let flash = lock(&self.flash);
+        while read.next < read.end
+            && read.next - read.start - read.acked < read.packet * read.max_in_flight
+        {
+            let len = read.packet.min(read.end - read.next);
+            let Ok(data) = flash.read(read.next, len) else {
+                break;
+            };
+            read.md5.update(data);
+            out.frames.push(data.to_vec());
+            read.next += len;
+        }
+        if read.next >= read.end && read.acked >= read.end - read.start {
+            let digest = std::mem::take(&mut read.md5).finalize();
+            out.frames.push(digest.to_vec());
+            drop(flash);
+            self.read = None;
+        }
+    }
+}
+
+/// Splits a `*_DATA` payload into sequence number and data, checking the
+/// length field and the checksum.
+fn data_block(req: &Request) -> Result<(u32, &[u8]), Failure> {
+    let len = req.word(0).ok_or(Failure::InvalidMessage)?;
+    let seq = req.word(1).ok_or(Failure::InvalidMessage)?;
+    let data = &req.data[16.min(req.data.len())..];
+    if data.len() != len as usize {
+        return Err(Failure::ReadLength);
+    }
+    if checksum(data) != req.checksum & 0xFF {
+        return Err(Failure::BadChecksum);
+    }
+    Ok((seq, data))
+}
+
+/// Programs `data` at `write.offset + at`, dropping padding beyond the
+/// declared size; the stub erases the sectors first.
+fn program(
+    write: &mut FlashWrite,
+    flash: &Mutex<Flash>,
+    timings: &FlashTimings,
+    at: u32,
+    data: &[u8],
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let len = (data.len() as u32).min(write.size.saturating_sub(at));
+    let start = write.offset.checked_add(at).ok_or(Failure::FlashWrite)?;
+    let end = start + len;
+    let mut flash = lock(flash);
+    if let Some(erase_next) = write.erase_next.as_mut() {
+        let erase_end = (write.offset + write.size).next_multiple_of(SECTOR_SIZE);
+        let want = end.next_multiple_of(SECTOR_SIZE).min(erase_end);
+        if want > *erase_next {
+            let ops = flash
+                .erase(*erase_next, want - *erase_next)
+                .map_err(|_| Failure::FlashWrite)?;
+            out.busy += timings.erase(ops);
+            *erase_next = want;
+        }
+    }
+    let pages = flash
+        .program(start, &data[..len as usize])
+        .map_err(|_| Failure::FlashWrite)?;
+    out.busy += timings.program(pages);
+    write.written = write.written.max(at + len);
+    Ok(())
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,134 @@
+//! Real-time pacing: UART byte times and SPI NOR flash operation times.
+//!
+//! Without pacing the board answers as fast as the host can talk to it.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::flash::EraseOps;
+
+/// Bits on the wire per byte: start bit, 8 data bits, stop bit (8N1).
+pub const BITS_PER_BYTE: u64 = 10;
+
+/// The rate of a line nobody has configured: the ROM loader's 115200 baud.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// Typical SPI NOR operation times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashTimings {
+    /// 4 KiB sector erase.
+    pub sector_erase: Duration,
+    /// 64 KiB block erase.
+    pub block_erase: Duration,
+    /// 256-byte page program.
+    pub page_program: Duration,
+}
+
+impl FlashTimings {
+    /// Typical values of the Winbond W25Q128JV datasheet (tSE 45 ms,
+    /// tBE2 150 ms, tPP 0.4 ms), representative of 4-128 MB SPI NOR parts.
+    pub const W25Q: FlashTimings = FlashTimings {
+        sector_erase: Duration::from_millis(45),
+        block_erase: Duration::from_millis(150),
+        page_program: Duration::from_micros(400),
+    };
+
+    /// Time to carry out `erase`.
+    pub fn erase(&self, erase: EraseOps) -> Duration {
+        self.sector_erase * erase.sectors + self.block_erase * erase.blocks
+    }
+
+    /// Time to program `pages` pages.
+    pub fn program(&self, pages: u32) -> Duration {
+        self.page_program * pages
+    }
+}
+
+/// Wire time of `bytes` bytes at `baud`.
+pub fn wire_time(bytes: u64, baud: u32) -> Duration {
+    let nanos =
+        u128::from(bytes) * u128::from(BITS_PER_BYTE) * 1_000_000_000 / u128::from(baud.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Holds the board to real time when enabled; does nothing otherwise.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    enabled: bool,
+    rx_done: Instant,
+    tx_done: Instant,
+}
+
+impl Pacer {
+    pub fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Pacer {
+            enabled,
+            rx_done: now,
+            tx_done: now,
+        }
+    }
+
+    /// Waits until `n` bytes that just turned up could have crossed the
+    /// wire at `baud`.
+    pub fn received(&mut self, n: usize, baud: u32) {
+        if self.enabled {
+            self.rx_done = self.rx_done.max(Instant::now()) + wire_time(n as u64, baud);
+            sleep_until(self.rx_done);
+        }
+    }
+
+    /// Waits for a flash operation of length `busy`.
+    pub fn busy(&mut self, busy: Duration) {
+        if self.enabled && !busy.is_zero() {
+            thread::sleep(busy);
+        }
+    }
+
+    /// Sends `bytes` through `send` no faster than `baud` allows, in chunks
+    /// of about a millisecond each.
+    pub fn transmit<E>(
+        &mut self,
+        bytes: &[u8],
+        baud: u32,
+        mut send: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.enabled {
+            return send(bytes);
+        }
+        let chunk = (baud as usize / 10_000).max(1);
+        for piece in bytes.chunks(chunk) {
+            self.tx_done = self.tx_done.max(Instant::now()) + wire_time(piece.len() as u64, baud);
+            sleep_until(self.tx_done);
+            send(piece)?;
+        }
+        Ok(())
+    }
+}
+
+fn sleep_until(deadline: Instant) {
+    let now = Instant::now();
+    if deadline > now {
+        thread::sleep(deadline - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_time_of_one_second() {
+        assert_eq!(wire_time(11_520, 115_200), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn flash_timing_sums() {
+        let ops = EraseOps {
+            sectors: 2,
+            blocks: 1,
+        };
+        assert_eq!(FlashTimings::W25Q.erase(ops), Duration::from_millis(240));
+        assert_eq!(FlashTimings::W25Q.program(4), Duration::from_micros(1600));
+    }
+}
