@@ -1,1 +1,215 @@
-fn main() {}
+//! `imagegen`: the command line over the imagegen library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use imagegen::bundle::{Bundle, Metadata};
+use imagegen::error::{Error, Result};
+use imagegen::flash_image::{self, Release};
+use imagegen::image::rfc3339;
+use imagegen::inputs::{SourceFile, TargetInput};
+use imagegen::platform::Platform;
+use imagegen::sink::{archive, layout};
+
+/// Builds OCI flash images for ESP32-family boards from ESP-IDF builds, without a container
+/// engine.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the multi-arch flash image (static /flasher + /firmware bundle).
+    #[command(
+        after_help = "Example:\n  imagegen build --target esp32s3r8=app/build --target app-c3/build \\\n    \
+        --flasher linux/amd64=out/amd64/flasher --flasher linux/arm64=out/arm64/flasher \\\n    \
+        --app-type demo --version 1.2.0 --revision $(git rev-parse HEAD) \\\n    \
+        --output out/flash-layout --archive out/flash.tar"
+    )]
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// An ESP-IDF build directory (or its project), optionally named: [NAME=]DIR. NAME is the
+    /// --chip users pass, with a PSRAM suffix if any (esp32s3r8); default: the build's target.
+    #[arg(long = "target", value_name = "[NAME=]DIR")]
+    targets: Vec<String>,
+    /// A target from explicit files:
+    /// name=T,bootloader=P,partition-table=P,app=P,sdkconfig=P[,ota-data=P][,partitions-csv=P].
+    #[arg(long = "target-files", value_name = "SPEC")]
+    target_files: Vec<String>,
+    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
+    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
+    flashers: Vec<String>,
+    /// Model file written to the tflite_model partition (/firmware/model.bin).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Application type, used in tags (default: the app's project name).
+    #[arg(long)]
+    app_type: Option<String>,
+    /// Release version, used in tags (default: the app's version).
+    #[arg(long = "version", value_name = "VERSION")]
+    release_version: Option<String>,
+    /// Source revision (git commit); its first 7 characters end the per-platform tags.
+    #[arg(long)]
+    revision: Option<String>,
+    /// Source repository URL (org.opencontainers.image.source).
+    #[arg(long)]
+    source: Option<String>,
+    /// Creation time: RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds. Default: SOURCE_DATE_EPOCH,
+    /// else 1970-01-01T00:00:00Z, so that builds are reproducible.
+    #[arg(long)]
+    created: Option<String>,
+    /// Extra tag for the index (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Write an OCI image layout directory here.
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Write an archive for `docker load` (and oci-archive: tools) here.
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
+    /// Repository the archive's tags are loaded under (default: <app>-flash).
+    #[arg(long, value_name = "NAME")]
+    repo: Option<String>,
+    /// Platform that `docker load` tags with the index tags (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    archive_platform: Option<Platform>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => build(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imagegen: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(args: BuildArgs) -> Result<()> {
+    if args.output.is_none() && args.archive.is_none() {
+        return Err(Error::Usage(
+            "nothing to write: add --output DIR (OCI layout) and/or --archive FILE".into(),
+        ));
+    }
+    let created = created(args.created.as_deref())?;
+    let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
+    for spec in &args.flashers {
+        let (platform, path) = spec.split_once('=').ok_or_else(|| {
+            Error::Usage(format!(
+                "--flasher '{spec}': expected PLATFORM=PATH, e.g. linux/amd64=out/flasher"
+            ))
+        })?;
+        let platform: Platform = platform.parse().map_err(Error::Usage)?;
+        if flashers.iter().any(|(p, _)| *p == platform) {
+            return Err(Error::Usage(format!(
+                "--flasher {platform} is given twice: pass one executable per platform"
+            )));
+        }
+        let file = SourceFile::read(path.as_ref())?;
+        imagegen::elf::check_static_executable(&file.path, &file.bytes, platform)?;
+        flashers.push((platform, file.bytes));
+    }
+    flashers.sort_by_key(|(p, _)| *p);
+
+    let mut targets = Vec::new();
+    for spec in &args.targets {
+        let (name, dir) = match spec.split_once('=') {
+            Some((n, d)) => (Some(n), d),
+            None => (None, spec.as_str()),
+        };
+        targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
+    }
+    for spec in &args.target_files {
+        targets.push(TargetInput::from_spec(spec)?);
+    }
+    let model = args.model.as_deref().map(SourceFile::read).transpose()?;
+    let metadata = Metadata {
+        app_type: args.app_type,
+        version: args.release_version,
+        revision: args.revision,
+    };
+    let bundle = Bundle::new(targets, model, &metadata)?;
+    let release = Release {
+        created,
+        source: args.source,
+        extra_tags: args.tags,
+    };
+    let image = flash_image::build(&bundle, &flashers, &release)?;
+
+    if let Some(dir) = &args.output {
+        layout::write(&image, dir)?;
+    }
+    if let Some(path) = &args.archive {
+        let app = bundle
+            .manifest()
+            .targets
+            .first()
+            .map_or("app", |t| t.app.name.as_str());
+        let default_arch = args
+            .archive_platform
+            .or_else(|| std::env::consts::ARCH.parse().ok())
+            .unwrap_or(Platform::Amd64);
+        let names = archive::DockerNames {
+            repository: args
+                .repo
+                .unwrap_or_else(|| format!("{}-flash", app.to_ascii_lowercase())),
+            default_arch: default_arch.arch().to_string(),
+        };
+        archive::write(&image, path, &names)?;
+    }
+
+    println!("index {}", image.index.digest());
+    for img in &image.images {
+        let compressed: usize = img.layers.iter().map(|l| l.blob.bytes().len()).sum();
+        println!(
+            "image {} {}/{} {} bytes compressed",
+            img.manifest.digest(),
+            img.platform.os(),
+            img.platform.architecture(),
+            compressed + img.config.bytes().len() + img.manifest.bytes().len()
+        );
+    }
+    for (tag, d) in &image.refs {
+        println!("tag {tag} {}", d.digest());
+    }
+    Ok(())
+}
+
+/// The creation time: the flag, else SOURCE_DATE_EPOCH, else the epoch.
+fn created(flag: Option<&str>) -> Result<String> {
+    let (value, origin) = match (flag, std::env::var("SOURCE_DATE_EPOCH").ok()) {
+        (Some(v), _) => (v.to_string(), "--created"),
+        (None, Some(v)) => (v, "SOURCE_DATE_EPOCH"),
+        (None, None) => return Ok(rfc3339(0)),
+    };
+    if let Ok(secs) = value.trim().parse::<i64>() {
+        return Ok(rfc3339(secs));
+    }
+    let b = value.as_bytes();
+    let shape = b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if shape {
+        Ok(value)
+    } else {
+        Err(Error::Usage(format!(
+            "{origin} '{value}' is not a time: use Unix seconds or RFC 3339 UTC like 2026-01-31T12:00:00Z"
+        )))
+    }
+}
