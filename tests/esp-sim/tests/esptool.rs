@@ -1,0 +1,141 @@
+//! Cross-validation with the reference client, esptool 5.x: every chip,
+//! with and without the stub, compressed and not, through the `esp-sim`
+//! binary; the dumped flash must equal `esptool merge-bin` of the parts.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+
+use esp_sim::{BoardConfig, Chip, FlashSize, SimProcess};
+
+/// esptool's display name of a chip.
+fn display_name(chip: Chip) -> String {
+    let name = chip.name().to_ascii_uppercase();
+    match name.strip_prefix("ESP32") {
+        Some("") | None => name,
+        Some(suffix) => format!("ESP32-{suffix}"),
+    }
+}
+
+fn flash_size(chip: Chip) -> FlashSize {
+    match chip {
+        Chip::Esp32s3 => "16MB",
+        Chip::Esp32c6 => "8MB",
+        Chip::Esp32h2 => "2MB",
+        _ => "4MB",
+    }
+    .parse()
+    .unwrap()
+}
+
+fn spawn_sim(config: &BoardConfig, dump: &Path, link: &Path) -> SimProcess {
+    let mut args = config.to_args();
+    args.extend(["--dump".into(), dump.display().to_string()]);
+    args.extend(["--link".into(), link.display().to_string()]);
+    SimProcess::spawn(env!("CARGO_BIN_EXE_esp-sim"), &args).expect("esp-sim starts")
+}
+
+/// `first` followed by `rest`.
+fn concat<'a>(first: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    [first, rest].concat()
+}
+
+fn check(ok: bool, what: &str, output: &str) {
+    assert!(ok, "{what} failed:\n{output}");
+}
+
+/// One esptool session per mode on a fresh board; returns nothing, panics
+/// with esptool's output on any mismatch.
+fn cross_validate(chip: Chip) {
+    let size = flash_size(chip);
+    let config = BoardConfig::new(chip).flash_size(size);
+    let name = chip.name();
+    let modes = [(true, "-z"), (true, "-u"), (false, "-z"), (false, "-u")];
+    for (round, (stub, compression)) in modes.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |n: &str| dir.path().join(n);
+        let seed = (chip as u64) * 10 + round as u64;
+        let parts = [
+            (
+                chip.bootloader_offset(),
+                common::payload(seed, 0x4C00, true),
+                "boot.bin",
+            ),
+            (0x8000, common::payload(seed + 1, 0xC00, true), "table.bin"),
+            (
+                0x1_0000,
+                common::payload(seed + 2, 0x1_2344, false),
+                "app.bin",
+            ),
+        ];
+        let mut part_args = Vec::new();
+        for (offset, data, file_name) in &parts {
+            fs::write(file(file_name), data).unwrap();
+            part_args.push(format!("{offset:#x}"));
+            part_args.push(file(file_name).display().to_string());
+        }
+        let part_args: Vec<&str> = part_args.iter().map(String::as_str).collect();
+
+        let sim = spawn_sim(&config, &file("dump.bin"), &file("port"));
+        let port = file("port");
+        let stub_args: &[&str] = if stub { &[] } else { &["--no-stub"] };
+
+        if round < 2 {
+            let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["chip-id"]));
+            check(ok, "chip-id", &out);
+            assert!(
+                out.contains(&format!("Connected to {} on", display_name(chip))),
+                "{out}"
+            );
+            let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["flash-id"]));
+            check(ok, "flash-id", &out);
+            assert!(
+                out.contains(&format!("Detected flash size: {size}")),
+                "{out}"
+            );
+        }
+        let mut write = concat(stub_args, &["write-flash", compression]);
+        write.extend(&part_args);
+        let (ok, out) = common::run_esptool(&port, name, &write);
+        check(ok, "write-flash", &out);
+        let mut verify = concat(stub_args, &["verify-flash"]);
+        verify.extend(&part_args);
+        let (ok, out) = common::run_esptool(&port, name, &verify);
+        check(ok, "verify-flash", &out);
+        let status = sim.stop().unwrap();
+        assert!(status.success(), "esp-sim exited with {status}");
+
+        let merged = file("merged.bin");
+        let mut merge = vec!["merge-bin", "-o", merged.to_str().unwrap(), "--pad-to-size"];
+        let size_text = size.to_string();
+        merge.push(&size_text);
+        merge.extend(&part_args);
+        let (ok, out) = common::run_esptool(Path::new("unused"), name, &merge);
+        check(ok, "merge-bin", &out);
+        let expected = fs::read(&merged).unwrap();
+        let dumped = fs::read(file("dump.bin")).unwrap();
+        assert_eq!(dumped.len(), size.bytes() as usize);
+        assert_eq!(
+            common::first_difference(&dumped, &expected),
+            None,
+            "{name} stub={stub} {compression}: dump differs from merge-bin"
+        );
+        assert!(!port.exists(), "the link is removed on exit");
+    }
+}
+
+#[test]
+fn esptool_cross_validation_every_chip() {
+    let threads: Vec<_> = Chip::ALL
+        .into_iter()
+        .map(|chip| thread::spawn(move || cross_validate(chip)))
+        .collect();
+    let failures: Vec<_> = threads
+        .into_iter()
+        .zip(Chip::ALL)
+        .filter_map(|(t, chip)| t.join().err().map(|_| chip))
+        .collect();
+    assert!(failures.is_empty(), "failed for {failures:?}");
+}
