@@ -7,6 +7,7 @@
 pub mod elf;
 pub mod firmware;
 pub mod idf_build;
+pub mod tools;
 
 use std::path::PathBuf;
 
