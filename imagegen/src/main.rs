@@ -103,6 +103,19 @@ fn build(args: BuildArgs) -> Result<()> {
         ));
     }
     let created = created(args.created.as_deref())?;
+
+    let mut targets = Vec::new();
+    for spec in &args.targets {
+        let (name, dir) = match spec.split_once('=') {
+            Some((n, d)) => (Some(n), d),
+            None => (None, spec.as_str()),
+        };
+        targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
+    }
+    for spec in &args.target_files {
+        targets.push(TargetInput::from_spec(spec)?);
+    }
+    let model = args.model.as_deref().map(SourceFile::read).transpose()?;
     let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
     for spec in &args.flashers {
         let (platform, path) = spec.split_once('=').ok_or_else(|| {
@@ -121,19 +134,6 @@ fn build(args: BuildArgs) -> Result<()> {
         flashers.push((platform, file.bytes));
     }
     flashers.sort_by_key(|(p, _)| *p);
-
-    let mut targets = Vec::new();
-    for spec in &args.targets {
-        let (name, dir) = match spec.split_once('=') {
-            Some((n, d)) => (Some(n), d),
-            None => (None, spec.as_str()),
-        };
-        targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
-    }
-    for spec in &args.target_files {
-        targets.push(TargetInput::from_spec(spec)?);
-    }
-    let model = args.model.as_deref().map(SourceFile::read).transpose()?;
     let metadata = Metadata {
         app_type: args.app_type,
         version: args.release_version,

@@ -1,4 +1,5 @@
 //! Shared setup for imagegen's integration tests: generated builds and stand-in flashers.
+#![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
