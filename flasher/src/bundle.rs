@@ -161,10 +161,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Why a manifest cannot be used.
@@ -179,7 +181,9 @@ pub enum ManifestError {
     )]
     TooNew(u32),
     /// A path that escapes the bundle or is not relative.
-    #[error("manifest.json names an unsafe path '{0}': paths must be relative and stay inside the bundle")]
+    #[error(
+        "manifest.json names an unsafe path '{0}': paths must be relative and stay inside the bundle"
+    )]
     UnsafePath(String),
 }
 
@@ -272,7 +276,12 @@ mod tests {
         assert!(text.contains("\"role\": \"bootloader\""));
         assert!(text.contains("\"chip\": \"esp32s3\""));
         assert!(m.target("ESP32S3R8").is_some());
-        assert!(m.targets[0].file(Role::Bootloader).unwrap().matches(b"boot"));
+        assert!(
+            m.targets[0]
+                .file(Role::Bootloader)
+                .unwrap()
+                .matches(b"boot")
+        );
     }
 
     #[test]
@@ -287,7 +296,10 @@ mod tests {
             let mut m = manifest();
             m.targets[0].files[0].path = bad.into();
             assert!(
-                matches!(Manifest::from_json(&m.to_json()), Err(ManifestError::UnsafePath(_))),
+                matches!(
+                    Manifest::from_json(&m.to_json()),
+                    Err(ManifestError::UnsafePath(_))
+                ),
                 "{bad}"
             );
         }

@@ -50,7 +50,9 @@ pub enum ImageError {
     #[error("ESP image appended SHA-256 does not match its contents")]
     Digest,
     /// A flash size the header cannot encode.
-    #[error("flash size {0} bytes cannot be written into an image header (1 MB to 128 MB, powers of two)")]
+    #[error(
+        "flash size {0} bytes cannot be written into an image header (1 MB to 128 MB, powers of two)"
+    )]
     FlashSize(u64),
     /// The image carries a Secure Boot signature, which covers the header.
     #[error("ESP image is signed (Secure Boot): its header cannot be changed")]
@@ -84,9 +86,14 @@ impl FlashMode {
 
     /// Decodes header byte 2.
     pub fn from_code(code: u8) -> Option<FlashMode> {
-        [FlashMode::Qio, FlashMode::Qout, FlashMode::Dio, FlashMode::Dout]
-            .into_iter()
-            .find(|m| m.code() == code)
+        [
+            FlashMode::Qio,
+            FlashMode::Qout,
+            FlashMode::Dio,
+            FlashMode::Dout,
+        ]
+        .into_iter()
+        .find(|m| m.code() == code)
     }
 
     /// Parses the sdkconfig / esptool spelling (`dio`).
@@ -350,7 +357,10 @@ mod tests {
         img[4] ^= 1;
         assert_eq!(parse(&img), Err(ImageError::Digest));
         assert_eq!(parse(&[0x00; 40]), Err(ImageError::BadMagic(0)));
-        assert!(matches!(parse(&img[..20]), Err(ImageError::Truncated { .. })));
+        assert!(matches!(
+            parse(&img[..20]),
+            Err(ImageError::Truncated { .. })
+        ));
         assert!(matches!(parse(&[]), Err(ImageError::Truncated { .. })));
     }
 

@@ -2,10 +2,23 @@
 //!
 //! The bundle format ([`bundle`], [`image`], [`partition`], [`sdkconfig`]) is shared with
 //! `imagegen`, which builds with the `device` feature off.
+//!
+//! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
+//! arguments (with [`layout`] generating the `--override_pt` table) without touching the board;
+//! [`device`] (feature `device`) writes the plan with espflash. [`cli`] is the command line,
+//! [`error`] the typed errors and their exit codes, [`report`] the JSON report.
 
 pub mod bundle;
 pub mod chip;
+#[cfg(feature = "device")]
+pub mod cli;
+#[cfg(feature = "device")]
+pub mod device;
+pub mod error;
 pub mod image;
+pub mod layout;
 pub mod partition;
+pub mod plan;
+pub mod report;
 pub mod sdkconfig;
 pub mod size;

@@ -58,7 +58,8 @@ impl Sdkconfig {
 
     /// A numeric value (`0x8000` or decimal). `Some(Err(value))` when it is set but not a number.
     pub fn number(&self, key: &str) -> Option<Result<u32, String>> {
-        self.get(key).map(|v| parse_u32(v).ok_or_else(|| v.to_string()))
+        self.get(key)
+            .map(|v| parse_u32(v).ok_or_else(|| v.to_string()))
     }
 }
 
@@ -97,7 +98,10 @@ mod tests {
              CONFIG_ESPTOOLPY_FLASHMODE=\"dio\"\nCONFIG_X=\"a\\\"b\"\nCONFIG_PARTITION_TABLE_CUSTOM=y\n",
         )
         .unwrap();
-        assert_eq!(cfg.number("CONFIG_PARTITION_TABLE_OFFSET"), Some(Ok(0x8000)));
+        assert_eq!(
+            cfg.number("CONFIG_PARTITION_TABLE_OFFSET"),
+            Some(Ok(0x8000))
+        );
         assert_eq!(cfg.get("CONFIG_ESPTOOLPY_FLASHMODE"), Some("dio"));
         assert_eq!(cfg.get("CONFIG_X"), Some("a\"b"));
         assert!(cfg.enabled("CONFIG_PARTITION_TABLE_CUSTOM"));

@@ -53,7 +53,16 @@ mod tests {
             assert_eq!(s.parse::<FlashSize>().unwrap().bytes(), 4 << 20, "{s}");
         }
         assert_eq!("128MB".parse::<FlashSize>().unwrap().to_string(), "128MB");
-        for s in ["", "3MB", "256MB", "4", "4KB", "MB", "-4MB", "99999999999999999MB"] {
+        for s in [
+            "",
+            "3MB",
+            "256MB",
+            "4",
+            "4KB",
+            "MB",
+            "-4MB",
+            "99999999999999999MB",
+        ] {
             assert!(s.parse::<FlashSize>().is_err(), "{s}");
         }
     }

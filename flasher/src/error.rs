@@ -1,0 +1,347 @@
+//! Typed errors of the flasher, each naming the problem and the fix, and the exit code each
+//! kind of failure ends the program with (docs/flasher.md lists them).
+
+use std::path::PathBuf;
+
+use crate::bundle::ManifestError;
+use crate::chip::Chip;
+use crate::image::ImageError;
+use crate::layout::{LayoutError, OverrideMode};
+
+/// The kinds of failure, one exit code each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Anything else (an output file that cannot be written, an internal error).
+    Other,
+    /// Bad command line: unknown chip or mode, bad size, a layout that does not fit the size.
+    Usage,
+    /// The firmware bundle is unusable: missing or altered files, invalid images or tables.
+    Bundle,
+    /// The serial device is missing, busy, not a serial device, or no bootloader answers.
+    Device,
+    /// The board is not what was asked for: another chip or a smaller flash.
+    Board,
+    /// Writing or verifying the flash failed.
+    Write,
+}
+
+impl ExitKind {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Other => 1,
+            ExitKind::Usage => 2,
+            ExitKind::Bundle => 3,
+            ExitKind::Device => 4,
+            ExitKind::Board => 5,
+            ExitKind::Write => 6,
+        }
+    }
+}
+
+/// Why no flashing plan can be made from the bundle and the arguments.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The firmware directory holds neither a manifest nor target folders.
+    #[error(
+        "no firmware bundle in {0}: expected manifest.json or <target>/artifacts/ folders; \
+         run the flash image itself or pass --firmware-dir"
+    )]
+    NoBundle(PathBuf),
+    /// The image has no folder for the requested target.
+    #[error(
+        "target '{asked}' is not in this image (it has: {available}): pass one of them to --chip"
+    )]
+    TargetNotInImage {
+        /// The `--chip` value.
+        asked: String,
+        /// Targets the image holds, comma-separated.
+        available: String,
+    },
+    /// A file of the bundle cannot be read.
+    #[error("cannot read {path}: {source}; the image is incomplete, pull or rebuild it")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The manifest is unusable.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    /// A file differs from what the manifest says.
+    #[error(
+        "{path} does not match manifest.json (sha256 {found}, expected {expected}): \
+         the image is corrupt or was altered; pull it again"
+    )]
+    Tampered {
+        /// The file, relative to the bundle.
+        path: String,
+        /// SHA-256 in the manifest.
+        expected: String,
+        /// SHA-256 of the file.
+        found: String,
+    },
+    /// The manifest's target lacks a file the plan needs.
+    #[error("the bundle has no {what} for target {target}; rebuild the image with imagegen")]
+    MissingFile {
+        /// What is missing.
+        what: &'static str,
+        /// The target.
+        target: String,
+    },
+    /// No single app binary could be found in a bundle without manifest.
+    #[error(
+        "cannot tell the app of {dir}: expected exactly one .bin besides bootloader, ota_data and \
+         partition files, found {found}; rebuild the image"
+    )]
+    NoApp {
+        /// The artifacts folder.
+        dir: PathBuf,
+        /// What was found.
+        found: String,
+    },
+    /// The sdkconfig cannot be read.
+    #[error("{path}: {reason}; rebuild the image")]
+    Sdkconfig {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An image file is not a valid ESP image.
+    #[error("{file} is not a valid ESP image: {source}; rebuild the image")]
+    BadImage {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        source: ImageError,
+    },
+    /// An image was built for another chip than the one asked for.
+    #[error(
+        "{file} is built for {built}, but --chip {asked} asks for {chip}: \
+         pass the chip of the board and make sure the image was built for it"
+    )]
+    ImageChip {
+        /// The file.
+        file: String,
+        /// Chip the image header names.
+        built: String,
+        /// The `--chip` value.
+        asked: String,
+        /// The chip of the `--chip` value.
+        chip: Chip,
+    },
+    /// The partition table is unusable.
+    #[error("{file}: {reason}; fix the partition table and rebuild the image")]
+    BadTable {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The table has no app partition for the app.
+    #[error("the partition table of {0} has no app partition; add a factory or ota_0 partition")]
+    NoAppPartition(String),
+    /// `--override_pt` cannot lay out this flash.
+    #[error("{0}")]
+    Layout(#[from] LayoutError),
+    /// A `*_with_model` mode without a model in the image.
+    #[error(
+        "--override_pt {mode} writes a model, but the image has no model.bin: \
+         use --override_pt {} or an image built with a model", mode.without_model()
+    )]
+    NoModel {
+        /// The mode asked for.
+        mode: OverrideMode,
+    },
+    /// The layout needs more flash than `--flash_size` gives.
+    #[error(
+        "{what} ends at {end:#x} ({need_mb:.2} MB), beyond --flash_size {size}: \
+         pass the board's real flash size or use --override_pt to fit the table to it"
+    )]
+    FlashTooSmall {
+        /// What does not fit.
+        what: String,
+        /// Where it ends.
+        end: u64,
+        /// The same in MB.
+        need_mb: f64,
+        /// The `--flash_size` value.
+        size: String,
+    },
+    /// A file is larger than its partition.
+    #[error(
+        "{what} ({len} bytes) does not fit partition {partition} ({size} bytes): \
+         use --override_pt for larger slots or rebuild with a bigger partition"
+    )]
+    DoesNotFit {
+        /// The file.
+        what: String,
+        /// Its length.
+        len: usize,
+        /// The partition.
+        partition: String,
+        /// The partition's size.
+        size: u32,
+    },
+    /// Two regions of the plan overlap.
+    #[error(
+        "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} (from {second_start:#x}): \
+         fix the offsets in the build configuration and rebuild"
+    )]
+    Overlap {
+        /// The lower region.
+        first: String,
+        /// Its start.
+        first_start: u32,
+        /// Its end.
+        first_end: u64,
+        /// The higher region.
+        second: String,
+        /// Its start.
+        second_start: u32,
+    },
+}
+
+impl PlanError {
+    /// The kind of failure, for the exit code.
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            PlanError::TargetNotInImage { .. }
+            | PlanError::Layout(_)
+            | PlanError::NoModel { .. }
+            | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
+            PlanError::ImageChip { .. }
+            | PlanError::NoBundle(_)
+            | PlanError::Read { .. }
+            | PlanError::Manifest(_)
+            | PlanError::Tampered { .. }
+            | PlanError::MissingFile { .. }
+            | PlanError::NoApp { .. }
+            | PlanError::Sdkconfig { .. }
+            | PlanError::BadImage { .. }
+            | PlanError::BadTable { .. }
+            | PlanError::NoAppPartition(_)
+            | PlanError::DoesNotFit { .. }
+            | PlanError::Overlap { .. } => ExitKind::Bundle,
+        }
+    }
+}
+
+/// Why the board could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The port does not exist.
+    #[error(
+        "serial port {0} not found: connect the board and pass its device to docker run \
+         (--device={0}) and to --port"
+    )]
+    NotFound(String),
+    /// Another program holds the port.
+    #[error(
+        "serial port {0} is busy: close the program using it (a serial monitor, another flasher) and retry"
+    )]
+    Busy(String),
+    /// The path is not a serial device.
+    #[error(
+        "{port} is not a serial device ({reason}): pass the board's tty, e.g. /dev/ttyUSB0 or /dev/ttyACM0"
+    )]
+    NotSerial {
+        /// The path.
+        port: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// Opening the port failed otherwise.
+    #[error("cannot open serial port {port}: {reason}; check the device and its permissions")]
+    Open {
+        /// The path.
+        port: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// No ROM bootloader answered.
+    #[error(
+        "no ESP bootloader answered on {port} ({reason}): hold BOOT while pressing RESET to enter \
+         download mode, or check --before"
+    )]
+    Connect {
+        /// The path.
+        port: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The board is another chip.
+    #[error(
+        "the board is an {found}, but --chip {asked} was given: pass --chip for the board's chip, or connect the right board"
+    )]
+    WrongChip {
+        /// Detected chip.
+        found: String,
+        /// The `--chip` value.
+        asked: String,
+    },
+    /// The board's flash is smaller than `--flash_size`.
+    #[error(
+        "the board has {found_mb} MB of flash, less than --flash_size {asked}: pass --flash_size {found_mb}MB"
+    )]
+    FlashTooSmall {
+        /// Detected size in MB.
+        found_mb: u64,
+        /// The `--flash_size` value.
+        asked: String,
+    },
+    /// Talking to the board failed after connecting.
+    #[error(
+        "lost the board on {port} while {doing} ({reason}): check the cable, try a lower --baud, and run again"
+    )]
+    Line {
+        /// The path.
+        port: String,
+        /// What the flasher was doing.
+        doing: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error(
+        "writing the flash failed ({0}); run again, and if it persists the flash may be faulty"
+    )]
+    Write(String),
+    /// The MD5 read back differs.
+    #[error(
+        "verifying the flash failed: the MD5 read back differs ({0}); run again, and if it persists the flash may be faulty"
+    )]
+    Verify(String),
+}
+
+impl DeviceError {
+    /// The kind of failure, for the exit code.
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            DeviceError::NotFound(_)
+            | DeviceError::Busy(_)
+            | DeviceError::NotSerial { .. }
+            | DeviceError::Open { .. }
+            | DeviceError::Connect { .. } => ExitKind::Device,
+            DeviceError::WrongChip { .. } | DeviceError::FlashTooSmall { .. } => ExitKind::Board,
+            DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
+                ExitKind::Write
+            }
+        }
+    }
+}
+
+/// A bad command line the argument parser cannot catch alone.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// A device run without `--port`.
+    #[error(
+        "missing --port: pass the board's serial device, e.g. --port /dev/ttyUSB0 (or use --dry-run / --merge-out)"
+    )]
+    MissingPort,
+    /// An argument the parser rejected, on one line.
+    #[error("{0}")]
+    Arguments(String),
+}

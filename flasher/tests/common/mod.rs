@@ -1,0 +1,223 @@
+//! Shared helpers of the integration tests: firmware bundles from ESP-IDF build directories,
+//! running the flasher binary, and finding esptool.
+
+#![allow(dead_code)] // each test binary uses a part of these helpers
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use flasher::bundle::{
+    self, AppInfo, FileEntry, FlashSettings, MANIFEST_VERSION, Manifest, Role, Target,
+};
+use flasher::chip::Chip;
+use flasher::image::FlashMode;
+use serde_json::Value;
+
+/// The esptool 5.x executable: `$ESPTOOL`, else `<workspace>/.venv/bin/esptool`, else `PATH`.
+/// Panics (failing the test) when there is none.
+pub fn esptool() -> PathBuf {
+    if let Some(path) = std::env::var_os("ESPTOOL") {
+        return path.into();
+    }
+    let venv = testkit::workspace_root().join(".venv/bin/esptool");
+    if venv.is_file() {
+        return venv;
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("esptool"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "esptool 5.x not found: set ESPTOOL=/path/to/esptool, or install it with \
+                 `python3 -m venv .venv && .venv/bin/pip install esptool` in the workspace root, \
+                 or put it on PATH"
+            )
+        })
+}
+
+/// Runs `esptool merge-bin` and returns the merged image.
+pub fn esptool_merge(
+    chip: Chip,
+    flash_size: &str,
+    mode: &str,
+    freq: &str,
+    parts: &[(u32, PathBuf)],
+    out: &Path,
+) -> Vec<u8> {
+    let mut cmd = Command::new(esptool());
+    cmd.args(["--chip", chip.name(), "merge-bin", "-o"])
+        .arg(out)
+        .args([
+            "--flash-mode",
+            mode,
+            "--flash-freq",
+            freq,
+            "--flash-size",
+            flash_size,
+        ])
+        .args(["--pad-to-size", flash_size]);
+    for (offset, path) in parts {
+        cmd.arg(format!("{offset:#x}")).arg(path);
+    }
+    let output = cmd.output().expect("esptool runs");
+    assert!(
+        output.status.success(),
+        "esptool merge-bin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fs::read(out).expect("esptool wrote the merged image")
+}
+
+/// The parts of an ESP-IDF build directory, from its `flasher_args.json` and `sdkconfig`.
+#[derive(Debug, Clone)]
+pub struct BuildParts {
+    pub dir: PathBuf,
+    pub chip: Chip,
+    pub mode: String,
+    pub freq: String,
+    pub size: String,
+    pub bootloader: (u32, PathBuf),
+    pub table: (u32, PathBuf),
+    pub otadata: Option<(u32, PathBuf)>,
+    pub app: (u32, PathBuf),
+}
+
+fn offset(v: &Value) -> u32 {
+    let s = v["offset"].as_str().expect("offset string");
+    u32::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex offset")
+}
+
+/// Reads a build directory.
+pub fn read_build(dir: &Path) -> BuildParts {
+    let args: Value =
+        serde_json::from_slice(&fs::read(dir.join("flasher_args.json")).unwrap()).unwrap();
+    let part = |key: &str| {
+        let v = &args[key];
+        (!v.is_null()).then(|| (offset(v), dir.join(v["file"].as_str().unwrap())))
+    };
+    let settings = &args["flash_settings"];
+    let s = |k: &str| settings[k].as_str().unwrap().to_string();
+    BuildParts {
+        dir: dir.to_path_buf(),
+        chip: args["extra_esptool_args"]["chip"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+        mode: s("flash_mode"),
+        freq: s("flash_freq"),
+        size: s("flash_size"),
+        bootloader: part("bootloader").unwrap(),
+        table: part("partition-table").unwrap(),
+        otadata: part("otadata"),
+        app: part("app").unwrap(),
+    }
+}
+
+/// Writes a firmware bundle into `root`: one `<name>/artifacts/` folder per build, the model
+/// at the root, and, with `manifest`, a `manifest.json` describing it all.
+pub fn write_bundle(
+    root: &Path,
+    builds: &[(&str, &BuildParts)],
+    model: Option<&[u8]>,
+    manifest: bool,
+) {
+    let mut targets = Vec::new();
+    for (name, b) in builds {
+        let art = format!("{name}/artifacts");
+        fs::create_dir_all(root.join(&art)).unwrap();
+        let mut files = Vec::new();
+        let mut copy = |role: Role, src: &Path, file: &str, offset: Option<u32>| {
+            let data = fs::read(src).unwrap();
+            let rel = format!("{art}/{file}");
+            fs::write(root.join(&rel), &data).unwrap();
+            files.push(FileEntry::new(role, rel, offset, &data));
+        };
+        copy(
+            Role::Bootloader,
+            &b.bootloader.1,
+            "bootloader.bin",
+            Some(b.bootloader.0),
+        );
+        copy(
+            Role::PartitionTable,
+            &b.table.1,
+            "partition-table.bin",
+            Some(b.table.0),
+        );
+        if let Some((off, path)) = &b.otadata {
+            copy(Role::OtaData, path, "ota_data_initial.bin", Some(*off));
+        }
+        let app_name = b.app.1.file_name().unwrap().to_str().unwrap().to_string();
+        copy(Role::App, &b.app.1, &app_name, Some(b.app.0));
+        copy(Role::Sdkconfig, &b.dir.join("sdkconfig"), "sdkconfig", None);
+        if b.dir.join("partitions.csv").is_file() {
+            copy(
+                Role::PartitionsCsv,
+                &b.dir.join("partitions.csv"),
+                "partitions.csv",
+                None,
+            );
+        }
+        let app = fs::read(&b.app.1).unwrap();
+        let desc = flasher::image::app_descriptor(&app).expect("app descriptor");
+        targets.push(Target {
+            name: name.to_string(),
+            chip: b.chip,
+            flash: FlashSettings {
+                mode: FlashMode::parse(&b.mode).unwrap(),
+                freq: b.freq.clone(),
+                size: b.size.clone(),
+            },
+            bootloader_offset: b.bootloader.0,
+            partition_table_offset: b.table.0,
+            app: AppInfo {
+                name: desc.project_name,
+                version: desc.version,
+                idf_version: desc.idf_version,
+            },
+            files,
+        });
+    }
+    let model_entry = model.map(|data| {
+        fs::write(root.join(bundle::MODEL_FILE), data).unwrap();
+        FileEntry::new(Role::Model, bundle::MODEL_FILE.into(), None, data)
+    });
+    if manifest {
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        let m = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            app_type: None,
+            version: None,
+            revision: None,
+            model: model_entry,
+            targets,
+        };
+        fs::write(root.join(bundle::MANIFEST_FILE), m.to_json()).unwrap();
+    }
+}
+
+/// A generated build of `spec` in `dir`.
+pub fn generated_build(dir: &Path, spec: &testkit::idf_build::BuildSpec) -> BuildParts {
+    testkit::idf_build::write_build(dir, spec).unwrap();
+    read_build(dir)
+}
+
+/// Runs the flasher binary with `args`.
+pub fn flasher(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flasher"))
+        .args(args)
+        .output()
+        .expect("flasher runs")
+}
+
+/// The flasher's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A model-like payload of `len` bytes.
+pub fn model(len: usize) -> Vec<u8> {
+    testkit::firmware::code_like(len, 77)
+}

@@ -1,0 +1,208 @@
+//! `--merge-out` equals `esptool merge-bin` of the same parts, byte for byte, for every chip,
+//! with the bundle's table and with each `--override_pt` layout; and for the real ESP-IDF builds.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{
+    BuildParts, esptool_merge, flasher, generated_build, model, read_build, stderr, write_bundle,
+};
+use esp_idf_part::PartitionTable;
+use flasher::chip::Chip;
+use testkit::idf_build::BuildSpec;
+
+const MODEL_LEN: usize = 200 * 1024;
+
+/// The worked 8 MB tables for a table at 0x10000 (seed-flash-image.md section 5), as CSV.
+fn worked_table_8mb(mode: &str) -> String {
+    let fixed = "nvs,data,nvs,0x11000,0x6000,\nphy_init,data,phy,0x17000,0x1000,\notadata,data,ota,0x18000,0x2000,\n";
+    let rest = match mode {
+        "normal" => {
+            "factory,app,factory,0x20000,0x2A0000,\nota_0,app,ota_0,0x2C0000,0x2A0000,\nota_1,app,ota_1,0x560000,0x2A0000,\n"
+        }
+        "no_factory" => "ota_0,app,ota_0,0x20000,0x3F0000,\nota_1,app,ota_1,0x410000,0x3F0000,\n",
+        "normal_with_model" => {
+            "factory,app,factory,0x20000,0x280000,\nota_0,app,ota_0,0x2A0000,0x280000,\nota_1,app,ota_1,0x520000,0x280000,\ntflite_model,data,spiffs,0x7CE000,0x32000,\n"
+        }
+        "no_factory_with_model" => {
+            "ota_0,app,ota_0,0x20000,0x3D0000,\nota_1,app,ota_1,0x3F0000,0x3D0000,\ntflite_model,data,spiffs,0x7CE000,0x32000,\n"
+        }
+        other => panic!("no worked table for {other}"),
+    };
+    format!("# Name,Type,SubType,Offset,Size,Flags\n{fixed}{rest}")
+}
+
+fn run_merge(bundle: &Path, target: &str, size: &str, mode: Option<&str>, out: &Path) -> Vec<u8> {
+    let out_s = out.to_str().unwrap();
+    let mut args = vec![
+        "--chip",
+        target,
+        "--flash_size",
+        size,
+        "--firmware-dir",
+        bundle.to_str().unwrap(),
+        "--merge-out",
+        out_s,
+    ];
+    if let Some(mode) = mode {
+        args.extend(["--override_pt", mode]);
+    }
+    let res = flasher(&args);
+    assert!(
+        res.status.success(),
+        "flasher {args:?} failed: {}",
+        stderr(&res)
+    );
+    fs::read(out).unwrap()
+}
+
+fn assert_same(ours: &[u8], theirs: &[u8], what: &str) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths differ");
+    if let Some(at) = ours.iter().zip(theirs).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: first difference at {at:#x}: ours {:#04x}, esptool {:#04x}",
+            ours[at], theirs[at]
+        );
+    }
+}
+
+#[test]
+fn merged_image_equals_esptool_merge_bin_for_every_chip_and_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_bytes = model(MODEL_LEN);
+    for chip in Chip::ALL {
+        let mut spec = BuildSpec::new(chip);
+        spec.table_offset = 0x10000;
+        spec.seed = chip.image_chip_id().into();
+        let build = generated_build(&tmp.path().join(format!("build-{chip}")), &spec);
+        let bundle = tmp.path().join(format!("bundle-{chip}"));
+        write_bundle(&bundle, &[(chip.name(), &build)], Some(&model_bytes), true);
+        let model_path = bundle.join("model.bin");
+
+        // The bundle's own table: bootloader, table, otadata and app where the build put them.
+        let ours = run_merge(
+            &bundle,
+            chip.name(),
+            "8MB",
+            None,
+            &tmp.path().join("ours.bin"),
+        );
+        let mut parts = vec![
+            build.bootloader.clone(),
+            build.table.clone(),
+            build.app.clone(),
+        ];
+        parts.extend(build.otadata.clone());
+        let theirs = esptool_merge(
+            chip,
+            "8MB",
+            &build.mode,
+            &build.freq,
+            &parts,
+            &tmp.path().join("theirs.bin"),
+        );
+        assert_same(&ours, &theirs, &format!("{chip} without --override_pt"));
+
+        for mode in [
+            "normal",
+            "normal_with_model",
+            "no_factory",
+            "no_factory_with_model",
+        ] {
+            let ours = run_merge(
+                &bundle,
+                chip.name(),
+                "8mb",
+                Some(mode),
+                &tmp.path().join("ours.bin"),
+            );
+            let table = PartitionTable::try_from_str(worked_table_8mb(mode)).unwrap();
+            table.validate().unwrap();
+            let table_path = tmp.path().join("table.bin");
+            fs::write(&table_path, table.to_bin().unwrap()).unwrap();
+            let mut parts: Vec<(u32, PathBuf)> = vec![
+                build.bootloader.clone(),
+                (0x10000, table_path),
+                (0x18000, build.otadata.clone().unwrap().1),
+                (0x20000, build.app.1.clone()),
+            ];
+            if mode.ends_with("with_model") {
+                parts.push((0x7CE000, model_path.clone()));
+            }
+            let theirs = esptool_merge(
+                chip,
+                "8MB",
+                &build.mode,
+                &build.freq,
+                &parts,
+                &tmp.path().join("theirs.bin"),
+            );
+            assert_same(&ours, &theirs, &format!("{chip} --override_pt {mode}"));
+        }
+    }
+}
+
+fn fixture(name: &str) -> BuildParts {
+    read_build(&testkit::fixtures_dir().join(name))
+}
+
+#[test]
+fn real_builds_merge_like_esptool_with_and_without_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("esp32-lifecycle-manager", "esp32", "4MB"),
+        ("esp32s3-smarthome", "esp32s3r8", "16MB"),
+        ("esp32c6-scd30-zigbee", "esp32c6", "4MB"),
+        ("esp32s2-rotary", "esp32s2", "2MB"),
+    ];
+    for (name, target, size) in cases {
+        let build = fixture(name);
+        for manifest in [true, false] {
+            let bundle = tmp.path().join(format!("{name}-{manifest}"));
+            write_bundle(&bundle, &[(target, &build)], None, manifest);
+            let ours = run_merge(&bundle, target, size, None, &tmp.path().join("ours.bin"));
+            let mut parts = vec![
+                build.bootloader.clone(),
+                build.table.clone(),
+                build.app.clone(),
+            ];
+            parts.extend(build.otadata.clone());
+            let theirs = esptool_merge(
+                build.chip,
+                size,
+                &build.mode,
+                &build.freq,
+                &parts,
+                &tmp.path().join("theirs.bin"),
+            );
+            assert_same(&ours, &theirs, &format!("{name} (manifest: {manifest})"));
+        }
+    }
+}
+
+#[test]
+fn bundles_without_manifest_say_they_were_not_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = fixture("esp32s2-rotary");
+    write_bundle(tmp.path(), &[("esp32s2", &build)], None, false);
+    let out = flasher(&[
+        "--chip",
+        "esp32s2",
+        "--flash_size",
+        "2MB",
+        "--firmware-dir",
+        tmp.path().to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no integrity check was possible"),
+        "{}",
+        stderr(&out)
+    );
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("not verified"), "{plan}");
+    assert!(plan.contains("read_rotary.bin"), "{plan}");
+}
