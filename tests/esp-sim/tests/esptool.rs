@@ -139,3 +139,29 @@ fn esptool_cross_validation_every_chip() {
         .collect();
     assert!(failures.is_empty(), "failed for {failures:?}");
 }
+
+#[test]
+fn esptool_sees_psram_mac_and_preloaded_flash() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = common::payload(99, 0x3000, true);
+    let load = dir.path().join("load.bin");
+    fs::write(&load, &content).unwrap();
+    let config = BoardConfig::new(Chip::Esp32s3)
+        .psram("8MB".parse().unwrap())
+        .mac("aa:bb:cc:dd:ee:01".parse().unwrap());
+    let mut args = config.to_args();
+    args.extend(["--load".into(), load.display().to_string()]);
+    let sim = SimProcess::spawn(env!("CARGO_BIN_EXE_esp-sim"), &args).unwrap();
+
+    let (ok, out) = common::run_esptool(sim.path(), "esp32s3", &["--no-stub", "chip-id"]);
+    check(ok, "chip-id", &out);
+    assert!(out.contains("Embedded PSRAM 8MB"), "{out}");
+    assert!(out.contains("aa:bb:cc:dd:ee:01"), "{out}");
+    let (ok, out) = common::run_esptool(
+        sim.path(),
+        "esp32s3",
+        &["verify-flash", "0x0", load.to_str().unwrap()],
+    );
+    check(ok, "verify-flash of the preloaded content", &out);
+    assert!(sim.terminate().unwrap().success());
+}
