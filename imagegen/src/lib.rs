@@ -14,3 +14,4 @@ pub mod image;
 pub mod inputs;
 pub mod platform;
 pub mod sink;
+pub mod unpack;

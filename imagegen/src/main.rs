@@ -30,7 +30,26 @@ enum Command {
         --app-type demo --version 1.2.0 --revision $(git rev-parse HEAD) \\\n    \
         --output out/flash-layout --archive out/flash.tar"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
+    /// Extract one platform's root filesystem (/flasher, /firmware) from an OCI layout, checking
+    /// every blob's digest.
+    Unpack(UnpackArgs),
+}
+
+#[derive(Args)]
+struct UnpackArgs {
+    /// The OCI image layout (imagegen build --output).
+    #[arg(long, value_name = "DIR")]
+    layout: PathBuf,
+    /// Tag to extract (default: the first the layout lists).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Platform to extract (default: this machine's).
+    #[arg(long)]
+    platform: Option<Platform>,
+    /// Directory to create with the root filesystem.
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
 }
 
 #[derive(Args)]
@@ -85,7 +104,8 @@ struct BuildArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => build(args),
+        Command::Build(args) => build(*args),
+        Command::Unpack(args) => unpack(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,10 +176,7 @@ fn build(args: BuildArgs) -> Result<()> {
             .targets
             .first()
             .map_or("app", |t| t.app.name.as_str());
-        let default_arch = args
-            .archive_platform
-            .or_else(|| std::env::consts::ARCH.parse().ok())
-            .unwrap_or(Platform::Amd64);
+        let default_arch = args.archive_platform.unwrap_or_else(host_platform);
         let names = archive::DockerNames {
             repository: args
                 .repo
@@ -184,6 +201,24 @@ fn build(args: BuildArgs) -> Result<()> {
         println!("tag {tag} {}", d.digest());
     }
     Ok(())
+}
+
+fn unpack(args: UnpackArgs) -> Result<()> {
+    let platform = args.platform.unwrap_or_else(host_platform);
+    imagegen::unpack::unpack(
+        &args.layout,
+        args.tag.as_deref(),
+        "linux",
+        platform.arch(),
+        &args.to,
+    )?;
+    println!("{}", args.to.display());
+    Ok(())
+}
+
+/// The platform of the machine imagegen runs on (amd64 when it is neither).
+fn host_platform() -> Platform {
+    std::env::consts::ARCH.parse().unwrap_or(Platform::Amd64)
 }
 
 /// The creation time: the flag, else SOURCE_DATE_EPOCH, else the epoch.

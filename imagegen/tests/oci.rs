@@ -277,3 +277,62 @@ fn the_checker_catches_a_broken_layout() {
     let err = oci_check(&layout).unwrap_err();
     assert!(err.contains("does not match its digest"), "{err}");
 }
+
+#[test]
+fn unpack_extracts_each_platform_and_checks_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sample(tmp.path());
+    let layout = tmp.path().join("layout");
+    let mut args = s.args();
+    args.extend(["--output".into(), layout.display().to_string()]);
+    assert!(imagegen(&args).status.success());
+    for (arch, machine) in [("amd64", 62u16), ("arm64", 183u16)] {
+        let root = tmp.path().join(format!("root-{arch}"));
+        let out = imagegen(&[
+            "unpack".into(),
+            "--layout".into(),
+            layout.display().to_string(),
+            "--tag".into(),
+            INDEX_TAG.into(),
+            "--platform".into(),
+            format!("linux/{arch}"),
+            "--to".into(),
+            root.display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let flasher = fs::read(root.join("flasher")).unwrap();
+        assert_eq!(u16::from_le_bytes([flasher[18], flasher[19]]), machine);
+        let manifest =
+            Manifest::from_json(&fs::read(root.join("firmware/manifest.json")).unwrap()).unwrap();
+        for t in &manifest.targets {
+            for f in &t.files {
+                assert!(f.matches(&fs::read(root.join("firmware").join(&f.path)).unwrap()));
+            }
+        }
+    }
+    // A corrupted blob is refused and nothing is extracted.
+    let blobs = layout.join("blobs/sha256");
+    for e in fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        if fs::metadata(&p).unwrap().len() > 100_000 {
+            let mut b = fs::read(&p).unwrap();
+            b[5000] ^= 1;
+            fs::write(&p, b).unwrap();
+        }
+    }
+    let root = tmp.path().join("root-bad");
+    let out = imagegen(&[
+        "unpack".into(),
+        "--layout".into(),
+        layout.display().to_string(),
+        "--to".into(),
+        root.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its digest"));
+    assert!(!root.exists());
+}
