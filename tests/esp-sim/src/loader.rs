@@ -509,9 +509,8 @@ impl Loader {
         };
         read.acked = read.acked.max(acked);
         let flash = lock(&self.flash);
-        while read.next < read.end
-            && read.next - read.start - read.acked < read.packet * read.max_in_flight
-        {
+        let window = read.packet.saturating_mul(read.max_in_flight);
+        while read.next < read.end && (read.next - read.start).saturating_sub(read.acked) < window {
             let len = read.packet.min(read.end - read.next);
             let Ok(data) = flash.read(read.next, len) else {
                 break;
@@ -579,4 +578,68 @@ fn program(
 
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::FaultSpec;
+
+    fn request(op: Opcode, words: &[u32]) -> Vec<u8> {
+        let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut frame = vec![0, op as u8];
+        frame.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(&data);
+        frame
+    }
+
+    fn loader() -> Loader {
+        let chip = Chip::Esp32c3;
+        let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
+        let regs = chip.initial_registers(chip.default_mac(), None).unwrap();
+        Loader::new(chip, regs, 0x0014_40EF, flash, Arc::default())
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        let mut loader = loader();
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let stub = loader.handle(&request(Opcode::MemEnd, &[0, 0x4000_0000]), &mut faults);
+        assert_eq!(stub.frames.last().map(Vec::as_slice), Some(OHAI));
+        let out = loader.handle(
+            &request(Opcode::ReadFlash, &[0, 0x2000, u32::MAX, u32::MAX]),
+            &mut faults,
+        );
+        assert!(!out.frames.is_empty());
+        // An acknowledgement far beyond what was sent ends the transfer.
+        let out = loader.handle(&u32::MAX.to_le_bytes(), &mut faults);
+        assert_eq!(out.frames.last().map(Vec::len), Some(16));
+        // Garbage of every length is answered or ignored, never fatal.
+        for len in 0..40 {
+            let frame: Vec<u8> = (0..len).map(|i| (i * 37) as u8).collect();
+            loader.handle(&frame, &mut faults);
+        }
+        let huge = [0xFFFF_FFF0, 0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF];
+        for op in [
+            Opcode::FlashBegin,
+            Opcode::FlashData,
+            Opcode::SpiFlashMd5,
+            Opcode::EraseRegion,
+        ] {
+            let out = loader.handle(&request(op, &huge), &mut faults);
+            assert_eq!(out.frames.len(), 1, "{op}");
+        }
+    }
+
+    #[test]
+    fn sync_gets_eight_replies_with_the_rom_value() {
+        let mut loader = loader();
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let mut sync = vec![0, Opcode::Sync as u8, 36, 0, 0, 0, 0, 0];
+        sync.extend_from_slice(&SYNC_PAYLOAD);
+        let out = loader.handle(&sync, &mut faults);
+        assert_eq!(out.frames.len(), SYNC_REPLIES);
+        assert_eq!(out.frames[0][4..8], ROM_SYNC_VALUE.to_le_bytes());
+    }
 }
