@@ -1,6 +1,8 @@
 //! `--merge-out` equals `esptool merge-bin` of the same parts, byte for byte, for every chip,
 //! with the bundle's table and with each `--override_pt` layout; and for the real ESP-IDF builds.
 
+#![cfg(feature = "device")]
+
 mod common;
 
 use std::fs;

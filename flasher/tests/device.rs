@@ -1,0 +1,199 @@
+//! End to end against the simulated board on a pty, for every chip: the flash ends up equal to
+//! the merged plan, a second run skips every region, and the wrong board is refused untouched.
+
+#![cfg(feature = "device")]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{flasher, generated_build, stderr, write_bundle};
+use esp_sim::protocol::Opcode;
+use esp_sim::{BoardConfig, SimBoard};
+use flasher::chip::Chip;
+use serde_json::Value;
+use testkit::idf_build::BuildSpec;
+
+fn sim_chip(chip: Chip) -> esp_sim::Chip {
+    chip.name().parse().unwrap()
+}
+
+fn board(chip: Chip, flash: &str) -> SimBoard {
+    SimBoard::start(BoardConfig::new(sim_chip(chip)).flash_size(flash.parse().unwrap())).unwrap()
+}
+
+/// A bundle for `chip` in `dir`, with a manifest.
+fn bundle(dir: &Path, chip: Chip) {
+    let mut spec = BuildSpec::new(chip);
+    spec.seed = 100 + u64::from(chip.image_chip_id());
+    let build = generated_build(&dir.join("build"), &spec);
+    write_bundle(&dir.join("fw"), &[(chip.name(), &build)], None, true);
+}
+
+fn flash_args<'a>(dir: &'a str, port: &'a str, chip: &'a str, size: &'a str) -> Vec<&'a str> {
+    vec![
+        "--port",
+        port,
+        "--chip",
+        chip,
+        "--flash_size",
+        size,
+        "--firmware-dir",
+        dir,
+        "--before",
+        "no-reset",
+        "--after",
+        "no-reset",
+    ]
+}
+
+/// Whether the board received any command that writes or erases flash.
+fn wrote_anything(board: &SimBoard) -> bool {
+    board.commands().iter().any(|c| {
+        matches!(
+            c.command,
+            Some(
+                Opcode::FlashBegin
+                    | Opcode::FlashData
+                    | Opcode::FlashDeflBegin
+                    | Opcode::FlashDeflData
+            )
+        )
+    })
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn every_chip_is_written_then_skipped() {
+    for chip in Chip::ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        bundle(tmp.path(), chip);
+        let fw = tmp.path().join("fw");
+        let fw = fw.to_str().unwrap();
+        let merged = tmp.path().join("merged.bin");
+        let out = flasher(&[
+            "--chip",
+            chip.name(),
+            "--flash_size",
+            "4MB",
+            "--firmware-dir",
+            fw,
+            "--merge-out",
+            merged.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let expected = fs::read(&merged).unwrap();
+
+        let board = board(chip, "4MB");
+        let port = board.path().to_str().unwrap().to_string();
+        let report_path = tmp.path().join("report.json");
+        let mut args = flash_args(fw, &port, chip.name(), "4MB");
+        args.extend(["--report", report_path.to_str().unwrap()]);
+        let first = flasher(&args);
+        assert!(first.status.success(), "{chip}: {}", stderr(&first));
+        assert!(
+            board.flash() == expected,
+            "{chip}: the flash differs from the merged plan"
+        );
+        let r = report(&report_path);
+        assert_eq!(r["outcome"], "ok");
+        assert_eq!(r["device"]["chip"], chip.name());
+        assert_eq!(r["device"]["flash_size"], 4 << 20);
+        assert_eq!(r["device"]["flash_id"], "1640ef", "{chip}: {r}");
+        assert!(r["device"]["mac"].is_string());
+        let regions = r["regions"].as_array().unwrap();
+        assert_eq!(regions.len(), 4);
+        // The erased otadata is already in place on a blank board.
+        for x in regions {
+            assert_eq!(x["skipped"], x["label"] == "otadata", "{chip}: {r}");
+        }
+
+        board.clear_commands();
+        let second = flasher(&args);
+        assert!(second.status.success(), "{chip}: {}", stderr(&second));
+        let r = report(&report_path);
+        assert!(
+            r["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["skipped"] == true),
+            "{chip}: second run wrote again: {r}"
+        );
+        assert!(
+            !board
+                .commands()
+                .iter()
+                .any(|c| c.command == Some(Opcode::FlashDeflData)
+                    || c.command == Some(Opcode::FlashData)),
+            "{chip}: second run sent flash data"
+        );
+        assert!(board.stop() == expected);
+    }
+}
+
+#[test]
+fn a_pinned_baud_rate_and_no_skip_rewrite_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let fw = tmp.path().join("fw");
+    let board = board(Chip::Esp32c3, "4MB");
+    let port = board.path().to_str().unwrap().to_string();
+    let mut args = flash_args(fw.to_str().unwrap(), &port, "esp32c3", "4MB");
+    args.extend(["--baud", "460800"]);
+    let out = flasher(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("460800 baud"), "{}", stderr(&out));
+    args.push("--no-skip");
+    let again = flasher(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("4 of 4 regions written"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn another_chip_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s3);
+    let fw = tmp.path().join("fw");
+    let board = board(Chip::Esp32c3, "4MB");
+    let port = board.path().to_str().unwrap().to_string();
+    let report_path = tmp.path().join("r.json");
+    let mut args = flash_args(fw.to_str().unwrap(), &port, "esp32s3", "4MB");
+    args.extend(["--report", report_path.to_str().unwrap()]);
+    let out = flasher(&args);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("esp32c3") && err.contains("--chip esp32s3"),
+        "{err}"
+    );
+    assert!(!wrote_anything(&board));
+    assert!(board.stop().iter().all(|&b| b == 0xFF));
+    let r = report(&report_path);
+    assert_eq!(
+        (r["outcome"].as_str(), r["exit_code"].as_u64()),
+        (Some("failed"), Some(5))
+    );
+}
+
+#[test]
+fn a_smaller_flash_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32);
+    let fw = tmp.path().join("fw");
+    let board = board(Chip::Esp32, "2MB");
+    let port = board.path().to_str().unwrap().to_string();
+    let out = flasher(&flash_args(fw.to_str().unwrap(), &port, "esp32", "4MB"));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 MB of flash"), "{}", stderr(&out));
+    assert!(!wrote_anything(&board));
+    assert!(board.stop().iter().all(|&b| b == 0xFF));
+}
