@@ -83,8 +83,27 @@ impl Bundle {
         self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
     }
 
-    /// Writes the tree below `dir` (created if missing), e.g. for a Dockerfile build.
-    pub fn write_to(&self, dir: &Path) -> Result<()> {
+    /// Writes the tree as a new directory `dest` (e.g. the build context of
+    /// Dockerfiles/Dockerfile.flash): into a temporary sibling first, renamed when complete.
+    pub fn write_dir(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::input(
+                dest,
+                "already exists",
+                "remove it or choose another directory",
+            ));
+        }
+        let tmp = crate::sink::temp_sibling(dest)?;
+        let result = self
+            .write_into(&tmp)
+            .and_then(|()| std::fs::rename(&tmp, dest).map_err(|e| Error::write(dest, e)));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn write_into(&self, dir: &Path) -> Result<()> {
         for (path, bytes) in self.files() {
             let dest = dir.join(path);
             if let Some(parent) = dest.parent() {

@@ -31,9 +31,20 @@ enum Command {
         --output out/flash-layout --archive out/flash.tar"
     )]
     Build(Box<BuildArgs>),
+    /// Write only the /firmware tree (for Dockerfiles/Dockerfile.flash and docker buildx).
+    Bundle(BundleOnlyArgs),
     /// Extract one platform's root filesystem (/flasher, /firmware) from an OCI layout, checking
     /// every blob's digest.
     Unpack(UnpackArgs),
+}
+
+#[derive(Args)]
+struct BundleOnlyArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Directory to create with the bundle (manifest.json and one folder per target).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
 }
 
 #[derive(Args)]
@@ -52,8 +63,9 @@ struct UnpackArgs {
     to: PathBuf,
 }
 
+/// What goes into `/firmware`: the targets, the model and the release metadata.
 #[derive(Args)]
-struct BuildArgs {
+struct BundleArgs {
     /// An ESP-IDF build directory (or its project), optionally named: [NAME=]DIR. NAME is the
     /// --chip users pass, with a PSRAM suffix if any (esp32s3r8); default: the build's target.
     #[arg(long = "target", value_name = "[NAME=]DIR")]
@@ -62,9 +74,6 @@ struct BuildArgs {
     /// name=T,bootloader=P,partition-table=P,app=P,sdkconfig=P[,ota-data=P][,partitions-csv=P].
     #[arg(long = "target-files", value_name = "SPEC")]
     target_files: Vec<String>,
-    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
-    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
-    flashers: Vec<String>,
     /// Model file written to the tflite_model partition (/firmware/model.bin).
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
@@ -77,6 +86,39 @@ struct BuildArgs {
     /// Source revision (git commit); its first 7 characters end the per-platform tags.
     #[arg(long)]
     revision: Option<String>,
+}
+
+impl BundleArgs {
+    /// Reads and checks every input.
+    fn bundle(&self) -> Result<Bundle> {
+        let mut targets = Vec::new();
+        for spec in &self.targets {
+            let (name, dir) = match spec.split_once('=') {
+                Some((n, d)) => (Some(n), d),
+                None => (None, spec.as_str()),
+            };
+            targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
+        }
+        for spec in &self.target_files {
+            targets.push(TargetInput::from_spec(spec)?);
+        }
+        let model = self.model.as_deref().map(SourceFile::read).transpose()?;
+        let metadata = Metadata {
+            app_type: self.app_type.clone(),
+            version: self.release_version.clone(),
+            revision: self.revision.clone(),
+        };
+        Bundle::new(targets, model, &metadata)
+    }
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
+    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
+    flashers: Vec<String>,
     /// Source repository URL (org.opencontainers.image.source).
     #[arg(long)]
     source: Option<String>,
@@ -105,6 +147,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build(*args),
+        Command::Bundle(args) => write_bundle(args),
         Command::Unpack(args) => unpack(args),
     };
     match result {
@@ -124,18 +167,7 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     let created = created(args.created.as_deref())?;
 
-    let mut targets = Vec::new();
-    for spec in &args.targets {
-        let (name, dir) = match spec.split_once('=') {
-            Some((n, d)) => (Some(n), d),
-            None => (None, spec.as_str()),
-        };
-        targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
-    }
-    for spec in &args.target_files {
-        targets.push(TargetInput::from_spec(spec)?);
-    }
-    let model = args.model.as_deref().map(SourceFile::read).transpose()?;
+    let bundle = args.bundle.bundle()?;
     let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
     for spec in &args.flashers {
         let (platform, path) = spec.split_once('=').ok_or_else(|| {
@@ -154,12 +186,6 @@ fn build(args: BuildArgs) -> Result<()> {
         flashers.push((platform, file.bytes));
     }
     flashers.sort_by_key(|(p, _)| *p);
-    let metadata = Metadata {
-        app_type: args.app_type,
-        version: args.release_version,
-        revision: args.revision,
-    };
-    let bundle = Bundle::new(targets, model, &metadata)?;
     let release = Release {
         created,
         source: args.source,
@@ -199,6 +225,15 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     for (tag, d) in &image.refs {
         println!("tag {tag} {}", d.digest());
+    }
+    Ok(())
+}
+
+fn write_bundle(args: BundleOnlyArgs) -> Result<()> {
+    let bundle = args.bundle.bundle()?;
+    bundle.write_dir(&args.to)?;
+    for t in &bundle.manifest().targets {
+        println!("{} {} {} {}", t.name, t.chip, t.app.name, t.app.version);
     }
     Ok(())
 }

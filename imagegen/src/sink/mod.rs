@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// A temporary sibling of `dest` (same directory, so the final rename is atomic).
-fn temp_sibling(dest: &Path) -> Result<PathBuf> {
+pub(crate) fn temp_sibling(dest: &Path) -> Result<PathBuf> {
     let name = dest
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{}: not a file or directory name", dest.display())))?;
