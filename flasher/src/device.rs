@@ -157,6 +157,8 @@ fn port_info(port: &str) -> UsbPortInfo {
         })
 }
 
+/// Whether `e` may come from a line too fast for the cable: lost, garbled or refused packets.
+/// Loader errors count too, since a garbled block shows up as a checksum or inflate error.
 fn is_line_error(e: &espflash::Error) -> bool {
     use espflash::Error as E;
     matches!(
@@ -166,6 +168,7 @@ fn is_line_error(e: &espflash::Error) -> bool {
             | E::IncorrectResponse
             | E::ReadMoreThanExpected
             | E::Flashing(_)
+            | E::RomError(_)
     )
 }
 

@@ -197,3 +197,56 @@ fn a_smaller_flash_is_refused_untouched() {
     assert!(!wrote_anything(&board));
     assert!(board.stop().iter().all(|&b| b == 0xFF));
 }
+
+fn faulty_board(chip: Chip, faults: &str) -> SimBoard {
+    SimBoard::start(BoardConfig::new(sim_chip(chip)).faults(faults.parse().unwrap())).unwrap()
+}
+
+#[test]
+fn an_unreliable_line_steps_the_baud_rate_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s3);
+    let fw = tmp.path().join("fw");
+    let merged = tmp.path().join("merged.bin");
+    let fw_s = fw.to_str().unwrap();
+    let out = flasher(&[
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw_s,
+        "--merge-out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A byte garbled in the middle of the app's data, after the stub and the baud change.
+    let board = faulty_board(Chip::Esp32s3, "corrupt=@120000");
+    let port = board.path().to_str().unwrap().to_string();
+    let out = flasher(&flash_args(fw_s, &port, "esp32s3", "4MB"));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("unreliable at 921600 baud") && err.contains("retrying at 460800 baud"),
+        "{err}"
+    );
+    assert!(board.stop() == fs::read(&merged).unwrap());
+}
+
+#[test]
+fn a_verify_failure_exits_6() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32h2);
+    let fw = tmp.path().join("fw");
+    let board = faulty_board(Chip::Esp32h2, "bad-md5=1");
+    let port = board.path().to_str().unwrap().to_string();
+    let mut args = flash_args(fw.to_str().unwrap(), &port, "esp32h2", "4MB");
+    args.push("--no-skip");
+    let out = flasher(&args);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("verifying the flash failed"),
+        "{}",
+        stderr(&out)
+    );
+}
