@@ -41,11 +41,9 @@ pub struct Options {
     pub skip: bool,
 }
 
-/// What a successful write found and did.
+/// What a successful write did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// What the board reported.
-    pub device: DeviceReport,
     /// Per region of the plan, whether it was skipped.
     pub skipped: Vec<bool>,
     /// Time to connect and identify the board.
@@ -74,15 +72,21 @@ enum Failure {
 }
 
 /// Writes `plan` to the board on `opts.port`, which must be a `target` board with at least the
-/// plan's flash size. Nothing is written to a board that is not.
-pub fn write(plan: &Plan, target: &TargetName, opts: &Options) -> Result<Outcome, DeviceError> {
+/// plan's flash size. Nothing is written to a board that is not. What the board reports goes
+/// into `device` as soon as it is known, so that it is there on failure too.
+pub fn write(
+    plan: &Plan,
+    target: &TargetName,
+    opts: &Options,
+    device: &mut Option<DeviceReport>,
+) -> Result<Outcome, DeviceError> {
     let rates: Vec<u32> = match opts.baud {
         Some(b) => vec![b],
         None => AUTO_BAUDS.to_vec(),
     };
     let mut last = None;
     for (i, &rate) in rates.iter().enumerate() {
-        match attempt(plan, target, opts, rate) {
+        match attempt(plan, target, opts, rate, device) {
             Ok(outcome) => return Ok(outcome),
             Err(Failure::Line(e)) if i + 1 < rates.len() => {
                 eprintln!(
@@ -177,6 +181,7 @@ fn attempt(
     target: &TargetName,
     opts: &Options,
     rate: u32,
+    device_out: &mut Option<DeviceReport>,
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let port = &opts.port;
@@ -215,13 +220,6 @@ fn attempt(
             },
         })
     })?;
-    let found = flasher.chip();
-    if found != esp_chip(target.chip()) {
-        return Err(Failure::Fatal(DeviceError::WrongChip {
-            found: found.to_string(),
-            asked: target.to_string(),
-        }));
-    }
     let line = |doing: &'static str| {
         move |e: espflash::Error| {
             let err = DeviceError::Line {
@@ -236,14 +234,12 @@ fn attempt(
             }
         }
     };
-    if rate > ROM_BAUD {
-        flasher
-            .change_baud(rate)
-            .map_err(line("changing the baud rate"))?;
-    }
-    let info = flasher
-        .device_info()
-        .map_err(line("reading the chip information"))?;
+    let info = flasher.device_info().map_err(|e| {
+        Failure::Fatal(DeviceError::Connect {
+            port: port.clone(),
+            reason: format!("reading the chip information: {e}"),
+        })
+    })?;
     let flash_id = read_flash_id(&mut flasher).ok();
     let device = DeviceReport {
         port: port.clone(),
@@ -257,13 +253,20 @@ fn attempt(
         baud: rate,
     };
     eprintln!(
-        "board: {} {} mac {} flash {} MB (id {}) at {rate} baud",
+        "board: {} {} mac {} flash {} MB (id {}), writing at {rate} baud",
         device.chip,
         device.revision.as_deref().unwrap_or("(revision unknown)"),
         device.mac.as_deref().unwrap_or("unknown"),
         device.flash_size >> 20,
         device.flash_id.as_deref().unwrap_or("unknown"),
     );
+    *device_out = Some(device.clone());
+    if info.chip != esp_chip(target.chip()) {
+        return Err(Failure::Fatal(DeviceError::WrongChip {
+            found: device.chip,
+            asked: target.to_string(),
+        }));
+    }
     if no_sync {
         eprintln!("--before no-reset-no-sync: flash size not detected, not checked");
     } else if device.flash_size < plan.flash_size.bytes() {
@@ -271,6 +274,11 @@ fn attempt(
             found_mb: device.flash_size >> 20,
             asked: plan.flash_size.to_string(),
         }));
+    }
+    if rate > ROM_BAUD {
+        flasher
+            .change_baud(rate)
+            .map_err(line("changing the baud rate"))?;
     }
     let connect = started.elapsed();
 
@@ -296,7 +304,6 @@ fn attempt(
             e => Failure::Fatal(DeviceError::Write(e.to_string())),
         })?;
     Ok(Outcome {
-        device,
         skipped: progress.skipped,
         connect,
         write: write_started.elapsed(),

@@ -139,6 +139,7 @@ fn run(args: &Args, report: &mut Report, started: Instant) -> anyhow::Result<()>
             verify: !args.no_verify,
             skip: !args.no_skip,
         },
+        &mut report.device,
     )?;
     for (region, skipped) in report.regions.iter_mut().zip(&outcome.skipped) {
         region.skipped = Some(*skipped);
@@ -152,6 +153,5 @@ fn run(args: &Args, report: &mut Report, started: Instant) -> anyhow::Result<()>
         outcome.skipped.len() - written,
         started.elapsed().as_secs_f64()
     );
-    report.device = Some(outcome.device);
     Ok(())
 }

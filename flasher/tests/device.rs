@@ -182,6 +182,7 @@ fn another_chip_is_refused_untouched() {
         (r["outcome"].as_str(), r["exit_code"].as_u64()),
         (Some("failed"), Some(5))
     );
+    assert_eq!(r["device"]["chip"], "esp32c3", "{r}");
 }
 
 #[test]
