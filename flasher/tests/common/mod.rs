@@ -1,5 +1,6 @@
-//! Shared helpers of the integration tests: firmware bundles from ESP-IDF build directories,
-//! running the flasher binary, and finding esptool.
+//! Shared helpers of the integration tests: firmware bundles from ESP-IDF build directories
+//! (made by imagegen, or laid out as the original images did), running the flasher binary, and
+//! finding esptool.
 
 #![allow(dead_code)] // each test binary uses a part of these helpers
 
@@ -7,11 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flasher::bundle::{
-    self, AppInfo, FileEntry, FlashSettings, MANIFEST_VERSION, Manifest, Role, Target,
-};
+use flasher::bundle;
 use flasher::chip::Chip;
-use flasher::image::FlashMode;
+use imagegen::bundle::{Bundle, Metadata};
+use imagegen::inputs::{SourceFile, TargetInput};
 use serde_json::Value;
 
 /// The esptool 5.x executable: `$ESPTOOL`, else `<workspace>/.venv/bin/esptool`, else `PATH`.
@@ -115,86 +115,47 @@ pub fn read_build(dir: &Path) -> BuildParts {
     }
 }
 
-/// Writes a firmware bundle into `root`: one `<name>/artifacts/` folder per build, the model
-/// at the root, and, with `manifest`, a `manifest.json` describing it all.
+/// Writes a firmware bundle into `root` (which must not exist yet), one target per build (named
+/// as given) plus the model. With `manifest`, imagegen makes it, as for a real image; without,
+/// it is laid out as the original esptool-based images did: the same tree, no `manifest.json`.
 pub fn write_bundle(
     root: &Path,
     builds: &[(&str, &BuildParts)],
     model: Option<&[u8]>,
     manifest: bool,
 ) {
-    let mut targets = Vec::new();
-    for (name, b) in builds {
-        let art = format!("{name}/artifacts");
-        fs::create_dir_all(root.join(&art)).unwrap();
-        let mut files = Vec::new();
-        let mut copy = |role: Role, src: &Path, file: &str, offset: Option<u32>| {
-            let data = fs::read(src).unwrap();
-            let rel = format!("{art}/{file}");
-            fs::write(root.join(&rel), &data).unwrap();
-            files.push(FileEntry::new(role, rel, offset, &data));
-        };
-        copy(
-            Role::Bootloader,
-            &b.bootloader.1,
-            "bootloader.bin",
-            Some(b.bootloader.0),
-        );
-        copy(
-            Role::PartitionTable,
-            &b.table.1,
-            "partition-table.bin",
-            Some(b.table.0),
-        );
-        if let Some((off, path)) = &b.otadata {
-            copy(Role::OtaData, path, "ota_data_initial.bin", Some(*off));
-        }
-        let app_name = b.app.1.file_name().unwrap().to_str().unwrap().to_string();
-        copy(Role::App, &b.app.1, &app_name, Some(b.app.0));
-        copy(Role::Sdkconfig, &b.dir.join("sdkconfig"), "sdkconfig", None);
-        if b.dir.join("partitions.csv").is_file() {
-            copy(
-                Role::PartitionsCsv,
-                &b.dir.join("partitions.csv"),
-                "partitions.csv",
-                None,
-            );
-        }
-        let app = fs::read(&b.app.1).unwrap();
-        let desc = flasher::image::app_descriptor(&app).expect("app descriptor");
-        targets.push(Target {
-            name: name.to_string(),
-            chip: b.chip,
-            flash: FlashSettings {
-                mode: FlashMode::parse(&b.mode).unwrap(),
-                freq: b.freq.clone(),
-                size: b.size.clone(),
-            },
-            bootloader_offset: b.bootloader.0,
-            partition_table_offset: b.table.0,
-            app: AppInfo {
-                name: desc.project_name,
-                version: desc.version,
-                idf_version: desc.idf_version,
-            },
-            files,
-        });
-    }
-    let model_entry = model.map(|data| {
-        fs::write(root.join(bundle::MODEL_FILE), data).unwrap();
-        FileEntry::new(Role::Model, bundle::MODEL_FILE.into(), None, data)
-    });
     if manifest {
-        targets.sort_by(|a, b| a.name.cmp(&b.name));
-        let m = Manifest {
-            manifest_version: MANIFEST_VERSION,
-            app_type: None,
-            version: None,
-            revision: None,
-            model: model_entry,
-            targets,
-        };
-        fs::write(root.join(bundle::MANIFEST_FILE), m.to_json()).unwrap();
+        let targets = builds
+            .iter()
+            .map(|(name, b)| TargetInput::from_build_dir(Some(name), &b.dir).unwrap())
+            .collect();
+        let model = model.map(|bytes| SourceFile {
+            path: PathBuf::from(bundle::MODEL_FILE),
+            bytes: bytes.to_vec(),
+        });
+        Bundle::new(targets, model, &Metadata::default())
+            .unwrap()
+            .write_dir(root)
+            .unwrap();
+        return;
+    }
+    for (name, b) in builds {
+        let art = root.join(name).join(bundle::ARTIFACTS_DIR);
+        fs::create_dir_all(&art).unwrap();
+        let copy = |src: &Path, file: &str| fs::copy(src, art.join(file)).unwrap();
+        copy(&b.bootloader.1, "bootloader.bin");
+        copy(&b.table.1, "partition-table.bin");
+        if let Some((_, path)) = &b.otadata {
+            copy(path, "ota_data_initial.bin");
+        }
+        copy(&b.app.1, b.app.1.file_name().unwrap().to_str().unwrap());
+        copy(&b.dir.join("sdkconfig"), "sdkconfig");
+        if b.dir.join("partitions.csv").is_file() {
+            copy(&b.dir.join("partitions.csv"), "partitions.csv");
+        }
+    }
+    if let Some(data) = model {
+        fs::write(root.join(bundle::MODEL_FILE), data).unwrap();
     }
 }
 
