@@ -185,6 +185,26 @@ pub enum PlanError {
         /// The partition's size.
         size: u32,
     },
+    /// A file is larger than its partition in the `--override_pt` layout.
+    #[error(
+        "{what} ({len} bytes) does not fit partition {partition} ({size} bytes) of the \
+         --override_pt {mode} layout for {flash}: pass the board's real --flash_size, or \
+         no_factory for larger slots"
+    )]
+    SlotTooSmall {
+        /// The file.
+        what: String,
+        /// Its length.
+        len: usize,
+        /// The partition.
+        partition: String,
+        /// The partition's size.
+        size: u32,
+        /// The mode.
+        mode: OverrideMode,
+        /// The `--flash_size` value.
+        flash: String,
+    },
     /// Two regions of the plan overlap.
     #[error(
         "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} (from {second_start:#x}): \
@@ -211,6 +231,7 @@ impl PlanError {
             PlanError::TargetNotInImage { .. }
             | PlanError::Layout(_)
             | PlanError::NoModel { .. }
+            | PlanError::SlotTooSmall { .. }
             | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
             PlanError::ImageChip { .. }
             | PlanError::NoBundle(_)

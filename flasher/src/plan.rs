@@ -454,6 +454,7 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     }
     check_image(&loaded.bootloader, target)?;
     check_image(&loaded.app, target)?;
+    let layout = req.override_pt.map(|mode| (mode, flash));
 
     // The partition table: the bundle's, or generated across the whole flash.
     let (table, table_region) = match req.override_pt {
@@ -569,7 +570,13 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
                 Source::Generated("erased otadata".into()),
             ),
         };
-        fits(&bytes, "ota_data_initial.bin", &ota.name(), ota.size())?;
+        fits(
+            &bytes,
+            "ota_data_initial.bin",
+            &ota.name(),
+            ota.size(),
+            layout,
+        )?;
         regions.push(Region {
             offset: ota.offset(),
             bytes,
@@ -586,6 +593,7 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
         &loaded.app.path,
         &app_part.name(),
         app_part.size(),
+        layout,
     )?;
     regions.push(Region {
         offset: app_part.offset(),
@@ -598,7 +606,13 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     if let Some(model) = &loaded.model {
         match table.find(MODEL_PARTITION).filter(|p| p.ty() == Type::Data) {
             Some(part) => {
-                fits(&model.bytes, &model.path, MODEL_PARTITION, part.size())?;
+                fits(
+                    &model.bytes,
+                    &model.path,
+                    MODEL_PARTITION,
+                    part.size(),
+                    layout,
+                )?;
                 regions.push(Region {
                     offset: part.offset(),
                     bytes: model.bytes.clone(),
@@ -674,14 +688,32 @@ fn describe_patch(before: &[u8], after: &[u8]) -> String {
     changes.join(", ")
 }
 
-fn fits(bytes: &[u8], what: &str, partition: &str, size: u32) -> Result<(), PlanError> {
-    if bytes.len() as u64 > u64::from(size) {
-        return Err(PlanError::DoesNotFit {
-            what: what.to_string(),
-            len: bytes.len(),
-            partition: partition.to_string(),
-            size,
-        });
+/// Checks that `bytes` fit `partition`; the error depends on whether the table was generated.
+fn fits(
+    bytes: &[u8],
+    what: &str,
+    partition: &str,
+    size: u32,
+    layout: Option<(OverrideMode, FlashSize)>,
+) -> Result<(), PlanError> {
+    if bytes.len() as u64 <= u64::from(size) {
+        return Ok(());
     }
-    Ok(())
+    let (what, len, partition) = (what.to_string(), bytes.len(), partition.to_string());
+    Err(match layout {
+        Some((mode, flash)) => PlanError::SlotTooSmall {
+            what,
+            len,
+            partition,
+            size,
+            mode,
+            flash: flash.to_string(),
+        },
+        None => PlanError::DoesNotFit {
+            what,
+            len,
+            partition,
+            size,
+        },
+    })
 }

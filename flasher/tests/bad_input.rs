@@ -220,3 +220,48 @@ fn unusable_ports_exit_4() {
     );
     assert!(board.stop().iter().all(|&b| b == 0xFF));
 }
+
+#[test]
+fn unusable_bundle_contents_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let board = quiet_board();
+    let port = board.path().to_str().unwrap().to_string();
+
+    // Images built for another chip than the folder (and --chip) says.
+    let c3 = generated_build(&tmp.path().join("c3"), &BuildSpec::new(Chip::Esp32c3));
+    let dir = tmp.path().join("wrong-chip");
+    write_bundle(&dir.join("fw"), &[("esp32s3", &c3)], None, false);
+    let out = run(&dir, Some(&port), &[]);
+    assert_error(
+        &out,
+        BUNDLE,
+        &["is built for esp32c3", "--chip esp32s3"],
+        "images of another chip",
+    );
+
+    // An app larger than its partition.
+    let mut spec = BuildSpec::new(Chip::Esp32s3);
+    spec.app_len = 0x12_0000;
+    let big = generated_build(&tmp.path().join("big"), &spec);
+    let dir = tmp.path().join("big-app");
+    write_bundle(&dir.join("fw"), &[("esp32s3", &big)], None, false);
+    let out = run(&dir, Some(&port), &[]);
+    assert_error(
+        &out,
+        BUNDLE,
+        &["does not fit partition factory", "--override_pt"],
+        "app too big",
+    );
+
+    // No bundle at all.
+    let dir = tmp.path().join("empty");
+    fs::create_dir_all(dir.join("fw")).unwrap();
+    let out = run(&dir, Some(&port), &[]);
+    assert_error(
+        &out,
+        BUNDLE,
+        &["no firmware bundle", "--firmware-dir"],
+        "no bundle",
+    );
+    assert_untouched(board, "bundle errors");
+}
