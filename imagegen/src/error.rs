@@ -32,6 +32,16 @@ pub enum Error {
     /// Options that do not make sense together or are missing.
     #[error("{0}")]
     Usage(String),
+    /// A registry refused or could not be reached.
+    #[error("{registry}: {problem}: {fix}")]
+    Registry {
+        /// The registry (`host[:port]`), with the repository when it matters.
+        registry: String,
+        /// What went wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// The output cannot be written.
     #[error("{}: cannot write ({source}): check that the parent directory exists and is writable", path.display())]
     Write {

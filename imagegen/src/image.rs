@@ -338,24 +338,28 @@ impl ImageIndex {
 
     /// The OCI layout `index.json`: one descriptor per tag, carrying `ref.name`.
     pub fn layout_index(&self) -> Vec<u8> {
-        let manifests: Vec<Descriptor> = self
-            .refs
-            .iter()
-            .map(|(tag, d)| {
-                let mut d = d.clone();
-                d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.clone())])));
-                d
-            })
-            .collect();
-        let mut index = ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(manifests)
-            .build()
-            .expect("index of valid descriptors");
-        index.set_annotations(None);
-        Blob::json(MediaType::ImageIndex, &index).bytes
+        layout_index(&self.refs)
     }
+}
+
+/// An OCI layout `index.json` for `refs`: one descriptor per tag, carrying `ref.name`.
+pub fn layout_index(refs: &[(String, Descriptor)]) -> Vec<u8> {
+    let manifests: Vec<Descriptor> = refs
+        .iter()
+        .map(|(tag, d)| {
+            let mut d = d.clone();
+            d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.clone())])));
+            d
+        })
+        .collect();
+    let mut index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .expect("index of valid descriptors");
+    index.set_annotations(None);
+    Blob::json(MediaType::ImageIndex, &index).bytes
 }
 
 /// Checks a tag against the distribution spec: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.

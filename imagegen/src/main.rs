@@ -10,7 +10,9 @@ use imagegen::flash_image::{self, Release};
 use imagegen::image::rfc3339;
 use imagegen::inputs::{SourceFile, TargetInput};
 use imagegen::platform::Platform;
+use imagegen::remote::{self, Destination, PushOptions};
 use imagegen::sink::{archive, layout};
+use imagegen::{credentials, ota};
 
 /// Builds OCI flash images for ESP32-family boards from ESP-IDF builds, without a container
 /// engine.
@@ -36,6 +38,115 @@ enum Command {
     /// Extract one platform's root filesystem (/flasher, /firmware) from an OCI layout, checking
     /// every blob's digest.
     Unpack(UnpackArgs),
+    /// Copy an OCI layout to a registry: blobs first (skipping those it has), then manifests by
+    /// digest, then the tags, with the layout's exact bytes so digests are kept.
+    #[command(
+        after_help = "Example:\n  printf %s \"$TOKEN\" | imagegen push --layout out/flash-layout \\\n    \
+        --username ci --password-stdin registry.example.com/acme/app-flash"
+    )]
+    Push(PushArgs),
+    /// Build the OTA images (the app binary only, per target), write a layout, optionally push.
+    #[command(
+        after_help = "Example:\n  imagegen ota --target esp32s3r8=app/build --target app-c3/build \\\n    \
+        --app-type demo --version 1.2.0 --revision $(git rev-parse HEAD) \\\n    \
+        --output out/ota-layout --push registry.example.com/acme/app"
+    )]
+    Ota(Box<OtaArgs>),
+}
+
+/// How to reach a registry and log in to it.
+#[derive(Args)]
+struct RegistryArgs {
+    /// Use plain HTTP (a loopback registry without TLS is reached over HTTP anyway).
+    #[arg(long)]
+    insecure: bool,
+    /// CA certificate (PEM) to trust besides the system roots, for a registry with a private CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// User name; the password is read from standard input (--password-stdin). Default:
+    /// IMAGEGEN_REGISTRY_USERNAME/IMAGEGEN_REGISTRY_PASSWORD, else the Docker config file.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// How often a transient failure (HTTP 5xx, lost connection) is retried, with backoff.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    retries: u32,
+    /// Another repository of the same registry to mount missing blobs from (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    mount_from: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// Push options for `dest`, with its credentials.
+    fn options(&self, dest: &Destination) -> Result<PushOptions> {
+        let password = if self.password_stdin {
+            let mut p = String::new();
+            std::io::stdin().read_line(&mut p).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read the password from standard input ({e}): pipe it in"
+                ))
+            })?;
+            Some(p.trim_end_matches(['\r', '\n']).to_string())
+        } else {
+            None
+        };
+        Ok(PushOptions {
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            credentials: credentials::resolve(
+                &dest.registry,
+                self.username.as_deref(),
+                password.as_deref(),
+            )?,
+            retries: self.retries,
+            mount_from: self.mount_from.clone(),
+        })
+    }
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// The OCI image layout to push (imagegen build --output or imagegen ota --output).
+    #[arg(long, value_name = "DIR")]
+    layout: PathBuf,
+    /// Push only this tag of the layout (repeatable; default: every tag).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Where to push: REGISTRY[:PORT]/REPOSITORY.
+    #[arg(value_name = "REGISTRY/REPOSITORY")]
+    destination: String,
+}
+
+#[derive(Args)]
+struct OtaArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Instead of the OTA index, one artifact per target whose only layer is the raw app binary
+    /// (application/vnd.espressif.esp32.firmware.v1+binary), tagged with the app's semantic
+    /// version; --output then holds one layout per target, and --push goes to REPOSITORY/<target>.
+    #[arg(long)]
+    raw: bool,
+    /// Source repository URL (org.opencontainers.image.source).
+    #[arg(long)]
+    source: Option<String>,
+    /// Creation time, as for build.
+    #[arg(long)]
+    created: Option<String>,
+    /// Extra tag for the index (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Write the OCI image layout here (with --raw: a directory of one layout per target).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// Also push to REGISTRY[:PORT]/REPOSITORY.
+    #[arg(long, value_name = "REGISTRY/REPOSITORY")]
+    push: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -149,6 +260,8 @@ fn main() -> ExitCode {
         Command::Build(args) => build(*args),
         Command::Bundle(args) => write_bundle(args),
         Command::Unpack(args) => unpack(args),
+        Command::Push(args) => push(args),
+        Command::Ota(args) => ota(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,6 +361,80 @@ fn unpack(args: UnpackArgs) -> Result<()> {
         &args.to,
     )?;
     println!("{}", args.to.display());
+    Ok(())
+}
+
+fn push(args: PushArgs) -> Result<()> {
+    let dest: Destination = args.destination.parse()?;
+    let options = args.registry.options(&dest)?;
+    let report = remote::push(&args.layout, &dest, &args.tags, &options)?;
+    print_push(&dest, &report);
+    Ok(())
+}
+
+fn print_push(dest: &Destination, report: &remote::PushReport) {
+    println!(
+        "pushed {dest}: {} blobs uploaded, {} already there, {} mounted, {} manifests",
+        report.uploaded, report.present, report.mounted, report.manifests
+    );
+    for (tag, digest) in &report.tags {
+        println!("tag {dest}:{tag} {digest}");
+    }
+}
+
+fn ota(args: OtaArgs) -> Result<()> {
+    let dest: Option<Destination> = args.push.as_deref().map(str::parse).transpose()?;
+    let release = Release {
+        created: created(args.created.as_deref())?,
+        source: args.source,
+        extra_tags: args.tags,
+    };
+    let bundle = args.bundle.bundle()?;
+    let options = dest
+        .as_ref()
+        .map(|d| args.registry.options(d))
+        .transpose()?;
+    if args.raw {
+        if !release.extra_tags.is_empty() {
+            return Err(Error::Usage(
+                "--tag does not go with --raw: raw artifacts are tagged with the app's version"
+                    .into(),
+            ));
+        }
+        let artifacts = ota::build_artifacts(&bundle, &release)?;
+        std::fs::create_dir_all(&args.output).map_err(|e| Error::write(&args.output, e))?;
+        for a in &artifacts {
+            let dir = args.output.join(&a.target);
+            layout::write_parts(a.blobs(), &a.layout_index(), &dir)?;
+            println!("artifact {} {} {}", a.target, a.tag, a.manifest.digest());
+        }
+        if let (Some(dest), Some(options)) = (&dest, &options) {
+            for a in &artifacts {
+                let dest = dest.child(&a.target)?;
+                let report = remote::push(&args.output.join(&a.target), &dest, &[], options)?;
+                print_push(&dest, &report);
+            }
+        }
+        return Ok(());
+    }
+    let image = ota::build(&bundle, &release)?;
+    layout::write(&image, &args.output)?;
+    println!("index {}", image.index.digest());
+    for img in &image.images {
+        println!(
+            "image {} {}/{}",
+            img.manifest.digest(),
+            img.platform.os(),
+            img.platform.architecture()
+        );
+    }
+    for (tag, d) in &image.refs {
+        println!("tag {tag} {}", d.digest());
+    }
+    if let (Some(dest), Some(options)) = (&dest, &options) {
+        let report = remote::push(&args.output, dest, &[], options)?;
+        print_push(dest, &report);
+    }
     Ok(())
 }
 

@@ -109,7 +109,7 @@ fn resolve(layout: &Path, desc: &Value, os: &str, arch: &str) -> Result<Value> {
 }
 
 /// Reads the blob `desc` points at and checks its digest and size.
-fn blob(layout: &Path, desc: &Value) -> Result<Vec<u8>> {
+pub(crate) fn blob(layout: &Path, desc: &Value) -> Result<Vec<u8>> {
     let digest = desc["digest"].as_str().unwrap_or_default();
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
     let path = layout.join("blobs/sha256").join(hex);

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::image::ImageIndex;
+use crate::image::{Blob, ImageIndex};
 
 /// Contents of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -12,25 +12,39 @@ pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// Writes `image` as an OCI layout at `dir`, replacing what was there only once the new layout
 /// is complete.
 pub fn write(image: &ImageIndex, dir: &Path) -> Result<()> {
+    write_parts(image.blobs().into_values(), &image.layout_index(), dir)
+}
+
+/// Writes a layout of `blobs` whose `index.json` is `index_json`, replacing what was at `dir`
+/// only once the new layout is complete.
+pub fn write_parts<'a>(
+    blobs: impl IntoIterator<Item = &'a Blob>,
+    index_json: &[u8],
+    dir: &Path,
+) -> Result<()> {
     let tmp = super::temp_sibling(dir)?;
-    let result = write_into(image, &tmp).and_then(|()| replace(&tmp, dir));
+    let result = write_into(blobs, index_json, &tmp).and_then(|()| replace(&tmp, dir));
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
     result
 }
 
-fn write_into(image: &ImageIndex, dir: &Path) -> Result<()> {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(|e| Error::write(&blobs, e))?;
-    for blob in image.blobs().values() {
-        let path = blobs.join(blob.hex());
+fn write_into<'a>(
+    blobs: impl IntoIterator<Item = &'a Blob>,
+    index_json: &[u8],
+    dir: &Path,
+) -> Result<()> {
+    let blob_dir = dir.join("blobs/sha256");
+    fs::create_dir_all(&blob_dir).map_err(|e| Error::write(&blob_dir, e))?;
+    for blob in blobs {
+        let path = blob_dir.join(blob.hex());
         fs::write(&path, blob.bytes()).map_err(|e| Error::write(&path, e))?;
     }
     let path = dir.join("oci-layout");
     fs::write(&path, OCI_LAYOUT).map_err(|e| Error::write(&path, e))?;
     let path = dir.join("index.json");
-    fs::write(&path, image.layout_index()).map_err(|e| Error::write(&path, e))?;
+    fs::write(&path, index_json).map_err(|e| Error::write(&path, e))?;
     Ok(())
 }
 
