@@ -80,25 +80,21 @@ pub fn write(
     opts: &Options,
     device: &mut Option<DeviceReport>,
 ) -> Result<Outcome, DeviceError> {
-    let rates: Vec<u32> = match opts.baud {
-        Some(b) => vec![b],
-        None => AUTO_BAUDS.to_vec(),
+    let rates: &[u32] = match &opts.baud {
+        Some(b) => std::slice::from_ref(b),
+        None => &AUTO_BAUDS,
     };
-    let mut last = None;
-    for (i, &rate) in rates.iter().enumerate() {
-        match attempt(plan, target, opts, rate, device) {
-            Ok(outcome) => return Ok(outcome),
-            Err(Failure::Line(e)) if i + 1 < rates.len() => {
-                eprintln!(
-                    "the line is unreliable at {rate} baud ({e}); retrying at {} baud",
-                    rates[i + 1]
-                );
-                last = Some(e);
+    let mut rates = rates.iter().copied().peekable();
+    while let Some(rate) = rates.next() {
+        match (attempt(plan, target, opts, rate, device), rates.peek()) {
+            (Ok(outcome), _) => return Ok(outcome),
+            (Err(Failure::Line(e)), Some(next)) => {
+                eprintln!("the line is unreliable at {rate} baud ({e}); retrying at {next} baud");
             }
-            Err(Failure::Line(e) | Failure::Fatal(e)) => return Err(e),
+            (Err(Failure::Line(e) | Failure::Fatal(e)), _) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| DeviceError::Write("no baud rate left to try".into())))
+    Err(DeviceError::Write("no baud rate to write at".into()))
 }
 
 fn open(port: &str) -> Result<Port, DeviceError> {

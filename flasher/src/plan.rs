@@ -444,10 +444,85 @@ fn pad4(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
+/// The partition table and its region: the bundle's, or generated across the whole flash.
+fn partition_table(req: &Request, loaded: &Loaded) -> Result<(PartitionTable, Region), PlanError> {
+    let from_csv = loaded.table.path.ends_with(".csv");
+    let (table, bytes, source) = match req.override_pt {
+        Some(mode) => {
+            if mode.with_model() && loaded.model.is_none() {
+                return Err(PlanError::NoModel { mode });
+            }
+            let model_len = loaded.model.as_ref().map(|m| m.bytes.len() as u64);
+            let table =
+                layout::generate(loaded.table_offset, req.flash_size.bytes(), mode, model_len)?;
+            let bin = table
+                .to_bin()
+                .map_err(|e| layout::LayoutError::Invalid(e.to_string()))?;
+            let what = format!("--override_pt {mode} for {}", req.flash_size);
+            (table, bin, Source::Generated(what))
+        }
+        None if from_csv => {
+            let table = read_table(&loaded.table)?;
+            let bin = table.to_bin().map_err(|e| PlanError::BadTable {
+                file: loaded.table.path.clone(),
+                reason: e.to_string(),
+            })?;
+            let what = format!("compiled from {}", loaded.table.path);
+            (table, bin, Source::Generated(what))
+        }
+        None => (
+            read_table(&loaded.table)?,
+            loaded.table.bytes.clone(),
+            Source::File(loaded.table.path.clone()),
+        ),
+    };
+    let region = Region {
+        offset: loaded.table_offset,
+        bytes,
+        label: "partition-table",
+        source,
+    };
+    Ok((table, region))
+}
+
+/// No partition in the table's own sector, and the table inside the flash.
+fn check_table(
+    table: &PartitionTable,
+    region: &Region,
+    table_offset: u32,
+    flash: FlashSize,
+) -> Result<(), PlanError> {
+    let sector_end = u64::from(table_offset) + 0x1000;
+    if let Some(p) = table
+        .partitions()
+        .iter()
+        .find(|p| u64::from(p.offset()) < sector_end)
+    {
+        return Err(PlanError::BadTable {
+            file: region.source.to_string(),
+            reason: format!(
+                "partition {} at {:#x} lies inside the partition table sector \
+                 ({table_offset:#x}..{sector_end:#x})",
+                p.name(),
+                p.offset(),
+            ),
+        });
+    }
+    let end = partition::table_end(table);
+    if end > flash.bytes() {
+        return Err(PlanError::FlashTooSmall {
+            what: "the partition table".into(),
+            end,
+            need_mb: end as f64 / f64::from(1 << 20),
+            size: flash.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     let target = &req.target;
     let flash = req.flash_size;
-    let size_str = flash.to_string();
     let mut notes = Vec::new();
     if loaded.integrity == Integrity::Unchecked {
         notes.push("this image has no manifest.json: no integrity check was possible".to_string());
@@ -456,65 +531,8 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     check_image(&loaded.app, target)?;
     let layout = req.override_pt.map(|mode| (mode, flash));
 
-    // The partition table: the bundle's, or generated across the whole flash.
-    let (table, table_region) = match req.override_pt {
-        Some(mode) => {
-            if mode.with_model() && loaded.model.is_none() {
-                return Err(PlanError::NoModel { mode });
-            }
-            let model_len = loaded.model.as_ref().map(|m| m.bytes.len() as u64);
-            let table = layout::generate(loaded.table_offset, flash.bytes(), mode, model_len)?;
-            let bin = table
-                .to_bin()
-                .map_err(|e| PlanError::Layout(layout::LayoutError::Invalid(e.to_string())))?;
-            let source = Source::Generated(format!("--override_pt {mode} for {size_str}"));
-            (table, (bin, source))
-        }
-        None => {
-            let table = read_table(&loaded.table)?;
-            let bin = if loaded.table.path.ends_with(".csv") {
-                table.to_bin().map_err(|e| PlanError::BadTable {
-                    file: loaded.table.path.clone(),
-                    reason: e.to_string(),
-                })?
-            } else {
-                loaded.table.bytes.clone()
-            };
-            let source = if loaded.table.path.ends_with(".csv") {
-                Source::Generated(format!("compiled from {}", loaded.table.path))
-            } else {
-                Source::File(loaded.table.path.clone())
-            };
-            (table, (bin, source))
-        }
-    };
-    let table_file = match &table_region.1 {
-        Source::File(p) => p.clone(),
-        _ => "the partition table".to_string(),
-    };
-    let sector_end = u64::from(loaded.table_offset) + 0x1000;
-    for p in table.partitions() {
-        if u64::from(p.offset()) < sector_end {
-            return Err(PlanError::BadTable {
-                file: table_file,
-                reason: format!(
-                    "partition {} at {:#x} lies inside the partition table sector ({:#x}..{sector_end:#x})",
-                    p.name(),
-                    p.offset(),
-                    loaded.table_offset
-                ),
-            });
-        }
-    }
-    let end = partition::table_end(&table);
-    if end > flash.bytes() {
-        return Err(PlanError::FlashTooSmall {
-            what: "the partition table".into(),
-            end,
-            need_mb: end as f64 / f64::from(1 << 20),
-            size: size_str,
-        });
-    }
+    let (table, table_region) = partition_table(req, &loaded)?;
+    check_table(&table, &table_region, loaded.table_offset, flash)?;
 
     // The bootloader, its header patched as esptool does for --flash_size/mode/freq.
     let patch = HeaderPatch {
@@ -553,12 +571,7 @@ fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
             label: "bootloader",
             source: boot_source,
         },
-        Region {
-            offset: loaded.table_offset,
-            bytes: table_region.0,
-            label: "partition-table",
-            source: table_region.1,
-        },
+        table_region,
     ];
 
     // OTA data: the bundle's ota_data_initial.bin, or an erased otadata partition.
