@@ -321,6 +321,8 @@ struct Pusher<'a> {
     client: Client,
     dest: &'a Destination,
     options: &'a PushOptions,
+    /// Whether the client speaks plain HTTP.
+    plain_http: bool,
 }
 
 impl<'a> Pusher<'a> {
@@ -370,6 +372,7 @@ impl<'a> Pusher<'a> {
             }),
             dest,
             options,
+            plain_http: options.insecure,
         };
         let first = retrying(options.retries, || {
             pusher
@@ -381,6 +384,7 @@ impl<'a> Pusher<'a> {
             Ok(_) => Ok(pusher),
             Err(e) if !options.insecure && dest.is_loopback() && speaks_plain_http(&e) => {
                 pusher.client = client(ClientProtocol::Http);
+                pusher.plain_http = true;
                 retrying(options.retries, || {
                     pusher
                         .client
@@ -506,7 +510,7 @@ impl<'a> Pusher<'a> {
                 format!("not found (404) while {step}"),
                 "check the registry address and the repository path (some registries need the project created first)".into(),
             )
-        } else if code == Some(400) && body.contains("HTTPS") {
+        } else if code == Some(400) && self.plain_http {
             (
                 "the registry speaks HTTPS, not plain HTTP".into(),
                 "drop --insecure (and pass --ca-file if its certificate is private)".into(),
