@@ -500,3 +500,79 @@ fn bad_tags_and_repository_names_are_refused_before_sending() {
     );
     assert_eq!(reg.uploads(), 0, "nothing was sent:\n{}", reg.log());
 }
+
+#[test]
+fn publish_script_pushes_flash_and_ota_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&tmp.path().join("registry"), Setup::default());
+    let s = sample(tmp.path());
+    let flashers = tmp.path().join("flashers");
+    for (arch, exe) in [("amd64", &s.amd64), ("arm64", &s.arm64)] {
+        fs::create_dir_all(flashers.join(arch)).unwrap();
+        let dest = flashers.join(arch).join("flasher");
+        fs::copy(exe, &dest).unwrap();
+        let mut perms = fs::metadata(&dest).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        fs::set_permissions(&dest, perms).unwrap();
+    }
+    let targets: Vec<String> = s
+        .builds
+        .iter()
+        .map(|(n, d)| format!("{n}={}", d.display()))
+        .collect();
+    let empty = tmp.path().join("docker");
+    fs::create_dir(&empty).unwrap();
+    let out = Command::new("bash")
+        .arg(testkit::workspace_root().join("scripts/publish"))
+        .env("REGISTRY", &reg.addr)
+        .env("REPO", "demo/app")
+        .env("RAW_REPO", "demo/fw")
+        .env("TARGETS", targets.join(" "))
+        .env("APP_TYPE", "demo")
+        .env("VERSION", "1.2.0")
+        .env("REVISION", "0123456789abcdef")
+        .env("EXTRA_TAGS", "latest")
+        .env("OUT", tmp.path().join("out"))
+        .env("FLASHER_DIR", &flashers)
+        .env("IMAGEGEN", env!("CARGO_BIN_EXE_imagegen"))
+        .env("DOCKER_CONFIG", &empty)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layout_digest = |dir: &str| {
+        let index: Value = serde_json::from_slice(
+            &fs::read(tmp.path().join("out").join(dir).join("index.json")).unwrap(),
+        )
+        .unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == INDEX_TAG)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (repo, dir) in [
+        ("demo/app-flash", "flash-layout"),
+        ("demo/app", "ota-layout"),
+    ] {
+        for tag in [INDEX_TAG, "latest"] {
+            assert_eq!(
+                remote_digest(&reg, repo, tag),
+                Some(layout_digest(dir)),
+                "{repo}:{tag}"
+            );
+        }
+    }
+    for (target, _) in &s.builds {
+        assert!(remote_digest(&reg, &format!("demo/fw/{target}"), "1.2.0").is_some());
+    }
+}
