@@ -469,6 +469,15 @@ impl<'a> Pusher<'a> {
             .await
     }
 
+    /// How often a failed step was retried, for messages.
+    fn retried(&self) -> String {
+        match self.options.retries {
+            0 => "not retried (--retries 0)".into(),
+            1 => "after 1 retry".into(),
+            n => format!("after {n} retries"),
+        }
+    }
+
     /// One line naming the problem and its fix.
     fn explain(&self, e: OciDistributionError, step: &str) -> Error {
         let detail = root_cause(&e);
@@ -518,8 +527,8 @@ impl<'a> Pusher<'a> {
         } else if let Some(code) = code.filter(|c| *c >= 500) {
             (
                 format!(
-                    "the registry failed (HTTP {code}) while {step}, after {} retries",
-                    self.options.retries
+                    "the registry failed (HTTP {code}) while {step}, {}",
+                    self.retried()
                 ),
                 "try again later, and check the registry's logs and storage".into(),
             )
@@ -531,8 +540,8 @@ impl<'a> Pusher<'a> {
         } else if code.is_none() && matches!(e, OciDistributionError::RequestError(_)) {
             (
                 format!(
-                    "cannot reach the registry ({detail}) while {step}, after {} retries",
-                    self.options.retries
+                    "cannot reach the registry ({detail}) while {step}, {}",
+                    self.retried()
                 ),
                 "check that it is running and that the address and port are right, then push again"
                     .into(),
@@ -666,6 +675,37 @@ mod tests {
         ] {
             assert!(bad.parse::<Destination>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retries_server_errors_but_not_refusals() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = |code| OciDistributionError::ServerError {
+            code,
+            url: "http://127.0.0.1/v2/".into(),
+            message: String::new(),
+        };
+        let mut calls = 0;
+        let result = runtime.block_on(retrying(3, || {
+            calls += 1;
+            let r = if calls < 3 {
+                Err(error(503))
+            } else {
+                Ok(calls)
+            };
+            async move { r }
+        }));
+        assert_eq!(result.unwrap(), 3, "two 503s retried, then success");
+        let mut calls = 0;
+        let result: std::result::Result<(), _> = runtime.block_on(retrying(3, || {
+            calls += 1;
+            async { Err(error(401)) }
+        }));
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "a 401 is not retried");
     }
 
     #[test]

@@ -390,7 +390,7 @@ fn registry_down_is_named_with_the_fix() {
         &[
             &dest,
             "cannot reach the registry",
-            "after 1 retries",
+            "after 1 retry",
             "check that it is running",
         ],
     );
