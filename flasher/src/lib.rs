@@ -22,3 +22,5 @@ pub mod plan;
 pub mod report;
 pub mod sdkconfig;
 pub mod size;
+#[cfg(feature = "device")]
+mod termios;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::image::{Entry, Image, ImageIndex, ImageSpec, Layer, with_parent_dirs};
+use crate::image::{Entry, Image, ImageIndex, ImageSpec, Layer, Timestamp, with_parent_dirs};
 use crate::platform::Platform;
 
 /// Prefix of this project's own annotations.
@@ -14,8 +14,8 @@ pub const ANNOTATION_PREFIX: &str = "io.esp-flash";
 /// Release details that go into tags and annotations.
 #[derive(Debug, Clone, Default)]
 pub struct Release {
-    /// Creation time, RFC 3339.
-    pub created: String,
+    /// Creation time.
+    pub created: Timestamp,
     /// Source repository URL.
     pub source: Option<String>,
     /// Extra tags for the index.
@@ -73,7 +73,7 @@ pub fn build(
 
     let mut annotations = BTreeMap::new();
     let oci = |k: &str| format!("org.opencontainers.image.{k}");
-    annotations.insert(oci("created"), release.created.clone());
+    annotations.insert(oci("created"), release.created.as_str().to_string());
     annotations.insert(oci("version"), version.clone());
     annotations.insert(oci("title"), format!("{app_name}-flash"));
     annotations.insert(
@@ -130,7 +130,7 @@ pub fn build(
             architecture: platform.arch().into(),
             entrypoint: Some(vec!["/flasher".into()]),
             annotations: annotations.clone(),
-            created: release.created.clone(),
+            created: release.created.as_str().to_string(),
             history: vec![
                 format!("imagegen: /flasher for {platform}"),
                 format!("imagegen: /firmware for {}", targets.join(", ")),

@@ -382,6 +382,47 @@ pub fn check_tag(tag: &str) -> Result<()> {
     }
 }
 
+/// An image creation time: RFC 3339 UTC, second precision (`2026-01-31T12:00:00Z`).
+/// The default is the Unix epoch, so that builds without a time are reproducible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    /// The time `secs` after the Unix epoch.
+    pub fn from_unix(secs: i64) -> Timestamp {
+        Timestamp(rfc3339(secs))
+    }
+
+    /// Parses Unix seconds or RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub fn parse(value: &str) -> Option<Timestamp> {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<i64>() {
+            return Some(Timestamp::from_unix(secs));
+        }
+        let b = value.as_bytes();
+        let shape = b.len() == 20
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        shape.then(|| Timestamp(value.to_string()))
+    }
+
+    /// The RFC 3339 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Timestamp {
+    fn default() -> Timestamp {
+        Timestamp::from_unix(0)
+    }
+}
+
 /// RFC 3339 UTC time for a Unix timestamp.
 pub fn rfc3339(epoch: i64) -> String {
     let days = epoch.div_euclid(86_400);
@@ -407,6 +448,22 @@ pub fn rfc3339(epoch: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(Timestamp::default().as_str(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::parse("1700000000").unwrap().as_str(),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            Timestamp::parse("2026-01-31T12:00:00Z").unwrap().as_str(),
+            "2026-01-31T12:00:00Z"
+        );
+        assert!(Timestamp::parse("").is_none());
+        assert!(Timestamp::parse("yesterday").is_none());
+        assert!(Timestamp::parse("2026-01-31 12:00:00").is_none());
+    }
 
     #[test]
     fn formats_times() {

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use imagegen::bundle::{Bundle, Metadata};
 use imagegen::error::{Error, Result};
 use imagegen::flash_image::{self, Release};
-use imagegen::image::rfc3339;
+use imagegen::image::Timestamp;
 use imagegen::inputs::{SourceFile, TargetInput};
 use imagegen::platform::Platform;
 use imagegen::remote::{self, Destination, PushOptions};
@@ -444,29 +444,15 @@ fn host_platform() -> Platform {
 }
 
 /// The creation time: the flag, else SOURCE_DATE_EPOCH, else the epoch.
-fn created(flag: Option<&str>) -> Result<String> {
+fn created(flag: Option<&str>) -> Result<Timestamp> {
     let (value, origin) = match (flag, std::env::var("SOURCE_DATE_EPOCH").ok()) {
         (Some(v), _) => (v.to_string(), "--created"),
         (None, Some(v)) => (v, "SOURCE_DATE_EPOCH"),
-        (None, None) => return Ok(rfc3339(0)),
+        (None, None) => return Ok(Timestamp::default()),
     };
-    if let Ok(secs) = value.trim().parse::<i64>() {
-        return Ok(rfc3339(secs));
-    }
-    let b = value.as_bytes();
-    let shape = b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b'T',
-            13 | 16 => *c == b':',
-            19 => *c == b'Z',
-            _ => c.is_ascii_digit(),
-        });
-    if shape {
-        Ok(value)
-    } else {
-        Err(Error::Usage(format!(
+    Timestamp::parse(&value).ok_or_else(|| {
+        Error::Usage(format!(
             "{origin} '{value}' is not a time: use Unix seconds or RFC 3339 UTC like 2026-01-31T12:00:00Z"
-        )))
-    }
+        ))
+    })
 }

@@ -57,7 +57,7 @@ fn annotations(bundle: &Bundle, release: &Release, version: &str) -> BTreeMap<St
         .map_or("app", |t| t.app.name.as_str());
     let oci = |k: &str| format!("org.opencontainers.image.{k}");
     let mut a = BTreeMap::new();
-    a.insert(oci("created"), release.created.clone());
+    a.insert(oci("created"), release.created.as_str().to_string());
     a.insert(oci("version"), version.to_string());
     a.insert(oci("title"), format!("{app_name}-ota"));
     if let Some(rev) = &manifest.revision {
@@ -96,7 +96,7 @@ pub fn build(bundle: &Bundle, release: &Release) -> Result<ImageIndex> {
             architecture: target.name.clone(),
             entrypoint: None,
             annotations: annotations.clone(),
-            created: release.created.clone(),
+            created: release.created.as_str().to_string(),
             history: vec![format!("imagegen: /firmware/{name} for {}", target.name)],
         };
         images.push(Image::new(&spec, vec![layer])?);
