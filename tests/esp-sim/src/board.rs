@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::chip::{Chip, FlashSize, MacAddress, Psram};
 use crate::faults::{Direction, FaultInjector, FaultSpec};
 use crate::flash::Flash;
 use crate::loader::{CommandRecord, Loader, Output, lock};
-use crate::pacing::{DEFAULT_BAUD, Pacer};
+use crate::pacing::{DEFAULT_BAUD, Pacer, wire_time};
 use crate::pty::Pty;
 use crate::{ConfigError, slip};
 
@@ -130,6 +130,24 @@ pub enum BoardError {
     Io(#[from] io::Error),
 }
 
+/// What crossed the line and what the flash did: the figures benchmarks compare a measured
+/// time against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineStats {
+    /// Bytes received from the host.
+    pub rx_bytes: u64,
+    /// Bytes sent to the host.
+    pub tx_bytes: u64,
+    /// Wire time of the received bytes, each at the rate in effect when it crossed.
+    pub rx_wire: Duration,
+    /// Wire time of the sent bytes.
+    pub tx_wire: Duration,
+    /// Flash erase and program time (typical datasheet values).
+    pub flash_time: Duration,
+    /// When the first byte arrived from the host.
+    pub first_rx: Option<Instant>,
+}
+
 /// A running simulated board.
 ///
 /// The board serves any number of client sessions in a row on its pty,
@@ -141,6 +159,7 @@ pub struct SimBoard {
     chip: Chip,
     flash: Arc<Mutex<Flash>>,
     log: Arc<Mutex<Vec<CommandRecord>>>,
+    stats: Arc<Mutex<LineStats>>,
     stop: Arc<AtomicBool>,
     disconnected: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -175,7 +194,9 @@ impl SimBoard {
         let path = pty.path().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let disconnected = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(LineStats::default()));
         let server = Server {
+            stats: stats.clone(),
             pty,
             loader,
             faults: FaultInjector::new(config.faults),
@@ -193,6 +214,7 @@ impl SimBoard {
             chip,
             flash,
             log,
+            stats,
             stop,
             disconnected,
             thread: Some(thread),
@@ -217,6 +239,11 @@ impl SimBoard {
     /// The commands received so far, oldest first.
     pub fn commands(&self) -> Vec<CommandRecord> {
         lock(&self.log).clone()
+    }
+
+    /// Line and flash figures so far.
+    pub fn stats(&self) -> LineStats {
+        lock(&self.stats).clone()
     }
 
     /// Forgets the commands received so far.
@@ -252,6 +279,7 @@ impl Drop for SimBoard {
 
 /// The serving loop's state, owned by the board's thread.
 struct Server {
+    stats: Arc<Mutex<LineStats>>,
     pty: Pty,
     loader: Loader,
     faults: FaultInjector,
@@ -270,6 +298,7 @@ impl Server {
     fn run(mut self) {
         let mut buf = [0u8; 4096];
         while !self.stop.load(Ordering::SeqCst) {
+            let buffered = self.pty.readable().unwrap_or(false);
             let n = match self.pty.read(&mut buf, POLL_INTERVAL) {
                 Ok(n) => n,
                 Err(_) => {
@@ -281,7 +310,7 @@ impl Server {
             if n == 0 {
                 continue;
             }
-            if self.serve(&buf[..n]).is_err() {
+            if self.serve(&buf[..n], buffered).is_err() {
                 self.disconnected.store(true, Ordering::SeqCst);
                 // Dropping the pty closes the master: the host sees a hang-up.
                 return;
@@ -293,8 +322,15 @@ impl Server {
         self.pty.host_baud().or(self.baud).unwrap_or(DEFAULT_BAUD)
     }
 
-    fn serve(&mut self, bytes: &[u8]) -> Result<(), CablePulled> {
-        self.pacer.received(bytes.len(), self.current_baud());
+    fn serve(&mut self, bytes: &[u8], buffered: bool) -> Result<(), CablePulled> {
+        let baud = self.current_baud();
+        {
+            let mut stats = lock(&self.stats);
+            stats.first_rx.get_or_insert_with(Instant::now);
+            stats.rx_bytes += bytes.len() as u64;
+            stats.rx_wire += wire_time(bytes.len() as u64, baud);
+        }
+        self.pacer.received(bytes.len(), baud, buffered);
         for &byte in bytes {
             let fate = self.faults.byte(Direction::Rx, byte);
             if fate.disconnect {
@@ -305,6 +341,7 @@ impl Server {
             }
             let Some(byte) = fate.byte else { continue };
             if let Some(frame) = self.decoder.push(byte) {
+                self.pacer.wait_for_flash();
                 let output = self.loader.handle(&frame, &mut self.faults);
                 self.send(output)?;
             }
@@ -313,6 +350,7 @@ impl Server {
     }
 
     fn send(&mut self, output: Output) -> Result<(), CablePulled> {
+        lock(&self.stats).flash_time += output.busy + output.background;
         self.pacer.busy(output.busy);
         let mut wire = Vec::new();
         for frame in &output.frames {
@@ -334,6 +372,7 @@ impl Server {
             line.extend(fate.byte);
         }
         self.transmit(&line, baud);
+        self.pacer.background(output.background);
         if let Some(new_baud) = output.new_baud {
             self.baud = Some(new_baud);
         }
@@ -341,6 +380,11 @@ impl Server {
     }
 
     fn transmit(&mut self, bytes: &[u8], baud: u32) {
+        {
+            let mut stats = lock(&self.stats);
+            stats.tx_bytes += bytes.len() as u64;
+            stats.tx_wire += wire_time(bytes.len() as u64, baud);
+        }
         let pty = &self.pty;
         // A failed write means nobody listens; the reply is lost as on a
         // real line.

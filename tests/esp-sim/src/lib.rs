@@ -27,7 +27,7 @@ pub mod protocol;
 pub mod pty;
 pub mod slip;
 
-pub use board::{BoardConfig, BoardError, SimBoard};
+pub use board::{BoardConfig, BoardError, LineStats, SimBoard};
 pub use chip::{Chip, FlashSize, MacAddress, Psram};
 pub use faults::{FaultSpec, FaultSpecError};
 pub use loader::CommandRecord;

@@ -60,6 +60,9 @@ pub(crate) struct Output {
     pub frames: Vec<Vec<u8>>,
     /// Time the chip is busy (flash erase/program) before the first frame.
     pub busy: Duration,
+    /// Flash work done after the frames are sent: the stub acknowledges a data block first and
+    /// writes it while the next one arrives, so this only delays the next command.
+    pub background: Duration,
     /// Line rate to switch to once the frames are sent.
     pub new_baud: Option<u32>,
 }
@@ -185,6 +188,11 @@ impl Loader {
         };
         let response = outcome.unwrap_or_else(|failure| Response::failed(request.op, failure));
         out.frames.insert(0, response.encode(responder));
+        if responder == Responder::Stub
+            && matches!(command, Some(Opcode::FlashData | Opcode::FlashDeflData))
+        {
+            out.background += std::mem::take(&mut out.busy);
+        }
         // The stub greets once it runs; a stub told to reboot hands back to
         // the ROM (strapping pins keep the chip in download mode).
         match command {

@@ -52,11 +52,16 @@ pub fn wire_time(bytes: u64, baud: u32) -> Duration {
 }
 
 /// Holds the board to real time when enabled; does nothing otherwise.
+///
+/// Three timelines: the receive line, the transmit line and the flash chip. The lines run in
+/// parallel with the flash, as on a real board whose UART receives into a buffer while the SPI
+/// flash erases and programs.
 #[derive(Debug)]
 pub(crate) struct Pacer {
     enabled: bool,
     rx_done: Instant,
     tx_done: Instant,
+    flash_free: Instant,
 }
 
 impl Pacer {
@@ -66,22 +71,45 @@ impl Pacer {
             enabled,
             rx_done: now,
             tx_done: now,
+            flash_free: now,
         }
     }
 
-    /// Waits until `n` bytes that just turned up could have crossed the
-    /// wire at `baud`.
-    pub fn received(&mut self, n: usize, baud: u32) {
+    /// Waits until `n` bytes that just turned up could have crossed the wire at `baud`.
+    /// `buffered` says they were already waiting when the board looked (it was busy): a host
+    /// sends as soon as it has the last reply, so they are timed from then, back to back.
+    pub fn received(&mut self, n: usize, baud: u32, buffered: bool) {
         if self.enabled {
-            self.rx_done = self.rx_done.max(Instant::now()) + wire_time(n as u64, baud);
+            let arrival = if buffered {
+                self.tx_done
+            } else {
+                Instant::now()
+            };
+            self.rx_done = self.rx_done.max(arrival) + wire_time(n as u64, baud);
             sleep_until(self.rx_done);
         }
     }
 
-    /// Waits for a flash operation of length `busy`.
+    /// Carries out a flash operation of length `busy` before going on.
     pub fn busy(&mut self, busy: Duration) {
         if self.enabled && !busy.is_zero() {
+            self.wait_for_flash();
             thread::sleep(busy);
+            self.flash_free = Instant::now();
+        }
+    }
+
+    /// Starts a flash operation of length `work` that runs while the board goes on talking.
+    pub fn background(&mut self, work: Duration) {
+        if self.enabled && !work.is_zero() {
+            self.flash_free = self.flash_free.max(Instant::now()) + work;
+        }
+    }
+
+    /// Waits until the flash has finished the work started in the background.
+    pub fn wait_for_flash(&mut self) {
+        if self.enabled {
+            sleep_until(self.flash_free);
         }
     }
 

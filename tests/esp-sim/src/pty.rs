@@ -107,6 +107,11 @@ impl Pty {
         }
     }
 
+    /// Whether input is waiting right now.
+    pub fn readable(&self) -> io::Result<bool> {
+        poll_one(self.master.as_raw_fd(), libc::POLLIN, Duration::ZERO)
+    }
+
     /// Reads what the host sent, waiting at most `timeout`; `Ok(0)` on
     /// timeout.
     pub fn read(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
