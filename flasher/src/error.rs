@@ -335,6 +335,9 @@ pub enum DeviceError {
         "verifying the flash failed: the MD5 read back differs ({0}); run again, and if it persists the flash may be faulty"
     )]
     Verify(String),
+    /// Finding, opening or reaching the port failed (see [`PortError`]).
+    #[error("{0}")]
+    Port(#[from] PortError),
 }
 
 impl DeviceError {
@@ -350,6 +353,7 @@ impl DeviceError {
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
+            DeviceError::Port(e) => e.kind(),
         }
     }
 }
@@ -365,4 +369,168 @@ pub enum UsageError {
     /// An argument the parser rejected, on one line.
     #[error("{0}")]
     Arguments(String),
+}
+
+/// Why `--port` does not lead to a usable port: selection, permissions, a busy port, or a network
+/// serial server.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The `--port` value cannot be understood.
+    #[error("bad --port: {0} (see --help)")]
+    BadSpec(String),
+    /// Nothing matches a glob, `auto` or a selector.
+    #[error(
+        "no serial port matches --port {spec} ({seen}): connect the board, pass it to docker run \
+         (--device=/dev/ttyUSB0), and check with flasher --list-ports"
+    )]
+    NoMatch {
+        /// The `--port` value.
+        spec: String,
+        /// What was seen instead.
+        seen: String,
+    },
+    /// The port exists on the host but was not passed into the container.
+    #[error(
+        "--port {spec} matches {name}, which is not in this container: add \
+         --device=/dev/{name} to docker run"
+    )]
+    NotInContainer {
+        /// The `--port` value.
+        spec: String,
+        /// Kernel name of the port.
+        name: String,
+    },
+    /// A selector matches several ports where one is needed.
+    #[error(
+        "--port {spec} matches {count} ports ({candidates}): pick one with usb-serial=SERIAL or \
+         usb-path=PATH (see flasher --list-ports)"
+    )]
+    Ambiguous {
+        /// The `--port` value.
+        spec: String,
+        /// How many match.
+        count: usize,
+        /// The matching ports.
+        candidates: String,
+    },
+    /// sysfs cannot be read, so USB details are unknown.
+    #[error(
+        "cannot read {path} ({reason}): pass the board's device path to --port, e.g. /dev/ttyUSB0"
+    )]
+    Sysfs {
+        /// The directory.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// The board left and did not come back (after a reset that re-enumerates USB).
+    #[error(
+        "the board on {port} ({identity}) disappeared and did not come back within {seconds} s: \
+         check the cable and that the container sees new ports (-v /dev:/dev with \
+         --device-cgroup-rule), then run again"
+    )]
+    Gone {
+        /// The port it was on.
+        port: String,
+        /// Its USB serial number or path.
+        identity: String,
+        /// How long the flasher waited.
+        seconds: u64,
+    },
+    /// Another program holds the port.
+    #[error(
+        "serial port {port} is busy, {holder}: close the program using it (a serial monitor, \
+         another flasher) and retry"
+    )]
+    Busy {
+        /// The port.
+        port: String,
+        /// Who holds it, as far as /proc shows.
+        holder: String,
+    },
+    /// File permissions forbid opening the port (`EACCES`).
+    #[error(
+        "no permission to open {port} (mode {mode}, group {group}; the flasher runs as uid {uid} \
+         without that group): add --group-add {gid} to docker run"
+    )]
+    Permission {
+        /// The port.
+        port: String,
+        /// Permission bits, octal.
+        mode: String,
+        /// Owning group, with its name when known.
+        group: String,
+        /// Owning group id.
+        gid: u32,
+        /// This process's user id.
+        uid: u32,
+    },
+    /// The container's device cgroup forbids the port (`EPERM`).
+    #[error(
+        "the container may not open {port} (character device {major}:{minor} is not in its device \
+         cgroup): pass --device={port} to docker run, or for ports plugged in later run with \
+         -v /dev:/dev --device-cgroup-rule='c {major}:* rmw'"
+    )]
+    Cgroup {
+        /// The port.
+        port: String,
+        /// Device major number.
+        major: u32,
+        /// Device minor number.
+        minor: u32,
+    },
+    /// The network serial server cannot be reached.
+    #[error(
+        "cannot reach {url} ({reason}): start esp_rfc2217_server or ser2net on the host, check \
+         HOST and PORT (from Docker Desktop the host is host.docker.internal)"
+    )]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// The server does not answer the RFC 2217 negotiation.
+    #[error(
+        "{url} does not speak RFC 2217 (no answer to the option negotiation): use \
+         socket://HOST:PORT for a raw TCP bridge, or an RFC 2217 server"
+    )]
+    NotRfc2217 {
+        /// The URL.
+        url: String,
+    },
+    /// The network connection ended.
+    #[error(
+        "the connection to {url} was lost ({reason}): check the server and the network, then run \
+         again"
+    )]
+    Dropped {
+        /// The URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// No pseudo-terminal for a network port.
+    #[error("cannot create a pseudo-terminal for the network port ({0}): check /dev/pts")]
+    Pty(String),
+}
+
+impl PortError {
+    /// The kind of failure, for the exit code.
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            PortError::BadSpec(_) | PortError::Ambiguous { .. } => ExitKind::Usage,
+            PortError::Pty(_) => ExitKind::Other,
+            PortError::NoMatch { .. }
+            | PortError::NotInContainer { .. }
+            | PortError::Sysfs { .. }
+            | PortError::Gone { .. }
+            | PortError::Busy { .. }
+            | PortError::Permission { .. }
+            | PortError::Cgroup { .. }
+            | PortError::Unreachable { .. }
+            | PortError::NotRfc2217 { .. }
+            | PortError::Dropped { .. } => ExitKind::Device,
+        }
+    }
 }

@@ -19,6 +19,8 @@ pub mod image;
 pub mod layout;
 pub mod partition;
 pub mod plan;
+#[cfg(feature = "device")]
+pub mod port;
 pub mod report;
 pub mod sdkconfig;
 pub mod size;

@@ -1,0 +1,560 @@
+//! Boards behind a network serial server: `rfc2217://HOST:PORT` (esptool's
+//! `esp_rfc2217_server`, ser2net in telnet mode) and `socket://HOST:PORT` (a raw TCP bridge).
+//!
+//! espflash talks to a tty, so the [`Bridge`] makes one: a pseudo-terminal whose master side
+//! the bridge pumps to and from the TCP stream. With RFC 2217 it also watches the line rate
+//! espflash sets on the pty (`TCGETS2` on the master reads the slave's settings) and sends
+//! SET-BAUDRATE before the first byte at the new rate, and it sends DTR/RTS as SET-CONTROL
+//! commands ([`Bridge::pulse`]), since modem-line ioctls on a pty fail with `ENOTTY`.
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::PortError;
+use super::rfc2217::{self, Line, Telnet};
+use super::select::BadSpec;
+
+/// How long to wait for the TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an RFC 2217 server may take to agree to the Com Port option.
+const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// The rate the ROM loader starts at.
+const INITIAL_BAUD: u32 = 115_200;
+
+/// The protocol of a network port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Telnet with RFC 2217 Com Port Control: baud rate and modem lines travel too.
+    Rfc2217,
+    /// Raw bytes; no baud rate, no modem lines.
+    Socket,
+}
+
+/// A network port: `rfc2217://HOST:PORT[?ign_set_control]` or `socket://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetUrl {
+    /// The protocol.
+    pub scheme: Scheme,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Whether DTR/RTS may be sent (`?ign_set_control` turns them off, as in pyserial).
+    pub modem_lines: bool,
+}
+
+impl NetUrl {
+    /// Whether resets can travel: RFC 2217 with modem lines.
+    pub fn can_reset(&self) -> bool {
+        self.scheme == Scheme::Rfc2217 && self.modem_lines
+    }
+}
+
+impl fmt::Display for NetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Rfc2217 => "rfc2217",
+            Scheme::Socket => "socket",
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for NetUrl {
+    type Err = BadSpec;
+
+    fn from_str(s: &str) -> Result<NetUrl, BadSpec> {
+        let bad = |why: &str| {
+            BadSpec(format!(
+                "{s}: {why}; network ports are rfc2217://HOST:PORT or socket://HOST:PORT"
+            ))
+        };
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let scheme = match scheme {
+            "rfc2217" => Scheme::Rfc2217,
+            "socket" => Scheme::Socket,
+            _ => return Err(bad(&format!("unknown scheme '{scheme}'"))),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (host, port) = v6.split_once("]:").ok_or_else(|| bad("no port"))?;
+                (host, port)
+            }
+            None => rest.rsplit_once(':').ok_or_else(|| bad("no port"))?,
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad(&format!("'{port}' is not a TCP port")))?;
+        let mut modem_lines = true;
+        for option in query.into_iter().flat_map(|q| q.split('&')) {
+            match (scheme, option) {
+                (Scheme::Rfc2217, "ign_set_control") => modem_lines = false,
+                _ => return Err(bad(&format!("unsupported option '{option}'"))),
+            }
+        }
+        Ok(NetUrl {
+            scheme,
+            host: host.to_string(),
+            port,
+            modem_lines,
+        })
+    }
+}
+
+/// One step of a modem-line sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Set a line.
+    Set(Line, bool),
+    /// Wait.
+    Wait(Duration),
+}
+
+/// What the bridge shares with its pump thread.
+#[derive(Debug)]
+struct Shared {
+    url: NetUrl,
+    writer: Mutex<TcpStream>,
+    lost: Mutex<Option<String>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.write_all(bytes)
+    }
+
+    fn lose(&self, reason: String) {
+        let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+        lost.get_or_insert(reason);
+    }
+}
+
+/// A network port made into a local pseudo-terminal. Dropping it closes the connection.
+#[derive(Debug)]
+pub struct Bridge {
+    shared: Arc<Shared>,
+    path: String,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A pty pair: the master (non-blocking), a descriptor of the slave kept open so that the
+/// master never reads `EIO` between clients, and the slave's path.
+fn open_pty() -> io::Result<(OwnedFd, OwnedFd, String)> {
+    // SAFETY: plain libc calls; every descriptor is checked and then owned.
+    unsafe {
+        let fd = check(libc::posix_openpt(
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        ))?;
+        let master = OwnedFd::from_raw_fd(fd);
+        check(libc::grantpt(fd))?;
+        check(libc::unlockpt(fd))?;
+        let mut name = [0 as libc::c_char; 128];
+        check(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()))?;
+        let path = CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned();
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        let c_path = std::ffi::CString::new(path.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let slave = OwnedFd::from_raw_fd(check(libc::open(
+            c_path.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        ))?);
+        let mut tio: libc::termios = std::mem::zeroed();
+        check(libc::tcgetattr(slave.as_raw_fd(), &mut tio))?;
+        libc::cfmakeraw(&mut tio);
+        check(libc::cfsetspeed(&mut tio, libc::B115200))?;
+        check(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio))?;
+        Ok((master, slave, path))
+    }
+}
+
+/// The rate the pty's user set, read on the master (`TCGETS2`).
+fn pty_baud(master: RawFd) -> Option<u32> {
+    const RATES: [(libc::speed_t, u32); 12] = [
+        (libc::B9600, 9600),
+        (libc::B19200, 19200),
+        (libc::B38400, 38400),
+        (libc::B57600, 57600),
+        (libc::B115200, 115_200),
+        (libc::B230400, 230_400),
+        (libc::B460800, 460_800),
+        (libc::B921600, 921_600),
+        (libc::B1000000, 1_000_000),
+        (libc::B1500000, 1_500_000),
+        (libc::B2000000, 2_000_000),
+        (libc::B3000000, 3_000_000),
+    ];
+    // SAFETY: TCGETS2 fills a termios2 of the right size.
+    let tio = unsafe {
+        let mut tio: libc::termios2 = std::mem::zeroed();
+        check(libc::ioctl(master, libc::TCGETS2, &mut tio)).ok()?;
+        tio
+    };
+    let cbaud = tio.c_cflag & libc::CBAUD;
+    if cbaud == libc::BOTHER {
+        return (tio.c_ospeed > 0).then_some(tio.c_ospeed);
+    }
+    RATES.iter().find(|(b, _)| *b == cbaud).map(|(_, r)| *r)
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fds` is a valid slice of pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn connect_tcp(url: &NetUrl) -> Result<TcpStream, PortError> {
+    let unreachable = |reason: String| PortError::Unreachable {
+        url: url.to_string(),
+        reason,
+    };
+    let addrs: Vec<_> = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+        .collect();
+    let mut last = format!("no address for {}", url.host);
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = e.to_string().to_lowercase(),
+        }
+    }
+    Err(unreachable(last))
+}
+
+/// Negotiates RFC 2217 on `stream`; returns the parser and serial data that came early.
+fn negotiate(url: &NetUrl, stream: &mut TcpStream) -> Result<(Telnet, Vec<u8>), PortError> {
+    let io_err = |e: io::Error| PortError::Unreachable {
+        url: url.to_string(),
+        reason: e.to_string().to_lowercase(),
+    };
+    let (mut telnet, hello) = Telnet::new();
+    stream.write_all(&hello).map_err(io_err)?;
+    let deadline = Instant::now() + NEGOTIATION_TIMEOUT;
+    let (mut data, mut reply) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 1024];
+    while !telnet.com_port_active() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(PortError::NotRfc2217 {
+                url: url.to_string(),
+            });
+        }
+        stream.set_read_timeout(Some(left)).map_err(io_err)?;
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(PortError::Dropped {
+                    url: url.to_string(),
+                    reason: "the server closed the connection during the option negotiation".into(),
+                });
+            }
+            Ok(n) => {
+                reply.clear();
+                telnet.feed(&buf[..n], &mut data, &mut reply);
+                stream.write_all(&reply).map_err(io_err)?;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    stream
+        .write_all(&rfc2217::line_settings(INITIAL_BAUD))
+        .map_err(io_err)?;
+    stream.set_read_timeout(None).map_err(io_err)?;
+    Ok((telnet, data))
+}
+
+impl Bridge {
+    /// Connects to `url` (and negotiates RFC 2217) and starts pumping through a new pty.
+    pub fn connect(url: &NetUrl) -> Result<Bridge, PortError> {
+        let mut stream = connect_tcp(url)?;
+        let (telnet, early) = match url.scheme {
+            Scheme::Rfc2217 => {
+                let (t, early) = negotiate(url, &mut stream)?;
+                (Some(t), early)
+            }
+            Scheme::Socket => (None, Vec::new()),
+        };
+        let pty_error = |e: io::Error| PortError::Pty(e.to_string());
+        let (master, slave, path) = open_pty().map_err(pty_error)?;
+        let reader = stream.try_clone().map_err(pty_error)?;
+        reader.set_nonblocking(true).map_err(pty_error)?;
+        let shared = Arc::new(Shared {
+            url: url.clone(),
+            writer: Mutex::new(stream),
+            lost: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        });
+        let pump = Pump {
+            shared: shared.clone(),
+            master,
+            _slave: slave,
+            reader,
+            telnet,
+            baud: INITIAL_BAUD,
+            pending: early,
+        };
+        let thread = std::thread::Builder::new()
+            .name("net-bridge".into())
+            .spawn(move || pump.run())
+            .map_err(pty_error)?;
+        Ok(Bridge {
+            shared,
+            path,
+            thread: Some(thread),
+        })
+    }
+
+    /// The pty that stands for the network port.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &NetUrl {
+        &self.shared.url
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn lost(&self) -> Option<String> {
+        self.shared
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Drives DTR and RTS through the server (RFC 2217 SET-CONTROL), step by step.
+    pub fn pulse(&self, steps: &[Step]) -> Result<(), PortError> {
+        for step in steps {
+            match *step {
+                Step::Set(line, on) => {
+                    if let Err(e) = self.shared.send(&rfc2217::set_line(line, on)) {
+                        let reason = format!("sending DTR/RTS failed: {e}");
+                        self.shared.lose(reason.clone());
+                        return Err(PortError::Dropped {
+                            url: self.shared.url.to_string(),
+                            reason,
+                        });
+                    }
+                }
+                Step::Wait(d) => std::thread::sleep(d),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Ok(w) = self.shared.writer.lock() {
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The pump thread's state. Dropping it closes the master, which hangs up the pty.
+struct Pump {
+    shared: Arc<Shared>,
+    master: OwnedFd,
+    _slave: OwnedFd,
+    reader: TcpStream,
+    telnet: Option<Telnet>,
+    baud: u32,
+    pending: Vec<u8>,
+}
+
+impl Pump {
+    fn run(mut self) {
+        if let Err(reason) = self.pump() {
+            self.shared.lose(reason);
+        }
+    }
+
+    fn pump(&mut self) -> Result<(), String> {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut out = Vec::with_capacity(32 * 1024);
+        let mut reply = Vec::new();
+        let master = self.master.as_raw_fd();
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            if !self.pending.is_empty() {
+                let pending = std::mem::take(&mut self.pending);
+                self.to_pty(&pending)?;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: master,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.reader.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            poll(&mut fds, 20).map_err(|e| format!("poll failed: {e}"))?;
+            if fds[0].revents & libc::POLLIN != 0 {
+                // SAFETY: reading into a buffer we own, of its length.
+                let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
+                if n > 0 {
+                    let data = &buf[..n as usize];
+                    out.clear();
+                    if self.telnet.is_some() {
+                        // The rate espflash set is in place before it writes at that rate.
+                        if let Some(baud) = pty_baud(master)
+                            && baud != self.baud
+                        {
+                            self.baud = baud;
+                            out.extend(rfc2217::set_baud(baud));
+                        }
+                        rfc2217::escape(data, &mut out);
+                    } else {
+                        out.extend_from_slice(data);
+                    }
+                    self.shared
+                        .send(&out)
+                        .map_err(|e| format!("sending to the server failed: {e}"))?;
+                }
+            }
+            if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                match self.reader.read(&mut buf) {
+                    Ok(0) => return Err("the server closed the connection".into()),
+                    Ok(n) => match &mut self.telnet {
+                        Some(telnet) => {
+                            out.clear();
+                            reply.clear();
+                            telnet.feed(&buf[..n], &mut out, &mut reply);
+                            if !reply.is_empty() {
+                                self.shared
+                                    .send(&reply)
+                                    .map_err(|e| format!("answering the server failed: {e}"))?;
+                            }
+                            let data = std::mem::take(&mut out);
+                            self.to_pty(&data)?;
+                            out = data;
+                        }
+                        None => {
+                            let data = buf[..n].to_vec();
+                            self.to_pty(&data)?;
+                        }
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) if self.shared.stop.load(Ordering::SeqCst) => {}
+                    Err(e) => return Err(format!("the connection failed: {e}")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes to the pty; bytes nobody reads for a second (no client) are dropped.
+    fn to_pty(&self, mut data: &[u8]) -> Result<(), String> {
+        let master = self.master.as_raw_fd();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !data.is_empty() {
+            // SAFETY: writing from a slice we borrow, of its length.
+            let n = unsafe { libc::write(master, data.as_ptr().cast(), data.len()) };
+            if n > 0 {
+                data = &data[n as usize..];
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                return Err(format!("writing to the pty failed: {e}"));
+            }
+            if Instant::now() > deadline || self.shared.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let mut fds = [libc::pollfd {
+                fd: master,
+                events: libc::POLLOUT,
+                revents: 0,
+            }];
+            poll(&mut fds, 10).map_err(|e| format!("poll failed: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u: NetUrl = "rfc2217://127.0.0.1:4000".parse().unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.modem_lines),
+            (Scheme::Rfc2217, "127.0.0.1", 4000, true)
+        );
+        assert!(u.can_reset());
+        assert_eq!(u.to_string(), "rfc2217://127.0.0.1:4000");
+        let u: NetUrl = "rfc2217://host.docker.internal:2217?ign_set_control"
+            .parse()
+            .unwrap();
+        assert!(!u.modem_lines && !u.can_reset());
+        let u: NetUrl = "socket://[::1]:23".parse().unwrap();
+        assert_eq!((u.scheme, u.host.as_str()), (Scheme::Socket, "::1"));
+        assert_eq!(u.to_string(), "socket://[::1]:23");
+        for bad in [
+            "rfc2217://host",
+            "rfc2217://:4000",
+            "rfc2217://h:0",
+            "rfc2217://h:99999",
+            "telnet://h:23",
+            "socket://h:23?ign_set_control",
+        ] {
+            assert!(bad.parse::<NetUrl>().is_err(), "{bad}");
+        }
+    }
+}
