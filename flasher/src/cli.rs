@@ -12,19 +12,24 @@ use crate::size::FlashSize;
 const EXAMPLES: &str = "\
 Examples:
   docker run --device=/dev/ttyUSB0 IMAGE --port /dev/ttyUSB0 --chip esp32s3 --flash_size 8MB
+  flasher --port /dev/ttyUSB0 --port /dev/ttyUSB1 --chip esp32s3 --flash_size 8MB \\
+      --report-append shift.jsonl
+  flasher --port '/dev/ttyUSB*' --chip esp32c3 --flash_size 4MB
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
-not answering, 5 wrong chip or too little flash, 6 write or verify failure.";
+not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
+failed for different reasons.";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flasher", version, about, after_help = EXAMPLES)]
 pub struct Args {
-    /// Serial device of the board (not needed with --dry-run or --merge-out).
+    /// Serial device of the board (not needed with --dry-run or --merge-out). Repeat it, or give
+    /// a pattern such as '/dev/ttyUSB*', to write several boards at once.
     #[arg(long, value_name = "PORT")]
-    pub port: Option<String>,
+    pub port: Vec<String>,
 
     /// Build target of the image: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32h2, or a PSRAM
     /// variant such as esp32s3r8.
@@ -78,9 +83,15 @@ pub struct Args {
     #[arg(long = "merge-out", alias = "merge_out", value_name = "FILE")]
     pub merge_out: Option<PathBuf>,
 
-    /// Write a JSON report of the run (device, regions, timings, outcome) to FILE.
+    /// Write a JSON report of the run (one record per board: device, regions, timings,
+    /// outcome) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Append one JSON line per board to FILE (JSON Lines), as each board finishes: a log that
+    /// keeps every board of a shift.
+    #[arg(long = "report-append", alias = "report_append", value_name = "FILE")]
+    pub report_append: Option<PathBuf>,
 }
 
 impl Args {

@@ -23,6 +23,8 @@ pub enum ExitKind {
     Board,
     /// Writing or verifying the flash failed.
     Write,
+    /// Several boards failed, for different reasons (each board's record says which).
+    Mixed,
 }
 
 impl ExitKind {
@@ -35,6 +37,7 @@ impl ExitKind {
             ExitKind::Device => 4,
             ExitKind::Board => 5,
             ExitKind::Write => 6,
+            ExitKind::Mixed => 7,
         }
     }
 }
@@ -325,6 +328,19 @@ pub enum DeviceError {
         /// What went wrong.
         reason: String,
     },
+    /// Another board answered on the port during a retry.
+    #[error(
+        "another board answered on {port} during a retry (MAC {now}, was {was}): keep each board \
+         connected to its port for the whole run, and run again"
+    )]
+    BoardChanged {
+        /// The path.
+        port: String,
+        /// MAC of the board first seen.
+        was: String,
+        /// MAC of the board that answered.
+        now: String,
+    },
     /// Writing failed.
     #[error(
         "writing the flash failed ({0}); run again, and if it persists the flash may be faulty"
@@ -349,7 +365,9 @@ impl DeviceError {
             | DeviceError::NotSerial { .. }
             | DeviceError::Open { .. }
             | DeviceError::Connect { .. } => ExitKind::Device,
-            DeviceError::WrongChip { .. } | DeviceError::FlashTooSmall { .. } => ExitKind::Board,
+            DeviceError::WrongChip { .. }
+            | DeviceError::FlashTooSmall { .. }
+            | DeviceError::BoardChanged { .. } => ExitKind::Board,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
@@ -366,6 +384,15 @@ pub enum UsageError {
         "missing --port: pass the board's serial device, e.g. --port /dev/ttyUSB0 (or use --dry-run / --merge-out)"
     )]
     MissingPort,
+    /// A `--port` pattern that matches no device.
+    #[error(
+        "--port {0} matches no device: connect the boards, pass them to docker run (--device), \
+         or give each port by name"
+    )]
+    NoPortMatches(String),
+    /// The same device given twice.
+    #[error("--port {0} is given twice: pass each board's port once")]
+    DuplicatePort(String),
     /// An argument the parser rejected, on one line.
     #[error("{0}")]
     Arguments(String),

@@ -5,8 +5,9 @@
 //!
 //! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
 //! arguments (with [`layout`] generating the `--override_pt` table) without touching the board;
-//! [`device`] (feature `device`) writes the plan with espflash. [`cli`] is the command line,
-//! [`error`] the typed errors and their exit codes, [`report`] the JSON report.
+//! [`device`] (feature `device`) writes the plan with espflash, and [`station`] writes several
+//! boards at once. [`cli`] is the command line, [`error`] the typed errors and their exit
+//! codes, [`report`] the records of each board (JSON report, JSON Lines log).
 
 pub mod bundle;
 pub mod chip;
@@ -24,5 +25,7 @@ pub mod port;
 pub mod report;
 pub mod sdkconfig;
 pub mod size;
+#[cfg(feature = "device")]
+pub mod station;
 #[cfg(feature = "device")]
 mod termios;

@@ -1,6 +1,8 @@
 //! `flasher`: the entrypoint of a flash image. Parses the command line, makes the plan, and
-//! writes it to the board, a merged image or the terminal; maps failures to exit codes.
+//! writes it to the boards (several at once), a merged image or the terminal; records every
+//! board; maps failures to exit codes.
 
+use std::fs::File;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,10 +10,11 @@ use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
 use flasher::cli::Args;
-use flasher::device;
+use flasher::device::{self, Console};
 use flasher::error::{DeviceError, ExitKind, PlanError, UsageError};
 use flasher::plan::{self, Request};
-use flasher::report::{self, Report};
+use flasher::report::{self, Report, RunReport};
+use flasher::station::{self, Finished};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -21,42 +24,118 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return fail(&UsageError::Arguments(one_line_clap(&e)).into(), None),
+        Err(e) => {
+            eprintln!("error: {}", one_line_clap(&e));
+            return ExitCode::from(ExitKind::Usage.code());
+        }
     };
-    let mut report = Report {
+    let mut base = Report {
         target: args.chip.to_string(),
         flash_size: args.flash_size.to_string(),
         override_pt: args.override_pt.map(|m| m.to_string()),
         ..Report::default()
     };
-    let result = run(&args, &mut report, started);
-    report.timings_ms.total = started.elapsed().as_millis() as u64;
-    match result {
-        Ok(()) => {
-            report.outcome = "ok".into();
-            match write_report(&args, &report) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e, None),
+    // The log is opened before any board is touched, so that no board goes unrecorded.
+    let log = match &args.report_append {
+        Some(path) => match report::open_log(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot open --report-append {}: {e}; pass a writable file",
+                    path.display()
+                );
+                return ExitCode::from(ExitKind::Other.code());
             }
+        },
+        None => None,
+    };
+    let mut ports = Vec::new();
+    let finished = match run(&args, &mut base, &mut ports, log.as_ref(), started) {
+        Ok(finished) => finished,
+        Err(e) => failed_before_boards(&e, &base, &ports, log.as_ref(), started),
+    };
+    let mut code = station::exit_code(&finished.records);
+    if finished.records.len() > 1 {
+        summarize(&finished.records);
+    }
+    for e in &finished.log_errors {
+        eprintln!(
+            "error: cannot append {e}; check the disk and the --report-append file, the report \
+             and the lines above have the outcome"
+        );
+        code = code.max(ExitKind::Other.code());
+    }
+    if let Some(path) = &args.report {
+        let run_report = RunReport {
+            outcome: if code == 0 { "ok" } else { "failed" }.into(),
+            exit_code: code,
+            boards: finished.records,
+        };
+        if let Err(e) = report::write_atomic(path, &run_report.to_json()) {
+            eprintln!(
+                "error: cannot write the report to {}: {e}; pass a writable path",
+                path.display()
+            );
+            code = code.max(ExitKind::Other.code());
         }
-        Err(e) => fail(&e, Some((&args, &mut report))),
+    }
+    ExitCode::from(code)
+}
+
+/// Prints the failure of one board on one line, or one line per failed board and a summary.
+fn summarize(records: &[Report]) {
+    let ok = records.iter().filter(|r| r.exit_code == 0).count();
+    let failed: Vec<String> = records
+        .iter()
+        .filter(|r| r.exit_code != 0)
+        .map(|r| {
+            let port = r.port.as_deref().unwrap_or("?");
+            format!("{} (exit {})", station::short_name(port), r.exit_code)
+        })
+        .collect();
+    if failed.is_empty() {
+        eprintln!("station: all {ok} boards written");
+    } else {
+        eprintln!(
+            "station: {ok} of {} boards written; failed: {}",
+            records.len(),
+            failed.join(", ")
+        );
     }
 }
 
-/// Prints the error on one line, records it in the report, and gives the exit code.
-fn fail(e: &anyhow::Error, report: Option<(&Args, &mut Report)>) -> ExitCode {
+/// The records of a run that stopped before any board was written: one per port (or one when
+/// none was given), each with the error, which is printed once.
+fn failed_before_boards(
+    e: &anyhow::Error,
+    base: &Report,
+    ports: &[String],
+    log: Option<&File>,
+    started: Instant,
+) -> Finished {
     let kind = exit_kind(e);
     let message = format!("{e:#}").replace('\n', " ");
     eprintln!("error: {message}");
-    if let Some((args, report)) = report {
-        report.outcome = "failed".into();
-        report.exit_code = kind.code();
-        report.error = Some(message);
-        if let Err(e) = write_report(args, report) {
-            eprintln!("error: {e:#}");
+    let ports: Vec<Option<String>> = if ports.is_empty() {
+        vec![None]
+    } else {
+        ports.iter().cloned().map(Some).collect()
+    };
+    let mut finished = Finished::default();
+    for port in ports {
+        let mut record = base.clone();
+        record.port = port;
+        record.time = report::utc_now();
+        record.timings_ms.total = started.elapsed().as_millis() as u64;
+        station::failed(&mut record, kind, &message);
+        if let Some(log) = log
+            && let Err(e) = report::append_line(log, &record.to_line())
+        {
+            finished.log_errors.push(format!("a record: {e}"));
         }
+        finished.records.push(record);
     }
-    ExitCode::from(kind.code())
+    finished
 }
 
 fn exit_kind(e: &anyhow::Error) -> ExitKind {
@@ -87,28 +166,29 @@ fn one_line_clap(e: &clap::Error) -> String {
     )
 }
 
-fn write_report(args: &Args, report: &Report) -> anyhow::Result<()> {
-    if let Some(path) = &args.report {
-        report::write_atomic(path, &report.to_json())
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+/// Makes the plan and carries it out. Errors are those before any board is written; the
+/// boards' own failures are in their records.
+fn run(
+    args: &Args,
+    base: &mut Report,
+    ports: &mut Vec<String>,
+    log: Option<&File>,
+    started: Instant,
+) -> anyhow::Result<Finished> {
+    if args.uses_device() {
+        if args.port.is_empty() {
+            return Err(UsageError::MissingPort.into());
+        }
+        *ports = station::expand_ports(&args.port)?;
     }
-    Ok(())
-}
-
-fn run(args: &Args, report: &mut Report, started: Instant) -> anyhow::Result<()> {
-    let port = match (&args.port, args.uses_device()) {
-        (Some(port), true) => Some(port.clone()),
-        (None, true) => return Err(UsageError::MissingPort.into()),
-        (_, false) => None,
-    };
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
         target: args.chip.clone(),
         flash_size: args.flash_size,
         override_pt: args.override_pt,
     })?;
-    report.set_plan(&plan);
-    report.timings_ms.plan = started.elapsed().as_millis() as u64;
+    base.set_plan(&plan);
+    base.timings_ms.plan = started.elapsed().as_millis() as u64;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -125,33 +205,37 @@ fn run(args: &Args, report: &mut Report, started: Instant) -> anyhow::Result<()>
             plan.regions.len()
         );
     }
-    let Some(port) = port else {
-        return Ok(());
-    };
-    let outcome = device::write(
-        &plan,
-        &args.chip,
-        &device::Options {
-            port,
-            baud: args.baud,
-            before: args.before,
-            after: args.after,
-            verify: !args.no_verify,
-            skip: !args.no_skip,
-        },
-        &mut report.device,
-    )?;
-    for (region, skipped) in report.regions.iter_mut().zip(&outcome.skipped) {
-        region.skipped = Some(*skipped);
+    if ports.is_empty() {
+        let mut record = base.clone();
+        record.outcome = "ok".into();
+        record.time = report::utc_now();
+        record.timings_ms.total = started.elapsed().as_millis() as u64;
+        let mut finished = Finished::default();
+        if let Some(log) = log
+            && let Err(e) = report::append_line(log, &record.to_line())
+        {
+            finished.log_errors.push(format!("the record: {e}"));
+        }
+        finished.records.push(record);
+        return Ok(finished);
     }
-    report.timings_ms.connect = outcome.connect.as_millis() as u64;
-    report.timings_ms.write = outcome.write.as_millis() as u64;
-    let written = outcome.skipped.iter().filter(|s| !**s).count();
-    eprintln!(
-        "done: {written} of {} regions written, {} already in place, in {:.1} s",
-        outcome.skipped.len(),
-        outcome.skipped.len() - written,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let options = device::Options {
+        port: String::new(),
+        baud: args.baud,
+        before: args.before,
+        after: args.after,
+        verify: !args.no_verify,
+        skip: !args.no_skip,
+        console: Console::single(),
+    };
+    let finished = station::flash_all(&plan, &args.chip, ports, &options, base, log, started);
+    for record in &finished.records {
+        if let Some(error) = &record.error {
+            match (&record.port, finished.records.len()) {
+                (Some(port), 2..) => eprintln!("error: [{}] {error}", station::short_name(port)),
+                _ => eprintln!("error: {error}"),
+            }
+        }
+    }
+    Ok(finished)
 }

@@ -1,24 +1,55 @@
-//! The JSON report of a run (`--report FILE`), for manufacturing logs, and the
+//! The records of a run, one per board, for manufacturing logs: the JSON report
+//! (`--report FILE`), the JSON Lines log appended to (`--report-append FILE`), and the
 //! write-to-temporary-then-rename helper every output file goes through.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::plan::{Integrity, Plan};
 
-/// Everything a run found and did.
+/// The report of a whole run: one record per board (one record without a port when no board
+/// was asked for).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    /// `ok` when every board succeeded, else `failed`.
+    pub outcome: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// The records, in `--port` order.
+    pub boards: Vec<Report>,
+}
+
+impl RunReport {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// Everything a run found and did with one board.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// `ok` or `failed`.
     pub outcome: String,
-    /// The process exit code.
+    /// The exit code this board alone would give.
     pub exit_code: u8,
-    /// The error, when the run failed.
+    /// The error, when the board failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The `--port` of the board (absent when no board was asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// When the record was made, UTC, RFC 3339.
+    pub time: String,
+    /// Attempts made on the board (absent when none was made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// The `--chip` target.
     pub target: String,
     /// The `--flash_size` value.
@@ -109,12 +140,64 @@ impl Report {
             .collect();
     }
 
-    /// The report as pretty JSON.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+    /// The record as one line of JSON, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes
     }
+}
+
+/// The current time, UTC, as RFC 3339 (`2025-01-31T08:00:00Z`).
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Seconds since 1970 as RFC 3339, UTC.
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Opens `path` for appending records, creating it if needed.
+pub fn open_log(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Appends `line` to `log` in a single write, so that records of boards finishing at the same
+/// time, or of several stations sharing the file, never interleave; then syncs it.
+pub fn append_line(log: &fs::File, line: &[u8]) -> io::Result<()> {
+    let mut file = log;
+    let written = file.write(line)?;
+    if written != line.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!(
+                "only {written} of {} bytes of the record were written",
+                line.len()
+            ),
+        ));
+    }
+    file.sync_data()
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
@@ -154,5 +237,50 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         assert!(write_atomic(&dir.join("missing/x"), b"").is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn records_append_as_whole_lines() {
+        let dir = tempfile_dir("append");
+        let path = dir.join("shift.jsonl");
+        let log = open_log(&path).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let log = log.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let record = Report {
+                        port: Some(format!("/dev/ttyUSB{i}")),
+                        error: Some("x".repeat(3000)),
+                        ..Report::default()
+                    };
+                    for _ in 0..20 {
+                        append_line(&log, &record.to_line()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 160);
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v["port"].as_str().unwrap().starts_with("/dev/ttyUSB"));
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("flasher-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -160,7 +160,9 @@ fn an_altered_bundle_exits_3_and_is_reported() {
     let r: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["outcome"], "failed");
     assert_eq!(r["exit_code"], BUNDLE);
-    assert!(r["error"].as_str().unwrap().contains("does not match"));
+    let record = &r["boards"][0];
+    assert_eq!(record["exit_code"], BUNDLE);
+    assert!(record["error"].as_str().unwrap().contains("does not match"));
     assert_untouched(board, "tampered app");
 }
 

@@ -63,8 +63,14 @@ fn wrote_anything(board: &SimBoard) -> bool {
     })
 }
 
+/// The record of the only board in the report at `path`, checked against the run's outcome.
 fn report(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    let run: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    let boards = run["boards"].as_array().unwrap();
+    assert_eq!(boards.len(), 1, "{run}");
+    assert_eq!(run["outcome"], boards[0]["outcome"], "{run}");
+    assert_eq!(run["exit_code"], boards[0]["exit_code"], "{run}");
+    boards[0].clone()
 }
 
 #[test]
@@ -235,7 +241,7 @@ fn an_unreliable_line_steps_the_baud_rate_down() {
 }
 
 #[test]
-fn a_verify_failure_exits_6() {
+fn a_wrong_md5_is_retried_then_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     bundle(tmp.path(), Chip::Esp32h2);
     let fw = tmp.path().join("fw");
@@ -244,10 +250,49 @@ fn a_verify_failure_exits_6() {
     let mut args = flash_args(fw.to_str().unwrap(), &port, "esp32h2", "4MB");
     args.push("--no-skip");
     let out = flasher(&args);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
     assert!(
-        stderr(&out).contains("verifying the flash failed"),
-        "{}",
-        stderr(&out)
+        err.contains("attempt 1 of 5 failed (verifying the flash failed"),
+        "{err}"
     );
+    let expected = {
+        let merged = tmp.path().join("merged.bin");
+        let out = flasher(&[
+            "--chip",
+            "esp32h2",
+            "--flash_size",
+            "4MB",
+            "--firmware-dir",
+            fw.to_str().unwrap(),
+            "--merge-out",
+            merged.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        fs::read(merged).unwrap()
+    };
+    assert!(board.stop() == expected);
+}
+
+#[test]
+fn a_verify_failure_that_persists_exits_6() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32h2);
+    let fw = tmp.path().join("fw");
+    let every_md5: Vec<String> = (1..=300).map(|k| format!("bad-md5={k}")).collect();
+    let board = faulty_board(Chip::Esp32h2, &every_md5.join(","));
+    let port = board.path().to_str().unwrap().to_string();
+    let report_path = tmp.path().join("r.json");
+    let mut args = flash_args(fw.to_str().unwrap(), &port, "esp32h2", "4MB");
+    args.extend(["--report", report_path.to_str().unwrap()]);
+    let out = flasher(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: verifying the flash failed"),
+        "{err}"
+    );
+    let r = report(&report_path);
+    assert_eq!(r["attempts"], 5, "{r}");
 }
