@@ -273,6 +273,11 @@ impl Link {
     /// left its node (re-enumerated after a reset) is looked for by its serial number or USB
     /// path for up to [`RETURN_TIMEOUT`]; a network port whose connection ended is an error.
     pub fn prepare(port: &str) -> Result<Link, DeviceError> {
+        Link::prepare_with(port, &Roots::system())
+    }
+
+    /// [`Link::prepare`] with sysfs and device nodes under `roots`.
+    pub fn prepare_with(port: &str, roots: &Roots) -> Result<Link, DeviceError> {
         let (usb, bridge) = recall(port);
         if let Some(bridge) = bridge {
             if let Some(reason) = bridge.lost() {
@@ -288,9 +293,8 @@ impl Link {
                 bridge: Some(bridge),
             });
         }
-        let roots = Roots::system();
         if Path::new(port).exists() {
-            let usb = sysfs::scan(&roots)
+            let usb = sysfs::scan(roots)
                 .ok()
                 .and_then(|ports| sysfs::find_by_node(&ports, Path::new(port)).cloned())
                 .and_then(|p| p.usb);
@@ -301,7 +305,7 @@ impl Link {
             });
         }
         match usb {
-            Some(usb) => match find_again(&usb, &roots, RETURN_TIMEOUT) {
+            Some(usb) => match find_again(&usb, roots, RETURN_TIMEOUT) {
                 Some(path) => {
                     eprintln!("note: the board of {port} is back as {path}");
                     Ok(Link {
