@@ -48,9 +48,12 @@ pub fn open_classic(path: &str, timeout: Duration) -> Result<Port, OpenError> {
         t.c_cflag &= !libc::CRTSCTS;
         t.c_cc[libc::VMIN] = 0;
         t.c_cc[libc::VTIME] = 0;
-        if libc::cfsetspeed(&mut t, libc::B115200) != 0
-            || libc::tcsetattr(fd, libc::TCSANOW, &t) != 0
-        {
+        // The speed bits directly: glibc's cfsetspeed is a versioned symbol that a static link
+        // cannot resolve.
+        t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B115200;
+        t.c_ispeed = libc::B115200;
+        t.c_ospeed = libc::B115200;
+        if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
             return fail(OpenError::Failed);
         }
         let mut port = Port::from_raw_fd(fd);
