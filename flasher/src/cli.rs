@@ -15,6 +15,9 @@ Examples:
   flasher --port /dev/ttyUSB0 --port /dev/ttyUSB1 --chip esp32s3 --flash_size 8MB \\
       --report-append shift.jsonl
   flasher --port '/dev/ttyUSB*' --chip esp32c3 --flash_size 4MB
+  flasher --port usb-serial=F4:12:FA:00:11:22 --chip esp32s3 --flash_size 8MB
+  flasher --port rfc2217://host.docker.internal:4000 --chip esp32c3 --flash_size 4MB
+  flasher --list-ports [--json]
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
 
@@ -98,6 +101,28 @@ impl Args {
     /// Whether the run talks to a board.
     pub fn uses_device(&self) -> bool {
         !self.dry_run && self.merge_out.is_none()
+    }
+}
+
+/// `flasher --list-ports [--json]`: the serial ports this container sees, without a plan.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flasher")]
+pub struct ListPorts {
+    /// Print the serial ports this container sees (USB ids, serial numbers, USB paths, the
+    /// reset sequence each gets) and exit.
+    #[arg(long = "list-ports", alias = "list_ports", required = true)]
+    pub list_ports: bool,
+    /// Print the ports as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListPorts {
+    /// The `--list-ports` command line, when `args` (program name first) ask for it.
+    pub fn requested(args: &[std::ffi::OsString]) -> Option<Result<ListPorts, clap::Error>> {
+        args.iter()
+            .any(|a| a == "--list-ports" || a == "--list_ports")
+            .then(|| ListPorts::try_parse_from(args))
     }
 }
 
