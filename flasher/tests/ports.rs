@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{generated_build, stderr, write_bundle};
-use espflash::connection::ResetBeforeOperation;
 use esp_sim::{BoardConfig, SimBoard};
+use espflash::connection::ResetBeforeOperation;
 use flasher::chip::Chip;
 use flasher::error::{ExitKind, PortError};
 use flasher::port::select::Reset;
@@ -68,7 +68,13 @@ impl Tree {
     }
 
     fn driver(&self, bus: &str, name: &str) -> PathBuf {
-        let d = self.roots.sys.join("bus").join(bus).join("drivers").join(name);
+        let d = self
+            .roots
+            .sys
+            .join("bus")
+            .join(bus)
+            .join("drivers")
+            .join(name);
         fs::create_dir_all(&d).unwrap();
         d
     }
@@ -228,7 +234,9 @@ fn sysfs_shows_bridges_native_usb_and_missing_attributes() {
     let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["ttyACM0", "ttyACM1", "ttyACM2", "ttyS0", "ttyUSB0", "ttyUSB1"]
+        [
+            "ttyACM0", "ttyACM1", "ttyACM2", "ttyS0", "ttyUSB0", "ttyUSB1"
+        ]
     );
     let by = |n: &str| ports.iter().find(|p| p.name == n).unwrap();
 
@@ -241,10 +249,16 @@ fn sysfs_shows_bridges_native_usb_and_missing_attributes() {
     assert_eq!(u.product.as_deref(), Some("Test board"));
     assert_eq!(cp.driver.as_deref(), Some("cp210x"));
     assert_eq!(cp.devnum, Some((188, 0)));
-    assert_eq!(cp.node.as_deref(), Some(t.roots.dev.join("ttyUSB0").as_path()));
+    assert_eq!(
+        cp.node.as_deref(),
+        Some(t.roots.dev.join("ttyUSB0").as_path())
+    );
 
     let ch = by("ttyUSB1").usb.as_ref().unwrap();
-    assert_eq!((ch.vid, ch.pid, ch.serial.as_deref()), (0x1a86, 0x7523, None));
+    assert_eq!(
+        (ch.vid, ch.pid, ch.serial.as_deref()),
+        (0x1a86, 0x7523, None)
+    );
     assert_eq!(by("ttyUSB1").driver.as_deref(), Some("ch341-uart"));
 
     let jtag = by("ttyACM0");
@@ -320,7 +334,8 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
     assert_eq!((info.vid, info.pid), (0x303a, 0x1001));
     assert_eq!(info.serial_number.as_deref(), Some(JTAG_A));
     assert_eq!(
-        jtag.enter_loader(ResetBeforeOperation::DefaultReset).unwrap(),
+        jtag.enter_loader(ResetBeforeOperation::DefaultReset)
+            .unwrap(),
         ResetBeforeOperation::UsbReset
     );
     assert_eq!(
@@ -333,7 +348,9 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
     let info = bridge.usb_port_info();
     assert_eq!((info.vid, info.pid), (0x10c4, 0xea60));
     assert_eq!(
-        bridge.enter_loader(ResetBeforeOperation::DefaultReset).unwrap(),
+        bridge
+            .enter_loader(ResetBeforeOperation::DefaultReset)
+            .unwrap(),
         ResetBeforeOperation::DefaultReset
     );
     assert_eq!(
@@ -343,13 +360,18 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
 
     // A port sysfs does not know: zeros, espflash's DTR/RTS sequences.
     let unknown = Link::prepare_with("/dev/null", &t.roots).unwrap();
-    assert_eq!((unknown.usb_port_info().vid, unknown.reset()), (0, Reset::DtrRts));
+    assert_eq!(
+        (unknown.usb_port_info().vid, unknown.reset()),
+        (0, Reset::DtrRts)
+    );
 }
 
 #[test]
 fn a_board_that_re_enumerates_is_found_again() {
     let t = bench();
-    let old = resolve(&t, &format!("usb-serial={JTAG_A}")).unwrap().remove(0);
+    let old = resolve(&t, &format!("usb-serial={JTAG_A}"))
+        .unwrap()
+        .remove(0);
     // The reset made the board leave and come back as ttyACM3.
     fs::remove_file(t.roots.dev.join("ttyACM0")).unwrap();
     fs::remove_file(t.roots.sys.join("class/tty/ttyACM0")).unwrap();
@@ -381,7 +403,11 @@ fn a_board_that_re_enumerates_is_found_again() {
     assert_eq!(link.reset(), Reset::UsbJtag);
 
     // Without a serial number the USB path finds it; a board that never comes back is not found.
-    let ch = sysfs::scan(&t.roots).unwrap().into_iter().find(|p| p.name == "ttyUSB1").unwrap();
+    let ch = sysfs::scan(&t.roots)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "ttyUSB1")
+        .unwrap();
     let usb = ch.usb.unwrap();
     assert_eq!(
         port::find_again(&usb, &t.roots, std::time::Duration::ZERO),
@@ -411,7 +437,10 @@ fn list_ports_prints_a_table_and_json() {
     let table = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 7, "{table}");
-    assert!(lines[0].starts_with("PORT") && lines[0].contains("SERIAL"), "{table}");
+    assert!(
+        lines[0].starts_with("PORT") && lines[0].contains("SERIAL"),
+        "{table}"
+    );
     let acm0 = lines.iter().find(|l| l.contains("ttyACM0 ")).unwrap();
     for word in ["303a:1001", JTAG_A, "1-1.4", "cdc_acm", "usb-jtag", "yes"] {
         assert!(acm0.contains(word), "{word} missing: {acm0}");
@@ -433,7 +462,10 @@ fn list_ports_prints_a_table_and_json() {
     assert_eq!(usb0["esp"], true);
     assert_eq!(usb0["port"], t.node("ttyUSB0"));
     let uart = ports.iter().find(|p| p["name"] == "ttyS0").unwrap();
-    assert_eq!((uart["usb"].is_null(), &uart["esp"]), (true, &Value::Bool(false)));
+    assert_eq!(
+        (uart["usb"].is_null(), &uart["esp"]),
+        (true, &Value::Bool(false))
+    );
 
     let out = flasher_in(&t, &["--list-ports", "--colour"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -477,7 +509,14 @@ fn the_board_with_the_serial_number_is_written_and_no_other() {
     let fw = bundle(tmp.path());
     let fw = fw.to_str().unwrap();
     let merged = tmp.path().join("merged.bin");
-    let common = ["--chip", "esp32s3", "--flash_size", "4MB", "--firmware-dir", fw];
+    let common = [
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw,
+    ];
     let mut args = common.to_vec();
     args.extend(["--merge-out", merged.to_str().unwrap()]);
     let out = flasher_in(&t, &args);
@@ -501,7 +540,10 @@ fn the_board_with_the_serial_number_is_written_and_no_other() {
     let r: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
     assert!(r.to_string().contains(&t.node("ttyACM1")), "{r}");
     assert!(a.commands().is_empty(), "the other board was spoken to");
-    assert!(b.stop() == fs::read(&merged).unwrap(), "the flash differs from the plan");
+    assert!(
+        b.stop() == fs::read(&merged).unwrap(),
+        "the flash differs from the plan"
+    );
     assert!(a.stop().iter().all(|&x| x == 0xFF));
 
     // Both boards match the vendor id: one line, exit 2, nothing touched.
@@ -512,7 +554,11 @@ fn the_board_with_the_serial_number_is_written_and_no_other() {
     plug(&t, &c, "ttyACM1", "1-2", JTAG_B);
     for (spec, code, word) in [
         ("usb-id=303a", 2, "matches 2 ports"),
-        ("usb-serial=MISSING", 4, "no serial port matches --port usb-serial=MISSING"),
+        (
+            "usb-serial=MISSING",
+            4,
+            "no serial port matches --port usb-serial=MISSING",
+        ),
         ("usb-path=", 2, "bad --port"),
     ] {
         let mut args = common.to_vec();
@@ -521,7 +567,10 @@ fn the_board_with_the_serial_number_is_written_and_no_other() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(code), "{spec}: {err}");
         assert_eq!(err.lines().count(), 1, "{spec}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(word), "{spec}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(word),
+            "{spec}: {err}"
+        );
     }
     assert!(a.commands().is_empty() && c.commands().is_empty());
 }
