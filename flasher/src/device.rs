@@ -164,6 +164,7 @@ pub fn write(
 ) -> Result<Outcome, DeviceError> {
     let rates: &[u32] = match &opts.baud {
         Some(b) => std::slice::from_ref(b),
+        None if crate::port::keeps_rate(&opts.port) => &[ROM_BAUD],
         None => &AUTO_BAUDS,
     };
     let mut rate = 0;

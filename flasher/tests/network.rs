@@ -219,6 +219,8 @@ fn socket_ports_go_through_a_plain_tcp_bridge() {
         err.contains("carries no DTR/RTS: the board must be in download mode"),
         "{err}"
     );
+    // No baud change through a raw bridge.
+    assert!(err.contains("writing at 115200 baud"), "{err}");
     assert!(board.stop() == expected, "the flash differs from the plan");
 }
 

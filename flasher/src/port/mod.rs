@@ -202,6 +202,14 @@ pub fn resolve_all(specs: &[String]) -> Result<Vec<ResolvedPort>, PortError> {
     Ok(out)
 }
 
+/// Whether the line rate of `port` cannot change: a `socket://` port carries no baud rate, so
+/// the board must stay at the rate of the server's serial port (115200 unless `--baud` says).
+pub fn keeps_rate(port: &str) -> bool {
+    recall(port)
+        .1
+        .is_some_and(|b| b.url().scheme == net::Scheme::Socket)
+}
+
 /// Where a port that left has come back: the port with the same USB serial number (or, without
 /// one, the same USB path and ids) and a device node, waiting up to `timeout`.
 pub fn find_again(usb: &UsbInfo, roots: &Roots, timeout: Duration) -> Option<String> {

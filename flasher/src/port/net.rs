@@ -194,7 +194,11 @@ fn open_pty() -> io::Result<(OwnedFd, OwnedFd, String)> {
         let mut tio: libc::termios = std::mem::zeroed();
         check(libc::tcgetattr(slave.as_raw_fd(), &mut tio))?;
         libc::cfmakeraw(&mut tio);
-        check(libc::cfsetspeed(&mut tio, libc::B115200))?;
+        // Speed bits set directly: glibc's cfsetspeed is a versioned symbol that a static
+        // link cannot resolve.
+        tio.c_cflag = (tio.c_cflag & !libc::CBAUD) | libc::B115200;
+        tio.c_ispeed = libc::B115200;
+        tio.c_ospeed = libc::B115200;
         check(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio))?;
         Ok((master, slave, path))
     }
