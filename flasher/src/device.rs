@@ -17,7 +17,7 @@ use espflash::image_format::Segment;
 use espflash::target::{Chip as EspChip, ProgressCallbacks};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
-use serialport::FlowControl;
+use serialport::{FlowControl, SerialPortType, UsbPortInfo};
 
 use crate::chip::{Chip, TargetName};
 use crate::cli::{After, Before};
@@ -31,9 +31,6 @@ pub const ROM_BAUD: u32 = 115_200;
 pub const AUTO_BAUDS: [u32; 3] = [921_600, 460_800, ROM_BAUD];
 /// Attempts per board, each on a new connection, before giving up.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// Of those, attempts that may fail before the board is identified (espflash already repeats
-/// the reset and sync within one attempt).
-pub const MAX_CONNECT_FAILURES: u32 = 2;
 /// Regions are written in chunks of this size (a 64 KiB flash block), each skipped on its own
 /// when its MD5 already matches, so an interrupted region is resumed, not rewritten.
 pub const CHUNK: usize = 0x1_0000;
@@ -145,7 +142,8 @@ fn esp_chip(chip: Chip) -> EspChip {
 enum Failure {
     /// The line failed while writing at the attempt's rate; a lower rate may help.
     Line(DeviceError),
-    /// Connecting or identifying the board failed; another attempt may work.
+    /// The line failed while connecting or identifying the board (at the ROM's rate);
+    /// another attempt may work.
     Connect(DeviceError),
     /// Writing did not leave the flash right (a region's MD5 differs); another attempt may.
     Verify(DeviceError),
@@ -164,17 +162,26 @@ pub fn write(
 ) -> Result<Outcome, DeviceError> {
     let rates: &[u32] = match &opts.baud {
         Some(b) => std::slice::from_ref(b),
-        None if crate::port::keeps_rate(&opts.port) => &[ROM_BAUD],
         None => &AUTO_BAUDS,
     };
     let mut rate = 0;
-    let mut connect_failures = 0;
     let mut previous: Option<DeviceError> = None;
     loop {
         contact.attempts += 1;
-        let failure = match attempt(plan, target, opts, rates[rate], contact) {
-            Ok(outcome) => return Ok(outcome),
-            Err(failure) => failure,
+        // espflash indexes replies by their length field and panics on some garbled ones:
+        // that is a bad line too, and must not take the other boards of the station down.
+        let run = || attempt(plan, target, opts, rates[rate], contact);
+        let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(Ok(outcome)) => return Ok(outcome),
+            Ok(Err(failure)) => failure,
+            Err(panic) => Failure::Line(DeviceError::Line {
+                port: opts.port.clone(),
+                doing: "reading a reply",
+                reason: format!(
+                    "a garbled reply broke the serial library: {}",
+                    panic_text(&panic)
+                ),
+            }),
         };
         let e = match failure {
             // A port gone after a failure: the board was lost then, say what happened.
@@ -182,13 +189,6 @@ pub fn write(
                 return Err(previous.unwrap_or(DeviceError::NotFound(port)));
             }
             Failure::Fatal(e) => return Err(e),
-            Failure::Connect(e) => {
-                connect_failures += 1;
-                if connect_failures >= MAX_CONNECT_FAILURES {
-                    return Err(e);
-                }
-                e
-            }
             Failure::Line(e) if rate + 1 < rates.len() && contact.attempts < MAX_ATTEMPTS => {
                 opts.console.say(&format!(
                     "the line is unreliable at {} baud ({e}); retrying at {} baud",
@@ -199,7 +199,7 @@ pub fn write(
                 previous = Some(e);
                 continue;
             }
-            Failure::Line(e) | Failure::Verify(e) => e,
+            Failure::Line(e) | Failure::Connect(e) | Failure::Verify(e) => e,
         };
         if contact.attempts >= MAX_ATTEMPTS {
             return Err(e);
@@ -210,6 +210,15 @@ pub fn write(
         ));
         previous = Some(e);
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown failure".into())
 }
 
 fn open(port: &str) -> Result<Port, DeviceError> {
@@ -237,12 +246,7 @@ fn open(port: &str) -> Result<Port, DeviceError> {
     let reason = e.to_string();
     let lower = reason.to_ascii_lowercase();
     if lower.contains("lock") || lower.contains("busy") {
-        return Err(crate::port::diag::busy(port).into());
-    }
-    if let serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) = e.kind()
-        && let Some(e) = crate::port::diag::permission(port)
-    {
-        return Err(e.into());
+        return Err(DeviceError::Busy(port.to_string()));
     }
     // Without the termios2 ioctls (qemu-user), classic termios still opens the port.
     match crate::termios::open_classic(port, Duration::from_secs(3)) {
@@ -261,6 +265,29 @@ fn open(port: &str) -> Result<Port, DeviceError> {
             reason,
         }),
     }
+}
+
+/// USB ids of the port, which select the USB-Serial-JTAG reset sequence; zeros otherwise.
+fn port_info(port: &str) -> UsbPortInfo {
+    let canonical = std::fs::canonicalize(port).ok();
+    serialport::available_ports()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| {
+            p.port_name == port
+                || canonical.is_some() && std::fs::canonicalize(&p.port_name).ok() == canonical
+        })
+        .and_then(|p| match p.port_type {
+            SerialPortType::UsbPort(info) => Some(info),
+            _ => None,
+        })
+        .unwrap_or(UsbPortInfo {
+            vid: 0,
+            pid: 0,
+            serial_number: None,
+            manufacturer: None,
+            product: None,
+        })
 }
 
 /// Whether `e` may come from a bad line: lost, garbled or refused packets, timeouts.
@@ -363,18 +390,14 @@ fn attempt(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let port = &opts.port;
-    let link = crate::port::Link::prepare(port).map_err(Failure::Fatal)?;
-    let serial = open(link.path()).map_err(Failure::Fatal)?;
-    let info = link.usb_port_info();
-    let before = link
-        .enter_loader(before_operation(opts.before))
-        .map_err(Failure::Fatal)?;
+    let serial = open(port).map_err(Failure::Fatal)?;
+    let info = port_info(port);
     // The requested reset runs after the final check, on the connection given back.
     let conn = Connection::new(
         serial,
         info.clone(),
         ResetAfterOperation::NoResetNoStub,
-        before,
+        before_operation(opts.before),
         ROM_BAUD,
     );
     let no_sync = opts.before == Before::NoResetNoSync;
@@ -396,9 +419,11 @@ fn attempt(
             found,
             asked: target.to_string(),
         }),
-        e if is_line_error(&e) && !nothing_answered(&e) => {
-            Failure::Connect(connect_error(describe(&e)))
-        }
+        e if is_line_error(&e) && !nothing_answered(&e) => Failure::Connect(DeviceError::Line {
+            port: port.clone(),
+            doing: "connecting",
+            reason: describe(&e),
+        }),
         e => Failure::Fatal(connect_error(describe(&e))),
     })?;
     let line = |doing: &'static str| {
@@ -416,10 +441,11 @@ fn attempt(
         }
     };
     let chip_info = flasher.device_info().map_err(|e| {
-        Failure::Connect(connect_error(format!(
-            "reading the chip information: {}",
-            describe(&e)
-        )))
+        Failure::Connect(DeviceError::Line {
+            port: port.clone(),
+            doing: "reading the chip information",
+            reason: describe(&e),
+        })
     })?;
     let flash_id = read_flash_id(&mut flasher).ok();
     let device = DeviceReport {
@@ -516,7 +542,7 @@ fn attempt(
     let mut conn = Connection::new(
         serial,
         info,
-        link.after(after_operation(opts.after)),
+        after_operation(opts.after),
         ResetBeforeOperation::NoResetNoSync,
         rate,
     );
@@ -528,8 +554,6 @@ fn attempt(
                 describe(&e)
             )))
         })?;
-    link.finish(after_operation(opts.after))
-        .map_err(Failure::Fatal)?;
     Ok(Outcome {
         skipped: progress.region_skipped,
         connect,

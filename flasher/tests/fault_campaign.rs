@@ -1,0 +1,287 @@
+//! The fault campaign: hundreds of runs of the flasher against simulated boards whose lines drop,
+//! garble and stall bytes, or are cut, at points drawn from each run's seed. Every run must end
+//! within its time limit, either with the flash exactly as planned or with a clear error; no run
+//! may report success over a flash that differs from the plan.
+//!
+//! `FAULT_RUNS` (default 200) and `FAULT_SEED` (default 1, the first run's seed) select the runs.
+
+#![cfg(feature = "device")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{generated_build, write_bundle};
+use esp_sim::{BoardConfig, SimBoard};
+use flasher::chip::{Chip, TargetName};
+use flasher::cli::{After, Before};
+use flasher::device::{self, Console, Contact, Options};
+use flasher::error::DeviceError;
+use flasher::plan::{self, Plan, Request};
+use testkit::firmware::Rng;
+use testkit::idf_build::BuildSpec;
+
+/// Boards flashed at once.
+const WORKERS: usize = 8;
+/// A run that takes longer than this hangs.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum End {
+    /// Success at the first attempt.
+    Clean,
+    /// Success after one or more retries.
+    Recovered,
+    /// Failure with this kind of error (the message is checked separately).
+    Failed(String),
+    /// Success, but the flash differs from the plan.
+    WrongFlash,
+    /// No answer within [`RUN_LIMIT`].
+    Hung,
+}
+
+struct Run {
+    seed: u64,
+    spec: String,
+    end: End,
+    message: Option<String>,
+    /// Bytes outside the plan's regions changed (no region is wrong).
+    outside_changed: bool,
+    took: Duration,
+}
+
+fn plan(dir: &std::path::Path) -> Plan {
+    let mut spec = BuildSpec::new(Chip::Esp32c3);
+    spec.app_len = 96 * 1024;
+    let build = generated_build(&dir.join("build"), &spec);
+    write_bundle(&dir.join("fw"), &[("esp32c3", &build)], None, true);
+    plan::make(&Request {
+        firmware_dir: dir.join("fw"),
+        target: "esp32c3".parse().unwrap(),
+        flash_size: "4MB".parse().unwrap(),
+        override_pt: None,
+    })
+    .unwrap()
+}
+
+fn options(port: String) -> Options {
+    Options {
+        port,
+        baud: None,
+        before: Before::NoReset,
+        after: After::NoReset,
+        verify: true,
+        skip: true,
+        console: Console::shared("campaign", None),
+    }
+}
+
+/// Bytes the board receives and sends in a clean run, measured on a reference board.
+fn traffic(plan: &Plan, target: &TargetName) -> (u64, u64) {
+    let board = SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32c3)).unwrap();
+    let mut contact = Contact::default();
+    device::write(
+        plan,
+        target,
+        &options(board.path().to_str().unwrap().into()),
+        &mut contact,
+    )
+    .unwrap();
+    let commands = board.commands();
+    let rx: usize = commands.iter().map(|c| c.data_len + 10).sum();
+    (rx as u64, commands.len() as u64 * 14)
+}
+
+/// The faults of run `seed`: one to three, of every kind, at points anywhere in the session.
+fn faults(seed: u64, rx: u64, tx: u64) -> String {
+    let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
+    let mut pick = |n: u64| rng.next_u64() % n;
+    let mut items = vec![format!("seed={seed}")];
+    for _ in 0..1 + pick(3) {
+        let item = match pick(100) {
+            0..=19 => format!("drop=@{}", pick(rx)),
+            20..=39 => format!("corrupt=@{}", pick(rx)),
+            40..=49 => format!("corrupt=@{}:tx", pick(tx)),
+            50..=54 => format!("drop=@{}:tx", pick(tx)),
+            55..=62 => format!("drop={}", [0.00002, 0.00005, 0.0001][pick(3) as usize]),
+            63..=70 => format!("corrupt={}", [0.00002, 0.00005, 0.0001][pick(3) as usize]),
+            71..=80 => format!(
+                "stall={}ms@{}",
+                [50, 300, 1500, 3500][pick(4) as usize],
+                pick(rx)
+            ),
+            81..=92 => format!("disconnect={}", pick(rx)),
+            _ => format!("bad-md5={}", 1 + pick(12)),
+        };
+        items.push(item);
+    }
+    items.join(",")
+}
+
+fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run {
+    let mac: esp_sim::MacAddress = format!(
+        "02:fa:{:02x}:{:02x}:{:02x}:{:02x}",
+        (seed >> 24) as u8,
+        (seed >> 16) as u8,
+        (seed >> 8) as u8,
+        seed as u8
+    )
+    .parse()
+    .unwrap();
+    let board = SimBoard::start(
+        BoardConfig::new(esp_sim::Chip::Esp32c3)
+            .mac(mac)
+            .faults(spec.parse().unwrap()),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (done, result) = mpsc::channel();
+    {
+        let plan = plan.clone();
+        let target = target.clone();
+        let opts = options(board.path().to_str().unwrap().into());
+        std::thread::spawn(move || {
+            let mut contact = Contact::default();
+            let outcome = device::write(&plan, &target, &opts, &mut contact);
+            let _ = done.send((outcome, contact));
+        });
+    }
+    let answer = result.recv_timeout(RUN_LIMIT);
+    let took = started.elapsed();
+    let flash = board.stop();
+    let (end, message) = match answer {
+        Err(_) => (End::Hung, None),
+        Ok((Ok(_), contact)) => {
+            let right = plan
+                .regions
+                .iter()
+                .all(|r| flash[r.offset as usize..r.end() as usize] == r.bytes[..]);
+            match (right, contact.attempts) {
+                (false, _) => (End::WrongFlash, None),
+                (true, 1) => (End::Clean, None),
+                (true, _) => (End::Recovered, None),
+            }
+        }
+        Ok((Err(e), _)) => (End::Failed(kind(&e).into()), Some(e.to_string())),
+    };
+    let outside_changed = matches!(end, End::Clean | End::Recovered) && flash != plan.merged();
+    Run {
+        seed,
+        spec: spec.to_string(),
+        end,
+        message,
+        outside_changed,
+        took,
+    }
+}
+
+fn kind(e: &DeviceError) -> &'static str {
+    match e {
+        DeviceError::NotFound(_) => "port gone",
+        DeviceError::Connect { .. } => "no answer",
+        DeviceError::Line { .. } => "line failed",
+        DeviceError::Verify(_) => "verify failed",
+        DeviceError::Write(_) => "write failed",
+        DeviceError::BoardChanged { .. } => "another board",
+        _ => "other",
+    }
+}
+
+#[test]
+fn no_fault_ends_in_a_wrong_flash_or_a_hang() {
+    let runs: u64 = std::env::var("FAULT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let first: u64 = std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = Arc::new(plan(tmp.path()));
+    let target: TargetName = "esp32c3".parse().unwrap();
+    let (rx, tx) = traffic(&plan, &target);
+
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as u64;
+                    if i >= runs {
+                        break;
+                    }
+                    let seed = first + i;
+                    let spec = faults(seed, rx, tx);
+                    let run = one_run(seed, &spec, &plan, &target);
+                    results.lock().unwrap().push(run);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| r.seed);
+
+    let mut tally: BTreeMap<End, usize> = BTreeMap::new();
+    for r in &results {
+        *tally.entry(r.end.clone()).or_default() += 1;
+    }
+    let slowest = results.iter().max_by_key(|r| r.took).unwrap();
+    println!(
+        "fault campaign: {} runs (seeds {first}..{}), {rx} bytes in and about {tx} out per clean run, {:.1} s",
+        results.len(),
+        first + runs - 1,
+        started.elapsed().as_secs_f64()
+    );
+    for (end, n) in &tally {
+        println!("  {n:4}  {end:?}");
+    }
+    println!(
+        "  outside the regions changed (regions right): {}",
+        results.iter().filter(|r| r.outside_changed).count()
+    );
+    println!(
+        "  slowest: seed {} ({}) {:.1} s",
+        slowest.seed,
+        slowest.spec,
+        slowest.took.as_secs_f64()
+    );
+    if std::env::var_os("FAULT_VERBOSE").is_some() {
+        for r in &results {
+            println!(
+                "seed {} {:?} {:.1}s [{}] {}",
+                r.seed,
+                r.end,
+                r.took.as_secs_f64(),
+                r.spec,
+                r.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| matches!(r.end, End::WrongFlash | End::Hung))
+        .map(|r| format!("seed {} {:?}: {}", r.seed, r.end, r.spec))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "runs that must not happen:\n{}",
+        bad.join("\n")
+    );
+    for r in &results {
+        if let Some(m) = &r.message {
+            assert!(
+                !m.contains('\n') && m.len() > 20,
+                "seed {}: unclear error: {m}",
+                r.seed
+            );
+        }
+    }
+    assert_eq!(results.len() as u64, runs);
+}
