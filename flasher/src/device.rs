@@ -17,7 +17,7 @@ use espflash::image_format::Segment;
 use espflash::target::{Chip as EspChip, ProgressCallbacks};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
-use serialport::{FlowControl, SerialPortType, UsbPortInfo};
+use serialport::FlowControl;
 
 use crate::chip::{Chip, TargetName};
 use crate::cli::{After, Before};
@@ -162,6 +162,7 @@ pub fn write(
 ) -> Result<Outcome, DeviceError> {
     let rates: &[u32] = match &opts.baud {
         Some(b) => std::slice::from_ref(b),
+        None if crate::port::keeps_rate(&opts.port) => &[ROM_BAUD],
         None => &AUTO_BAUDS,
     };
     let mut rate = 0;
@@ -246,7 +247,12 @@ fn open(port: &str) -> Result<Port, DeviceError> {
     let reason = e.to_string();
     let lower = reason.to_ascii_lowercase();
     if lower.contains("lock") || lower.contains("busy") {
-        return Err(DeviceError::Busy(port.to_string()));
+        return Err(crate::port::diag::busy(port).into());
+    }
+    if let serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) = e.kind()
+        && let Some(e) = crate::port::diag::permission(port)
+    {
+        return Err(e.into());
     }
     // Without the termios2 ioctls (qemu-user), classic termios still opens the port.
     match crate::termios::open_classic(port, Duration::from_secs(3)) {
@@ -265,29 +271,6 @@ fn open(port: &str) -> Result<Port, DeviceError> {
             reason,
         }),
     }
-}
-
-/// USB ids of the port, which select the USB-Serial-JTAG reset sequence; zeros otherwise.
-fn port_info(port: &str) -> UsbPortInfo {
-    let canonical = std::fs::canonicalize(port).ok();
-    serialport::available_ports()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| {
-            p.port_name == port
-                || canonical.is_some() && std::fs::canonicalize(&p.port_name).ok() == canonical
-        })
-        .and_then(|p| match p.port_type {
-            SerialPortType::UsbPort(info) => Some(info),
-            _ => None,
-        })
-        .unwrap_or(UsbPortInfo {
-            vid: 0,
-            pid: 0,
-            serial_number: None,
-            manufacturer: None,
-            product: None,
-        })
 }
 
 /// Whether `e` may come from a bad line: lost, garbled or refused packets, timeouts.
@@ -390,14 +373,18 @@ fn attempt(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let port = &opts.port;
-    let serial = open(port).map_err(Failure::Fatal)?;
-    let info = port_info(port);
+    let link = crate::port::Link::prepare(port).map_err(Failure::Fatal)?;
+    let serial = open(link.path()).map_err(Failure::Fatal)?;
+    let info = link.usb_port_info();
+    let before = link
+        .enter_loader(before_operation(opts.before))
+        .map_err(Failure::Fatal)?;
     // The requested reset runs after the final check, on the connection given back.
     let conn = Connection::new(
         serial,
         info.clone(),
         ResetAfterOperation::NoResetNoStub,
-        before_operation(opts.before),
+        before,
         ROM_BAUD,
     );
     let no_sync = opts.before == Before::NoResetNoSync;
@@ -542,7 +529,7 @@ fn attempt(
     let mut conn = Connection::new(
         serial,
         info,
-        after_operation(opts.after),
+        link.after(after_operation(opts.after)),
         ResetBeforeOperation::NoResetNoSync,
         rate,
     );
@@ -554,6 +541,8 @@ fn attempt(
                 describe(&e)
             )))
         })?;
+    link.finish(after_operation(opts.after))
+        .map_err(Failure::Fatal)?;
     Ok(Outcome {
         skipped: progress.region_skipped,
         connect,

@@ -9,10 +9,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
-use flasher::cli::Args;
+use flasher::cli::{Args, ListPorts};
 use flasher::device::{self, Console};
-use flasher::error::{DeviceError, ExitKind, PlanError, UsageError};
+use flasher::error::{DeviceError, ExitKind, PlanError, PortError, UsageError};
 use flasher::plan::{self, Request};
+use flasher::port;
 use flasher::report::{self, Report, RunReport};
 use flasher::station::{self, Finished};
 
@@ -22,6 +23,10 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("warning: {}", info.to_string().replace('\n', " "));
     }));
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(list) = ListPorts::requested(&argv) {
+        return list_ports(list);
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -147,10 +152,41 @@ fn exit_kind(e: &anyhow::Error) -> ExitKind {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<DeviceError>() {
         e.kind()
+    } else if let Some(e) = e.downcast_ref::<PortError>() {
+        e.kind()
     } else if e.downcast_ref::<UsageError>().is_some() {
         ExitKind::Usage
     } else {
         ExitKind::Other
+    }
+}
+
+/// `--list-ports [--json]`: prints the serial ports sysfs shows.
+fn list_ports(list: Result<ListPorts, clap::Error>) -> ExitCode {
+    let list = match list {
+        Ok(list) => list,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {}", one_line_clap(&e));
+            return ExitCode::from(ExitKind::Usage.code());
+        }
+    };
+    match port::list(&port::sysfs::Roots::system()) {
+        Ok(ports) if list.json => {
+            println!("{:#}", port::to_json(&ports));
+            ExitCode::SUCCESS
+        }
+        Ok(ports) => {
+            print!("{}", port::table(&ports));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.kind().code())
+        }
     }
 }
 
@@ -179,11 +215,15 @@ fn run(
     log: Option<&File>,
     started: Instant,
 ) -> anyhow::Result<Finished> {
+    let resolved: Vec<port::ResolvedPort>;
     if args.uses_device() {
         if args.port.is_empty() {
             return Err(UsageError::MissingPort.into());
         }
-        *ports = station::expand_ports(&args.port)?;
+        // Selectors, `auto` and network URLs become device paths and bridges; globs stay.
+        resolved = port::resolve_all(&args.port)?;
+        let specs: Vec<String> = resolved.iter().map(|r| r.port.clone()).collect();
+        *ports = station::expand_ports(&specs)?;
     }
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
