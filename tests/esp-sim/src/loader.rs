@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 
 use crate::chip::{Chip, SpiRegs};
 use crate::faults::FaultInjector;
-use crate::flash::{Flash, SECTOR_SIZE};
+use crate::flash::{BLOCK_SIZE, Flash, SECTOR_SIZE};
 use crate::pacing::FlashTimings;
 use crate::protocol::{Failure, MalformedRequest, Opcode, Request, Responder, Response, checksum};
 
@@ -566,14 +566,22 @@ fn program(
     let end = start + len;
     let mut flash = lock(flash);
     if let Some(erase_next) = write.erase_next.as_mut() {
+        // As the real stub: erase ahead of the data, a 64 KiB block at a time where a whole
+        // aligned block remains to be erased, else a 4 KiB sector.
         let erase_end = (write.offset + write.size).next_multiple_of(SECTOR_SIZE);
         let want = end.next_multiple_of(SECTOR_SIZE).min(erase_end);
-        if want > *erase_next {
+        while want > *erase_next {
+            let step =
+                if erase_next.is_multiple_of(BLOCK_SIZE) && erase_end - *erase_next >= BLOCK_SIZE {
+                    BLOCK_SIZE
+                } else {
+                    SECTOR_SIZE
+                };
             let ops = flash
-                .erase(*erase_next, want - *erase_next)
+                .erase(*erase_next, step)
                 .map_err(|_| Failure::FlashWrite)?;
             out.busy += timings.erase(ops);
-            *erase_next = want;
+            *erase_next += step;
         }
     }
     let pages = flash
