@@ -267,3 +267,60 @@ fn unusable_bundle_contents_exit_3() {
     );
     assert_untouched(board, "bundle errors");
 }
+
+#[test]
+fn station_and_output_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path());
+    let board = quiet_board();
+    let port = board.path().to_str().unwrap().to_string();
+
+    let out = run(tmp.path(), Some(&port), &["--port", &port]);
+    assert_error(
+        &out,
+        USAGE,
+        &["is given twice", "each board's port once"],
+        "the same port twice",
+    );
+    let out = run(tmp.path(), Some(&port), &["--baud", "fast"]);
+    assert_error(&out, USAGE, &["'fast'", "--baud", "see --help"], "bad baud");
+    let out = run(tmp.path(), Some(&port), &["--speed", "1"]);
+    assert_error(&out, USAGE, &["'--speed'", "see --help"], "unknown option");
+
+    // Output files that cannot be written: exit 1, and the log is checked before any board.
+    let out = run(
+        tmp.path(),
+        Some(&port),
+        &["--report-append", tmp.path().to_str().unwrap()],
+    );
+    assert_error(
+        &out,
+        1,
+        &["cannot open --report-append", "writable file"],
+        "log is a folder",
+    );
+    let missing = tmp.path().join("no/such/dir/report.json");
+    let out = run(
+        tmp.path(),
+        None,
+        &["--dry-run", "--report", missing.to_str().unwrap()],
+    );
+    assert_error(
+        &out,
+        1,
+        &["cannot write the report", "writable path"],
+        "report in a missing folder",
+    );
+    let out = run(
+        tmp.path(),
+        None,
+        &["--merge-out", missing.to_str().unwrap()],
+    );
+    assert_error(
+        &out,
+        1,
+        &["cannot write the merged image"],
+        "merged image in a missing folder",
+    );
+    assert_untouched(board, "station and output errors");
+}
