@@ -1,4 +1,7 @@
-//! Binary partition tables, read without the panics `esp-idf-part` has on unknown values.
+//! Partition tables, binary and CSV, read without the panics `esp-idf-part` has on unknown
+//! values and out-of-range numbers.
+
+use std::str::FromStr;
 
 use esp_idf_part::{AppType, DataType, Partition, PartitionTable, SubType, Type};
 
@@ -57,14 +60,18 @@ pub fn parse_table(bytes: &[u8]) -> Result<PartitionTable, TableError> {
     Ok(table)
 }
 
-fn check_entry(index: usize, entry: &[u8]) -> Result<(), TableError> {
-    let (ty, subtype) = (entry[2], entry[3]);
-    let known = match ty {
+/// Whether ESP-IDF defines `subtype` for `ty` (any subtype of a custom type is fine).
+fn known_subtype(ty: u8, subtype: u8) -> bool {
+    match ty {
         0x00 => matches!(subtype, 0x00 | 0x10..=0x1F | 0x20),
         0x01 => matches!(subtype, 0x00..=0x06 | 0x80..=0x83),
         _ => true,
-    };
-    if !known {
+    }
+}
+
+fn check_entry(index: usize, entry: &[u8]) -> Result<(), TableError> {
+    let (ty, subtype) = (entry[2], entry[3]);
+    if !known_subtype(ty, subtype) {
         return Err(TableError::UnknownValue {
             index,
             what: "subtype",
@@ -80,6 +87,109 @@ fn check_entry(index: usize, entry: &[u8]) -> Result<(), TableError> {
         });
     }
     Ok(())
+}
+
+/// Parses a CSV partition table (`partitions.csv`, as `gen_esp32part.py` reads it) and
+/// validates it. What would make `esp-idf-part` panic is refused first: negative or too large
+/// numbers, subtypes ESP-IDF does not define for the type, partitions beyond 4 GiB.
+pub fn parse_csv(text: &str) -> Result<PartitionTable, TableError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(true)
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // esp-idf-part places partitions without an offset from here, as ESP-IDF does.
+    let mut next: u64 = 0x9000;
+    for (index, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| TableError::Invalid(e.to_string()))?;
+        if record.len() < 5 {
+            // esp-idf-part reports the missing fields.
+            continue;
+        }
+        let bad = |what: &str, value: &str| {
+            TableError::Invalid(format!(
+                "partition entry {index} has a bad {what} '{}'",
+                value.chars().take(40).collect::<String>()
+            ))
+        };
+        let ty = match &record[1] {
+            "app" => 0x00,
+            "data" => 0x01,
+            s => number(s, 0xFF).ok_or_else(|| bad("type", s))? as u8,
+        };
+        let sub = &record[2];
+        let subtype = AppType::from_str(sub)
+            .map(|t| u8::from(SubType::App(t)))
+            .or_else(|_| DataType::from_str(sub).map(|t| u8::from(SubType::Data(t))))
+            .ok()
+            .or_else(|| number(sub, 0xFF).map(|v| v as u8))
+            .ok_or_else(|| bad("subtype", sub))?;
+        if !known_subtype(ty, subtype) {
+            return Err(TableError::UnknownValue {
+                index,
+                what: "subtype",
+                value: subtype.into(),
+            });
+        }
+        let size = size_or_offset(&record[4]).ok_or_else(|| bad("size", &record[4]))?;
+        let offset = match &record[3] {
+            "" if ty == 0x00 => next.next_multiple_of(0x1_0000),
+            "" => next.next_multiple_of(4),
+            s => size_or_offset(s).ok_or_else(|| bad("offset", s))?,
+        };
+        next = offset + size;
+        if next > u64::from(u32::MAX) {
+            return Err(TableError::Invalid(format!(
+                "partition entry {index} ends at {next:#x}, beyond 4 GiB"
+            )));
+        }
+    }
+    let table =
+        PartitionTable::try_from_str(text).map_err(|e| TableError::Invalid(e.to_string()))?;
+    table
+        .validate()
+        .map_err(|e| TableError::Invalid(e.to_string()))?;
+    Ok(table)
+}
+
+/// A non-negative integer as `gen_esp32part.py` writes them (decimal, `0x`, `0o`, `0b`,
+/// underscores allowed), if it is at most `max`.
+fn number(s: &str, max: u64) -> Option<u64> {
+    let (digits, radix) = match s.get(..2) {
+        Some("0x" | "0X") => (&s[2..], 16),
+        Some("0o" | "0O") => (&s[2..], 8),
+        Some("0b" | "0B") => (&s[2..], 2),
+        _ => (s, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let d = c.to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(d))?;
+        any = true;
+        if value > max {
+            return None;
+        }
+    }
+    any.then_some(value)
+}
+
+/// A size or offset: a [`number`], or decimal digits with `k` or `M` (any case).
+fn size_or_offset(s: &str) -> Option<u64> {
+    let max = u64::from(u32::MAX);
+    let unit = match s.chars().last()? {
+        'k' | 'K' => 1 << 10,
+        'm' | 'M' => 1 << 20,
+        _ => return number(s, max),
+    };
+    let digits = &s[..s.len() - 1];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number(digits, max).map(|v| v * unit).filter(|&v| v <= max)
 }
 
 /// The partition a freshly flashed app belongs in: `factory` when there is one, else `ota_0`,
@@ -113,6 +223,32 @@ pub fn table_end(table: &PartitionTable) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_numbers_out_of_range_are_refused() {
+        assert_eq!(number("0x9000", 0xFFFF_FFFF), Some(0x9000));
+        assert_eq!(number("1_000", 0xFFFF_FFFF), Some(1000));
+        assert_eq!(number("-1", 0xFFFF_FFFF), None);
+        assert_eq!(number("0x", 0xFFFF_FFFF), None);
+        assert_eq!(number("256", 0xFF), None);
+        assert_eq!(size_or_offset("24K"), Some(24 << 10));
+        assert_eq!(size_or_offset("1M"), Some(1 << 20));
+        assert_eq!(size_or_offset("4096M"), None);
+        assert_eq!(size_or_offset("99999999999k"), None);
+        assert_eq!(size_or_offset("\u{661}k"), None);
+        for bad in [
+            "init,data,phy,-11000,0x1000",
+            "ota_1,app,1,0x220000,0x100000",
+            "x,app,nvs,0x10000,0x1000",
+            "x,data,phy,0xFFFFF000,0x2000",
+            "x,app,factory,,0xFFFF0000\ny,app,ota_0,,0x20000",
+            "x,-1,factory,0x10000,0x1000",
+        ] {
+            assert!(parse_csv(bad).is_err(), "{bad}");
+        }
+        let ok = "nvs,data,nvs,0x9000,24K,\nfactory,app,factory,0x10000,1M,\n";
+        assert_eq!(parse_csv(ok).unwrap().partitions().len(), 2);
+    }
     use esp_idf_part::Flags;
 
     fn table() -> PartitionTable {

@@ -431,9 +431,7 @@ fn read_table(file: &BundleFile) -> Result<PartitionTable, PlanError> {
     };
     if file.path.ends_with(".csv") {
         let text = std::str::from_utf8(&file.bytes).map_err(|_| bad("not UTF-8 text".into()))?;
-        let table = PartitionTable::try_from_str(text).map_err(|e| bad(e.to_string()))?;
-        table.validate().map_err(|e| bad(e.to_string()))?;
-        Ok(table)
+        partition::parse_csv(text).map_err(|e| bad(e.to_string()))
     } else {
         partition::parse_table(&file.bytes).map_err(|e| bad(e.to_string()))
     }
