@@ -689,7 +689,9 @@ impl ProgressCallbacks for Progress<'_> {
 
     fn finish(&mut self, skipped: bool) {
         let Some(c) = self.chunk() else { return };
-        self.announce();
+        if !skipped {
+            self.announce();
+        }
         self.region_done += c.len;
         self.plan_done += c.len as u64;
         self.region_chunks_skipped += usize::from(skipped);

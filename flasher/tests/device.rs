@@ -296,3 +296,50 @@ fn a_verify_failure_that_persists_exits_6() {
     let r = report(&report_path);
     assert_eq!(r["attempts"], 5, "{r}");
 }
+
+#[test]
+fn an_interrupted_write_resumes_chunk_by_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let fw = tmp.path().join("fw");
+    let fw_s = fw.to_str().unwrap();
+    let merged = tmp.path().join("merged.bin");
+    let out = flasher(&[
+        "--chip",
+        "esp32c3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw_s,
+        "--merge-out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = fs::read(&merged).unwrap();
+    // A board left by an interrupted run: everything up to the app's third chunk written, that
+    // chunk written halfway, the rest erased.
+    let app = 0x2_0000;
+    let mut partial = expected[..app + 0x2_8000].to_vec();
+    partial[app + 0x2_0000 + 0x7000..].fill(0xFF);
+    let board =
+        SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32c3).initial_flash(partial)).unwrap();
+    let port = board.path().to_str().unwrap().to_string();
+    let out = flasher(&flash_args(fw_s, &port, "esp32c3", "4MB"));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("app: written and verified (2 of 4 chunks already in place)"),
+        "{err}"
+    );
+    let begins: Vec<u32> = board
+        .commands()
+        .iter()
+        .filter(|c| matches!(c.command, Some(Opcode::FlashDeflBegin | Opcode::FlashBegin)))
+        .filter_map(|c| c.args.get(3).copied())
+        .collect();
+    assert!(
+        !begins.contains(&(app as u32)) && !begins.contains(&(app as u32 + 0x1_0000)),
+        "chunks already in place were written again: {begins:x?}"
+    );
+    assert!(board.stop() == expected);
+}
