@@ -343,3 +343,26 @@ fn an_interrupted_write_resumes_chunk_by_chunk() {
     );
     assert!(board.stop() == expected);
 }
+
+#[test]
+fn a_reply_that_crashes_the_serial_library_is_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let fw = tmp.path().join("fw");
+    // Garbled while connecting: espflash slices a reply by its corrupt length field and panics.
+    let board = faulty_board(Chip::Esp32c3, "corrupt=@656:tx,drop=@769:tx");
+    let port = board.path().to_str().unwrap().to_string();
+    let out = flasher(&flash_args(fw.to_str().unwrap(), &port, "esp32c3", "4MB"));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("a garbled reply broke the serial library") && err.contains("retrying"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .filter(|l| l.starts_with("warning: "))
+            .all(|l| l.contains("panicked at")),
+        "{err}"
+    );
+}

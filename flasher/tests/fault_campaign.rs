@@ -242,10 +242,12 @@ fn no_fault_ends_in_a_wrong_flash_or_a_hang() {
     for (end, n) in &tally {
         println!("  {n:4}  {end:?}");
     }
-    println!(
-        "  outside the regions changed (regions right): {}",
-        results.iter().filter(|r| r.outside_changed).count()
-    );
+    let outside: Vec<u64> = results
+        .iter()
+        .filter(|r| r.outside_changed)
+        .map(|r| r.seed)
+        .collect();
+    println!("  outside the regions changed (regions right): {outside:?}");
     println!(
         "  slowest: seed {} ({}) {:.1} s",
         slowest.seed,
