@@ -103,22 +103,21 @@ pub fn parse_csv(text: &str) -> Result<PartitionTable, TableError> {
     let mut next: u64 = 0x9000;
     for (index, record) in reader.records().enumerate() {
         let record = record.map_err(|e| TableError::Invalid(e.to_string()))?;
-        if record.len() < 5 {
-            // esp-idf-part reports the missing fields.
-            continue;
-        }
         let bad = |what: &str, value: &str| {
             TableError::Invalid(format!(
                 "partition entry {index} has a bad {what} '{}'",
                 value.chars().take(40).collect::<String>()
             ))
         };
-        let ty = match &record[1] {
-            "app" => 0x00,
-            "data" => 0x01,
-            s => number(s, 0xFF).ok_or_else(|| bad("type", s))? as u8,
+        // Every field present is checked, since esp-idf-part reads them in order before it
+        // notices missing ones.
+        let ty = match record.get(1) {
+            None => continue,
+            Some("app") => 0x00,
+            Some("data") => 0x01,
+            Some(s) => number(s, 0xFF).ok_or_else(|| bad("type", s))? as u8,
         };
-        let sub = &record[2];
+        let Some(sub) = record.get(2) else { continue };
         let subtype = AppType::from_str(sub)
             .map(|t| u8::from(SubType::App(t)))
             .or_else(|_| DataType::from_str(sub).map(|t| u8::from(SubType::Data(t))))
@@ -132,12 +131,14 @@ pub fn parse_csv(text: &str) -> Result<PartitionTable, TableError> {
                 value: subtype.into(),
             });
         }
-        let size = size_or_offset(&record[4]).ok_or_else(|| bad("size", &record[4]))?;
-        let offset = match &record[3] {
-            "" if ty == 0x00 => next.next_multiple_of(0x1_0000),
-            "" => next.next_multiple_of(4),
-            s => size_or_offset(s).ok_or_else(|| bad("offset", s))?,
+        let offset = match record.get(3) {
+            None => continue,
+            Some("") if ty == 0x00 => next.next_multiple_of(0x1_0000),
+            Some("") => next.next_multiple_of(4),
+            Some(s) => size_or_offset(s).ok_or_else(|| bad("offset", s))?,
         };
+        let Some(size) = record.get(4) else { continue };
+        let size = size_or_offset(size).ok_or_else(|| bad("size", size))?;
         next = offset + size;
         if next > u64::from(u32::MAX) {
             return Err(TableError::Invalid(format!(
@@ -243,6 +244,8 @@ mod tests {
             "x,data,phy,0xFFFFF000,0x2000",
             "x,app,factory,,0xFFFF0000\ny,app,ota_0,,0x20000",
             "x,-1,factory,0x10000,0x1000",
+            "nvs,-1",
+            "nvs,data,nvs,-5",
         ] {
             assert!(parse_csv(bad).is_err(), "{bad}");
         }

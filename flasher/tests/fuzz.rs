@@ -381,6 +381,8 @@ fn findings() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         // esp-idf-part subtracts a negative offset from the CSV without a check.
         ("csv-plan", b"init,data,phy,-11000,0x1actory".to_vec()),
+        // ... also in a record too short to be a partition, before it notices.
+        ("csv-plan", b"# Name,Type,SubType\nnvs,-1".to_vec()),
         // esp-idf-part unwraps an app subtype given as a bare number.
         (
             "csv-plan",
