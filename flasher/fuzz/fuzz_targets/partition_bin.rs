@@ -1,0 +1,6 @@
+//! A binary partition table.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = flasher::partition::parse_table(data);
+});

@@ -1,0 +1,8 @@
+//! A `partitions.csv` partition table.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = flasher::partition::parse_csv(text);
+    }
+});
