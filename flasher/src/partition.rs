@@ -37,9 +37,13 @@ pub fn parse_table(bytes: &[u8]) -> Result<PartitionTable, TableError> {
     let bytes = &bytes[..bytes.len().min(MAX_TABLE_LEN)];
     let mut entries = 0;
     for (index, entry) in bytes.chunks_exact(ENTRY_LEN).enumerate() {
+        if entry.iter().all(|&b| b == 0xFF) {
+            break;
+        }
         if entry[..2] != ENTRY_MAGIC {
-            if entry[..2] == MD5_MAGIC || entry.iter().all(|&b| b == 0xFF) {
-                break;
+            // esp-idf-part reads on after the MD5 entry, up to the end marker: so do the checks.
+            if entry[..2] == MD5_MAGIC {
+                continue;
             }
             return Err(TableError::Invalid(format!(
                 "partition entry {index} has a bad magic {:#04x} {:#04x}",
@@ -306,5 +310,15 @@ mod tests {
         let mut bin = table().to_bin().unwrap();
         bin[40] ^= 1;
         assert!(matches!(parse_table(&bin), Err(TableError::Invalid(_))));
+        // An entry after the MD5 entry, with unknown flags (found by fuzzing).
+        let mut bin = table().to_bin().unwrap();
+        let md5_at = bin.chunks(32).position(|e| e[..2] == MD5_MAGIC).unwrap() * 32;
+        let extra = md5_at + 32;
+        bin.copy_within(0..32, extra);
+        bin[extra + 28] = 0x98;
+        assert!(matches!(
+            parse_table(&bin),
+            Err(TableError::UnknownValue { what: "flags", .. })
+        ));
     }
 }
