@@ -49,8 +49,8 @@ struct Run {
     spec: String,
     end: End,
     message: Option<String>,
-    /// Bytes outside the plan's regions changed (no region is wrong).
-    outside_changed: bool,
+    /// The first and last byte outside the plan's regions that changed (no region is wrong).
+    outside_changed: Option<(usize, usize)>,
     took: Duration,
 }
 
@@ -168,7 +168,15 @@ fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run 
         }
         Ok((Err(e), _)) => (End::Failed(kind(&e).into()), Some(e.to_string())),
     };
-    let outside_changed = matches!(end, End::Clean | End::Recovered) && flash != plan.merged();
+    let merged = plan.merged();
+    let changed = |i: &usize| flash[*i] != merged[*i];
+    let outside_changed = matches!(end, End::Clean | End::Recovered)
+        .then(|| {
+            (0..flash.len())
+                .find(changed)
+                .zip((0..flash.len()).rev().find(changed))
+        })
+        .flatten();
     Run {
         seed,
         spec: spec.to_string(),
@@ -242,10 +250,12 @@ fn no_fault_ends_in_a_wrong_flash_or_a_hang() {
     for (end, n) in &tally {
         println!("  {n:4}  {end:?}");
     }
-    let outside: Vec<u64> = results
+    let outside: Vec<String> = results
         .iter()
-        .filter(|r| r.outside_changed)
-        .map(|r| r.seed)
+        .filter_map(|r| {
+            r.outside_changed
+                .map(|(a, b)| format!("seed {} at {a:#x}..={b:#x}", r.seed))
+        })
         .collect();
     println!("  outside the regions changed (regions right): {outside:?}");
     println!(
