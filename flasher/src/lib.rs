@@ -29,3 +29,4 @@ pub mod size;
 pub mod station;
 #[cfg(feature = "device")]
 mod termios;
+pub mod time;

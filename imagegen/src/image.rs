@@ -390,7 +390,7 @@ pub struct Timestamp(String);
 impl Timestamp {
     /// The time `secs` after the Unix epoch.
     pub fn from_unix(secs: i64) -> Timestamp {
-        Timestamp(rfc3339(secs))
+        Timestamp(flasher::time::rfc3339(secs))
     }
 
     /// Parses Unix seconds or RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -423,28 +423,6 @@ impl Default for Timestamp {
     }
 }
 
-/// RFC 3339 UTC time for a Unix timestamp.
-pub fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,13 +441,6 @@ mod tests {
         assert!(Timestamp::parse("").is_none());
         assert!(Timestamp::parse("yesterday").is_none());
         assert!(Timestamp::parse("2026-01-31 12:00:00").is_none());
-    }
-
-    #[test]
-    fn formats_times() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]
