@@ -130,15 +130,8 @@ struct OtaArgs {
     /// version; --output then holds one layout per target, and --push goes to REPOSITORY/<target>.
     #[arg(long)]
     raw: bool,
-    /// Source repository URL (org.opencontainers.image.source).
-    #[arg(long)]
-    source: Option<String>,
-    /// Creation time, as for build.
-    #[arg(long)]
-    created: Option<String>,
-    /// Extra tag for the index (repeatable).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Write the OCI image layout here (with --raw: a directory of one layout per target).
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
@@ -223,13 +216,9 @@ impl BundleArgs {
     }
 }
 
+/// Release details of an image: source, creation time, extra tags.
 #[derive(Args)]
-struct BuildArgs {
-    #[command(flatten)]
-    bundle: BundleArgs,
-    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
-    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
-    flashers: Vec<String>,
+struct ReleaseArgs {
     /// Source repository URL (org.opencontainers.image.source).
     #[arg(long)]
     source: Option<String>,
@@ -240,6 +229,28 @@ struct BuildArgs {
     /// Extra tag for the index (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
+}
+
+impl ReleaseArgs {
+    /// The release, with the creation time resolved and checked.
+    fn release(self) -> Result<Release> {
+        Ok(Release {
+            created: created(self.created.as_deref())?,
+            source: self.source,
+            extra_tags: self.tags,
+        })
+    }
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
+    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
+    flashers: Vec<String>,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Write an OCI image layout directory here.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
@@ -278,7 +289,7 @@ fn build(args: BuildArgs) -> Result<()> {
             "nothing to write: add --output DIR (OCI layout) and/or --archive FILE".into(),
         ));
     }
-    let created = created(args.created.as_deref())?;
+    let release = args.release.release()?;
 
     let bundle = args.bundle.bundle()?;
     let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
@@ -299,11 +310,6 @@ fn build(args: BuildArgs) -> Result<()> {
         flashers.push((platform, file.bytes));
     }
     flashers.sort_by_key(|(p, _)| *p);
-    let release = Release {
-        created,
-        source: args.source,
-        extra_tags: args.tags,
-    };
     let image = flash_image::build(&bundle, &flashers, &release)?;
 
     if let Some(dir) = &args.output {
@@ -384,11 +390,7 @@ fn print_push(dest: &Destination, report: &remote::PushReport) {
 
 fn ota(args: OtaArgs) -> Result<()> {
     let dest: Option<Destination> = args.push.as_deref().map(str::parse).transpose()?;
-    let release = Release {
-        created: created(args.created.as_deref())?,
-        source: args.source,
-        extra_tags: args.tags,
-    };
+    let release = args.release.release()?;
     let bundle = args.bundle.bundle()?;
     let options = dest
         .as_ref()
