@@ -152,6 +152,13 @@ fn fixture(name: &str) -> BuildParts {
 
 #[test]
 fn real_builds_merge_like_esptool_with_and_without_manifest() {
+    if !testkit::fixtures_dir().is_dir() {
+        println!(
+            "NOTICE: {} is absent: real ESP-IDF builds not compared (generated builds are, above)",
+            testkit::fixtures_dir().display()
+        );
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
         ("esp32-lifecycle-manager", "esp32", "4MB"),
@@ -187,15 +194,21 @@ fn real_builds_merge_like_esptool_with_and_without_manifest() {
 #[test]
 fn bundles_without_manifest_say_they_were_not_verified() {
     let tmp = tempfile::tempdir().unwrap();
-    let build = fixture("esp32s2-rotary");
-    write_bundle(tmp.path(), &[("esp32s2", &build)], None, false);
+    let mut spec = testkit::idf_build::BuildSpec::new(flasher::chip::Chip::Esp32s2);
+    spec.flash_size = 2 << 20;
+    spec.app_slot = 0x8_0000;
+    let dir = tmp.path().join("build");
+    testkit::idf_build::write_build(&dir, &spec).unwrap();
+    let build = read_build(&dir);
+    let bundle = tmp.path().join("bundle");
+    write_bundle(&bundle, &[("esp32s2", &build)], None, false);
     let out = flasher(&[
         "--chip",
         "esp32s2",
         "--flash_size",
         "2MB",
         "--firmware-dir",
-        tmp.path().to_str().unwrap(),
+        bundle.to_str().unwrap(),
         "--dry-run",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -206,5 +219,5 @@ fn bundles_without_manifest_say_they_were_not_verified() {
     );
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("not verified"), "{plan}");
-    assert!(plan.contains("read_rotary.bin"), "{plan}");
+    assert!(plan.contains("demo.bin"), "{plan}");
 }
