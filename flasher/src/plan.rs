@@ -227,31 +227,35 @@ fn load_manifest(root: &Path, target: &TargetName) -> Result<Loaded, PlanError> 
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let mut checked = 0;
-    for file in manifest
+    // Every file of the bundle is checked (each target's on its own thread); the selected
+    // target's files and the model are kept for the plan, so nothing is read twice.
+    let groups: Vec<Vec<&bundle::FileEntry>> = manifest
         .targets
         .iter()
-        .flat_map(|t| &t.files)
-        .chain(&manifest.model)
-    {
-        let data = read(root, &file.path)?;
-        if !file.matches(&data.bytes) {
-            return Err(PlanError::Tampered {
-                path: file.path.clone(),
-                expected: file.sha256.clone(),
-                found: bundle::sha256_hex(&data.bytes),
-            });
-        }
-        checked += 1;
-    }
-    let get = |role: Role| -> Result<Option<BundleFile>, PlanError> {
-        entry.file(role).map(|f| read(root, &f.path)).transpose()
-    };
-    let need = |role: Role, what: &'static str| -> Result<BundleFile, PlanError> {
-        get(role)?.ok_or_else(|| PlanError::MissingFile {
-            what,
-            target: entry.name.clone(),
-        })
+        .map(|t| t.files.iter().collect())
+        .chain(manifest.model.iter().map(|m| vec![m]))
+        .collect();
+    let checked_groups = std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|group| scope.spawn(|| verify_all(root, group)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("verification thread"))
+            .collect::<Result<Vec<_>, PlanError>>()
+    })?;
+    let checked = checked_groups.iter().map(Vec::len).sum();
+    let mut kept: std::collections::HashMap<String, BundleFile> = checked_groups
+        .into_iter()
+        .flatten()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let model = manifest.model.as_ref().and_then(|f| kept.remove(&f.path));
+    let mut take = |role: Role| entry.file(role).and_then(|f| kept.remove(&f.path));
+    let missing = |what: &'static str| PlanError::MissingFile {
+        what,
+        target: entry.name.clone(),
     };
     if entry.chip != target.chip() {
         return Err(PlanError::ImageChip {
@@ -268,17 +272,32 @@ fn load_manifest(root: &Path, target: &TargetName) -> Result<Loaded, PlanError> 
         table_offset: entry.partition_table_offset,
         mode: Some(entry.flash.mode),
         freq: Some(entry.flash.freq.clone()),
-        bootloader: need(Role::Bootloader, "bootloader")?,
-        table: need(Role::PartitionTable, "partition table")?,
-        otadata: get(Role::OtaData)?,
-        app: need(Role::App, "app")?,
-        model: manifest
-            .model
-            .as_ref()
-            .map(|f| read(root, &f.path))
-            .transpose()?,
+        bootloader: take(Role::Bootloader).ok_or_else(|| missing("bootloader"))?,
+        table: take(Role::PartitionTable).ok_or_else(|| missing("partition table"))?,
+        otadata: take(Role::OtaData),
+        app: take(Role::App).ok_or_else(|| missing("app"))?,
+        model,
         integrity: Integrity::Verified { files: checked },
     })
+}
+
+/// Reads every file of `group` and checks it against its manifest entry.
+fn verify_all(root: &Path, group: &[&bundle::FileEntry]) -> Result<Vec<BundleFile>, PlanError> {
+    group
+        .iter()
+        .map(|file| {
+            let data = read(root, &file.path)?;
+            if file.matches(&data.bytes) {
+                Ok(data)
+            } else {
+                Err(PlanError::Tampered {
+                    path: file.path.clone(),
+                    expected: file.sha256.clone(),
+                    found: bundle::sha256_hex(&data.bytes),
+                })
+            }
+        })
+        .collect()
 }
 
 fn legacy_targets(root: &Path) -> Vec<String> {
