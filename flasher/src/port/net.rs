@@ -465,9 +465,14 @@ impl Pump {
                     } else {
                         out.extend_from_slice(data);
                     }
-                    self.shared
-                        .send(&out)
-                        .map_err(|e| format!("sending to the server failed: {e}"))?;
+                    self.shared.send(&out).map_err(|e| match e.kind() {
+                        // Which side notices a closed connection first is a race: name it the
+                        // same either way.
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                            "the server closed the connection".to_string()
+                        }
+                        _ => format!("sending to the server failed: {e}"),
+                    })?;
                 }
             }
             if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
