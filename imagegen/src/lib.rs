@@ -5,9 +5,12 @@
 //! [`inputs`] reads ESP-IDF builds, [`bundle`] checks them and lays out `/firmware` with its
 //! manifest, [`flash_image`] (over the generic [`image`] types) assembles the per-platform images
 //! and the index, and [`sink`] writes an OCI layout or an archive. [`ota`] builds the OTA images
-//! from the same bundle; [`remote`] pushes a layout to a registry with [`credentials`].
+//! from the same bundle; [`remote`] pushes a layout to a registry with [`credentials`];
+//! [`unpack`] reads one platform back out of a layout. [`cli`] is the command line the binary
+//! runs.
 
 pub mod bundle;
+pub mod cli;
 pub mod credentials;
 pub mod elf;
 pub mod error;

@@ -1,0 +1,452 @@
+//! The command line: argument types and one function per subcommand, over the library.
+
+use std::path::PathBuf;
+
+use crate::bundle::{Bundle, Metadata};
+use crate::error::{Error, Result};
+use crate::flash_image::{self, Release};
+use crate::image::Timestamp;
+use crate::inputs::{SourceFile, TargetInput};
+use crate::platform::Platform;
+use crate::remote::{self, Destination, PushOptions};
+use crate::sink::{archive, layout};
+use crate::{credentials, ota};
+use clap::{Args, Parser, Subcommand};
+
+/// Builds OCI flash images for ESP32-family boards from ESP-IDF builds, without a container
+/// engine.
+#[derive(Parser)]
+#[command(name = "imagegen", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Runs the subcommand `cli` names.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build(args) => build(*args),
+        Command::Bundle(args) => write_bundle(args),
+        Command::Unpack(args) => unpack(args),
+        Command::Push(args) => push(args),
+        Command::Ota(args) => ota(*args),
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the multi-arch flash image (static /flasher + /firmware bundle).
+    #[command(
+        after_help = "Example:\n  imagegen build --target esp32s3r8=app/build --target app-c3/build \\\n    \
+        --flasher linux/amd64=out/amd64/flasher --flasher linux/arm64=out/arm64/flasher \\\n    \
+        --app-type demo --version 1.2.0 --revision $(git rev-parse HEAD) \\\n    \
+        --output out/flash-layout --archive out/flash.tar"
+    )]
+    Build(Box<BuildArgs>),
+    /// Write only the /firmware tree (for Dockerfiles/Dockerfile.flash and docker buildx).
+    Bundle(BundleOnlyArgs),
+    /// Extract one platform's root filesystem (/flasher, /firmware) from an OCI layout, checking
+    /// every blob's digest.
+    Unpack(UnpackArgs),
+    /// Copy an OCI layout to a registry: blobs first (skipping those it has), then manifests by
+    /// digest, then the tags, with the layout's exact bytes so digests are kept.
+    #[command(
+        after_help = "Example:\n  printf %s \"$TOKEN\" | imagegen push --layout out/flash-layout \\\n    \
+        --username ci --password-stdin registry.example.com/acme/app-flash"
+    )]
+    Push(PushArgs),
+    /// Build the OTA images (the app binary only, per target), write a layout, optionally push.
+    #[command(
+        after_help = "Example:\n  imagegen ota --target esp32s3r8=app/build --target app-c3/build \\\n    \
+        --app-type demo --version 1.2.0 --revision $(git rev-parse HEAD) \\\n    \
+        --output out/ota-layout --push registry.example.com/acme/app"
+    )]
+    Ota(Box<OtaArgs>),
+}
+
+/// How to reach a registry and log in to it.
+#[derive(Args)]
+struct RegistryArgs {
+    /// Use plain HTTP (a loopback registry without TLS is reached over HTTP anyway).
+    #[arg(long)]
+    insecure: bool,
+    /// CA certificate (PEM) to trust besides the system roots, for a registry with a private CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// User name; the password is read from standard input (--password-stdin). Default:
+    /// IMAGEGEN_REGISTRY_USERNAME/IMAGEGEN_REGISTRY_PASSWORD, else the Docker config file.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// How often a transient failure (HTTP 5xx, lost connection) is retried, with backoff.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    retries: u32,
+    /// Another repository of the same registry to mount missing blobs from (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    mount_from: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// Push options for `dest`, with its credentials.
+    fn options(&self, dest: &Destination) -> Result<PushOptions> {
+        let password = if self.password_stdin {
+            let mut p = String::new();
+            std::io::stdin().read_line(&mut p).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read the password from standard input ({e}): pipe it in"
+                ))
+            })?;
+            Some(p.trim_end_matches(['\r', '\n']).to_string())
+        } else {
+            None
+        };
+        Ok(PushOptions {
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            credentials: credentials::resolve(
+                &dest.registry,
+                self.username.as_deref(),
+                password.as_deref(),
+            )?,
+            retries: self.retries,
+            mount_from: self.mount_from.clone(),
+        })
+    }
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// The OCI image layout to push (imagegen build --output or imagegen ota --output).
+    #[arg(long, value_name = "DIR")]
+    layout: PathBuf,
+    /// Push only this tag of the layout (repeatable; default: every tag).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Where to push: REGISTRY[:PORT]/REPOSITORY.
+    #[arg(value_name = "REGISTRY/REPOSITORY")]
+    destination: String,
+}
+
+#[derive(Args)]
+struct OtaArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Instead of the OTA index, one artifact per target whose only layer is the raw app binary
+    /// (application/vnd.espressif.esp32.firmware.v1+binary), tagged with the app's semantic
+    /// version; --output then holds one layout per target, and --push goes to REPOSITORY/<target>.
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Write the OCI image layout here (with --raw: a directory of one layout per target).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// Also push to REGISTRY[:PORT]/REPOSITORY.
+    #[arg(long, value_name = "REGISTRY/REPOSITORY")]
+    push: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Args)]
+struct BundleOnlyArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Directory to create with the bundle (manifest.json and one folder per target).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+}
+
+#[derive(Args)]
+struct UnpackArgs {
+    /// The OCI image layout (imagegen build --output).
+    #[arg(long, value_name = "DIR")]
+    layout: PathBuf,
+    /// Tag to extract (default: the first the layout lists).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Platform to extract (default: this machine's).
+    #[arg(long)]
+    platform: Option<Platform>,
+    /// Directory to create with the root filesystem.
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+}
+
+/// What goes into `/firmware`: the targets, the model and the release metadata.
+#[derive(Args)]
+struct BundleArgs {
+    /// An ESP-IDF build directory (or its project), optionally named: [NAME=]DIR. NAME is the
+    /// --chip users pass, with a PSRAM suffix if any (esp32s3r8); default: the build's target.
+    #[arg(long = "target", value_name = "[NAME=]DIR")]
+    targets: Vec<String>,
+    /// A target from explicit files:
+    /// name=T,bootloader=P,partition-table=P,app=P,sdkconfig=P[,ota-data=P][,partitions-csv=P].
+    #[arg(long = "target-files", value_name = "SPEC")]
+    target_files: Vec<String>,
+    /// Model file written to the tflite_model partition (/firmware/model.bin).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Application type, used in tags (default: the app's project name).
+    #[arg(long)]
+    app_type: Option<String>,
+    /// Release version, used in tags (default: the app's version).
+    #[arg(long = "version", value_name = "VERSION")]
+    release_version: Option<String>,
+    /// Source revision (git commit); its first 7 characters end the per-platform tags.
+    #[arg(long)]
+    revision: Option<String>,
+}
+
+impl BundleArgs {
+    /// Reads and checks every input.
+    fn bundle(&self) -> Result<Bundle> {
+        let mut targets = Vec::new();
+        for spec in &self.targets {
+            let (name, dir) = match spec.split_once('=') {
+                Some((n, d)) => (Some(n), d),
+                None => (None, spec.as_str()),
+            };
+            targets.push(TargetInput::from_build_dir(name, dir.as_ref())?);
+        }
+        for spec in &self.target_files {
+            targets.push(TargetInput::from_spec(spec)?);
+        }
+        let model = self.model.as_deref().map(SourceFile::read).transpose()?;
+        let metadata = Metadata {
+            app_type: self.app_type.clone(),
+            version: self.release_version.clone(),
+            revision: self.revision.clone(),
+        };
+        Bundle::new(targets, model, &metadata)
+    }
+}
+
+/// Release details of an image: source, creation time, extra tags.
+#[derive(Args)]
+struct ReleaseArgs {
+    /// Source repository URL (org.opencontainers.image.source).
+    #[arg(long)]
+    source: Option<String>,
+    /// Creation time: RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds. Default: SOURCE_DATE_EPOCH,
+    /// else 1970-01-01T00:00:00Z, so that builds are reproducible.
+    #[arg(long)]
+    created: Option<String>,
+    /// Extra tag for the index (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+impl ReleaseArgs {
+    /// The release, with the creation time resolved and checked.
+    fn release(self) -> Result<Release> {
+        Ok(Release {
+            created: created(self.created.as_deref())?,
+            source: self.source,
+            extra_tags: self.tags,
+        })
+    }
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
+    #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
+    flashers: Vec<String>,
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Write an OCI image layout directory here.
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Write an archive for `docker load` (and oci-archive: tools) here.
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
+    /// Repository the archive's tags are loaded under (default: <app>-flash).
+    #[arg(long, value_name = "NAME")]
+    repo: Option<String>,
+    /// Platform that `docker load` tags with the index tags (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    archive_platform: Option<Platform>,
+}
+
+fn build(args: BuildArgs) -> Result<()> {
+    if args.output.is_none() && args.archive.is_none() {
+        return Err(Error::Usage(
+            "nothing to write: add --output DIR (OCI layout) and/or --archive FILE".into(),
+        ));
+    }
+    let release = args.release.release()?;
+
+    let bundle = args.bundle.bundle()?;
+    let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
+    for spec in &args.flashers {
+        let (platform, path) = spec.split_once('=').ok_or_else(|| {
+            Error::Usage(format!(
+                "--flasher '{spec}': expected PLATFORM=PATH, e.g. linux/amd64=out/flasher"
+            ))
+        })?;
+        let platform: Platform = platform.parse().map_err(Error::Usage)?;
+        if flashers.iter().any(|(p, _)| *p == platform) {
+            return Err(Error::Usage(format!(
+                "--flasher {platform} is given twice: pass one executable per platform"
+            )));
+        }
+        let file = SourceFile::read(path.as_ref())?;
+        crate::elf::check_static_executable(&file.path, &file.bytes, platform)?;
+        flashers.push((platform, file.bytes));
+    }
+    flashers.sort_by_key(|(p, _)| *p);
+    let image = flash_image::build(&bundle, &flashers, &release)?;
+
+    if let Some(dir) = &args.output {
+        layout::write(&image, dir)?;
+    }
+    if let Some(path) = &args.archive {
+        let app = bundle
+            .manifest()
+            .targets
+            .first()
+            .map_or("app", |t| t.app.name.as_str());
+        let default_arch = args.archive_platform.unwrap_or_else(host_platform);
+        let names = archive::DockerNames {
+            repository: args
+                .repo
+                .unwrap_or_else(|| format!("{}-flash", app.to_ascii_lowercase())),
+            default_arch: default_arch.arch().to_string(),
+        };
+        archive::write(&image, path, &names)?;
+    }
+
+    println!("index {}", image.index.digest());
+    for img in &image.images {
+        let compressed: usize = img.layers.iter().map(|l| l.blob.bytes().len()).sum();
+        println!(
+            "image {} {}/{} {} bytes compressed",
+            img.manifest.digest(),
+            img.platform.os(),
+            img.platform.architecture(),
+            compressed + img.config.bytes().len() + img.manifest.bytes().len()
+        );
+    }
+    for (tag, d) in &image.refs {
+        println!("tag {tag} {}", d.digest());
+    }
+    Ok(())
+}
+
+fn write_bundle(args: BundleOnlyArgs) -> Result<()> {
+    let bundle = args.bundle.bundle()?;
+    bundle.write_dir(&args.to)?;
+    for t in &bundle.manifest().targets {
+        println!("{} {} {} {}", t.name, t.chip, t.app.name, t.app.version);
+    }
+    Ok(())
+}
+
+fn unpack(args: UnpackArgs) -> Result<()> {
+    let platform = args.platform.unwrap_or_else(host_platform);
+    crate::unpack::unpack(
+        &args.layout,
+        args.tag.as_deref(),
+        "linux",
+        platform.arch(),
+        &args.to,
+    )?;
+    println!("{}", args.to.display());
+    Ok(())
+}
+
+fn push(args: PushArgs) -> Result<()> {
+    let dest: Destination = args.destination.parse()?;
+    let options = args.registry.options(&dest)?;
+    let report = remote::push(&args.layout, &dest, &args.tags, &options)?;
+    print_push(&dest, &report);
+    Ok(())
+}
+
+fn print_push(dest: &Destination, report: &remote::PushReport) {
+    println!(
+        "pushed {dest}: {} blobs uploaded, {} already there, {} mounted, {} manifests",
+        report.uploaded, report.present, report.mounted, report.manifests
+    );
+    for (tag, digest) in &report.tags {
+        println!("tag {dest}:{tag} {digest}");
+    }
+}
+
+fn ota(args: OtaArgs) -> Result<()> {
+    let dest: Option<Destination> = args.push.as_deref().map(str::parse).transpose()?;
+    let release = args.release.release()?;
+    let bundle = args.bundle.bundle()?;
+    let options = dest
+        .as_ref()
+        .map(|d| args.registry.options(d))
+        .transpose()?;
+    if args.raw {
+        if !release.extra_tags.is_empty() {
+            return Err(Error::Usage(
+                "--tag does not go with --raw: raw artifacts are tagged with the app's version"
+                    .into(),
+            ));
+        }
+        let artifacts = ota::build_artifacts(&bundle, &release)?;
+        std::fs::create_dir_all(&args.output).map_err(|e| Error::write(&args.output, e))?;
+        for a in &artifacts {
+            let dir = args.output.join(&a.target);
+            layout::write_parts(a.blobs(), &a.layout_index(), &dir)?;
+            println!("artifact {} {} {}", a.target, a.tag, a.manifest.digest());
+        }
+        if let (Some(dest), Some(options)) = (&dest, &options) {
+            for a in &artifacts {
+                let dest = dest.child(&a.target)?;
+                let report = remote::push(&args.output.join(&a.target), &dest, &[], options)?;
+                print_push(&dest, &report);
+            }
+        }
+        return Ok(());
+    }
+    let image = ota::build(&bundle, &release)?;
+    layout::write(&image, &args.output)?;
+    println!("index {}", image.index.digest());
+    for img in &image.images {
+        println!(
+            "image {} {}/{}",
+            img.manifest.digest(),
+            img.platform.os(),
+            img.platform.architecture()
+        );
+    }
+    for (tag, d) in &image.refs {
+        println!("tag {tag} {}", d.digest());
+    }
+    if let (Some(dest), Some(options)) = (&dest, &options) {
+        let report = remote::push(&args.output, dest, &[], options)?;
+        print_push(dest, &report);
+    }
+    Ok(())
+}
+
+/// The platform of the machine imagegen runs on (amd64 when it is neither).
+fn host_platform() -> Platform {
+    std::env::consts::ARCH.parse().unwrap_or(Platform::Amd64)
+}
+
+/// The creation time: the flag, else SOURCE_DATE_EPOCH, else the epoch.
+fn created(flag: Option<&str>) -> Result<Timestamp> {
+    let (value, origin) = match (flag, std::env::var("SOURCE_DATE_EPOCH").ok()) {
+        (Some(v), _) => (v.to_string(), "--created"),
+        (None, Some(v)) => (v, "SOURCE_DATE_EPOCH"),
+        (None, None) => return Ok(Timestamp::default()),
+    };
+    Timestamp::parse(&value).ok_or_else(|| {
+        Error::Usage(format!(
+            "{origin} '{value}' is not a time: use Unix seconds or RFC 3339 UTC like 2026-01-31T12:00:00Z"
+        ))
+    })
+}
