@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{imagegen, index_digest, sample};
+use common::{imagegen, index_digest, layout_refs, sample, sample_layout};
 use flasher::bundle::{Manifest, sha256_hex};
 use serde_json::Value;
 use testkit::tools::{oci_check, require, run_ok};
@@ -69,24 +69,7 @@ fn flash_image_passes_skopeo_umoci_and_the_schemas() {
     let digest = index_digest(&out);
 
     // Tags: index, extra, and one per platform with the short revision.
-    let top = json(&layout.join("index.json"));
-    let refs: BTreeMap<String, (String, String)> = top["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                (
-                    d["digest"].as_str().unwrap().to_string(),
-                    d["mediaType"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect();
+    let refs = layout_refs(&layout);
     let tags: Vec<&str> = refs.keys().map(String::as_str).collect();
     assert_eq!(
         tags,
@@ -260,10 +243,7 @@ fn same_inputs_give_the_same_digests() {
 fn the_checker_catches_a_broken_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let s = sample(tmp.path());
-    let layout = tmp.path().join("layout");
-    let mut args = s.args();
-    args.extend(["--output".into(), layout.display().to_string()]);
-    assert!(imagegen(&args).status.success());
+    let layout = sample_layout(tmp.path(), &s);
     oci_check(&layout).unwrap();
     // Truncate the largest blob (a layer): its digest and size no longer hold.
     let blobs = layout.join("blobs/sha256");
@@ -282,10 +262,7 @@ fn the_checker_catches_a_broken_layout() {
 fn unpack_extracts_each_platform_and_checks_digests() {
     let tmp = tempfile::tempdir().unwrap();
     let s = sample(tmp.path());
-    let layout = tmp.path().join("layout");
-    let mut args = s.args();
-    args.extend(["--output".into(), layout.display().to_string()]);
-    assert!(imagegen(&args).status.success());
+    let layout = sample_layout(tmp.path(), &s);
     for (arch, machine) in [("amd64", 62u16), ("arm64", 183u16)] {
         let root = tmp.path().join(format!("root-{arch}"));
         let out = imagegen(&[

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Sample, imagegen, index_digest, sample};
+use common::{Sample, imagegen, index_digest, layout_refs, sample};
 use flasher::bundle::sha256_hex;
 use flasher::chip::Chip;
 use flate2::read::GzDecoder;
@@ -85,22 +85,10 @@ fn ota_index_has_one_custom_platform_image_per_target() {
     let digest = index_digest(&out);
 
     // Tags: the index, and one per target with the short revision.
-    let top = json(&fs::read(layout.join("index.json")).unwrap());
-    let mut tags: Vec<(String, String)> = top["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                d["digest"].as_str().unwrap().to_string(),
-            )
-        })
+    let tags: Vec<(String, String)> = layout_refs(&layout)
+        .into_iter()
+        .map(|(tag, (digest, _))| (tag, digest))
         .collect();
-    tags.sort();
     let names: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         names,

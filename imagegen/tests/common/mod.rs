@@ -85,3 +85,36 @@ pub fn index_digest(out: &Output) -> String {
         .find_map(|l| l.strip_prefix("index ").map(str::to_string))
         .expect("imagegen prints the index digest")
 }
+
+/// The tags of the OCI layout at `layout`, sorted, each with the digest and media type it
+/// points at.
+pub fn layout_refs(layout: &Path) -> std::collections::BTreeMap<String, (String, String)> {
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+            (
+                text(&d["annotations"]["org.opencontainers.image.ref.name"]),
+                (text(&d["digest"]), text(&d["mediaType"])),
+            )
+        })
+        .collect()
+}
+
+/// Builds the sample's flash image as a layout at `root/layout` and returns its path.
+pub fn sample_layout(root: &Path, sample: &Sample) -> PathBuf {
+    let layout = root.join("layout");
+    let mut args = sample.args();
+    args.extend(["--output".into(), layout.display().to_string()]);
+    let out = imagegen(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    layout
+}
