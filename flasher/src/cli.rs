@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::chip::TargetName;
-use crate::layout::OverrideMode;
-use crate::size::FlashSize;
+use firmware::chip::TargetName;
+use firmware::flash_size::FlashSize;
+use firmware::override_table::OverrideMode;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -162,17 +162,17 @@ pub enum After {
 
 fn parse_target(s: &str) -> Result<TargetName, String> {
     s.parse()
-        .map_err(|e: crate::chip::UnknownChip| e.to_string())
+        .map_err(|e: firmware::chip::UnknownChip| e.to_string())
 }
 
 fn parse_size(s: &str) -> Result<FlashSize, String> {
     s.parse()
-        .map_err(|e: crate::size::BadFlashSize| e.to_string())
+        .map_err(|e: firmware::flash_size::BadFlashSize| e.to_string())
 }
 
 fn parse_mode(s: &str) -> Result<OverrideMode, String> {
     s.parse()
-        .map_err(|e: crate::layout::UnknownMode| e.to_string())
+        .map_err(|e: firmware::override_table::UnknownMode| e.to_string())
 }
 
 #[cfg(test)]

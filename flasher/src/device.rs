@@ -19,11 +19,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 use serialport::FlowControl;
 
-use crate::chip::{Chip, TargetName};
 use crate::cli::{After, Before};
 use crate::error::DeviceError;
 use crate::plan::Plan;
 use crate::report::DeviceReport;
+use firmware::chip::{Chip, TargetName};
 
 /// Baud rate of the ROM loader, which every connection starts at.
 pub const ROM_BAUD: u32 = 115_200;

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::bundle::ManifestError;
-use crate::chip::Chip;
-use crate::image::ImageError;
-use crate::layout::{LayoutError, OverrideMode};
+use firmware::chip::Chip;
+use firmware::esp_image::ImageError;
+use firmware::manifest::ManifestError;
+use firmware::override_table::{OverrideMode, OverrideTableError};
 
 /// The kinds of failure, one exit code each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +148,7 @@ pub enum PlanError {
     NoAppPartition(String),
     /// `--override_pt` cannot lay out this flash.
     #[error("{0}")]
-    Layout(#[from] LayoutError),
+    Layout(#[from] OverrideTableError),
     /// A `*_with_model` mode without a model in the image.
     #[error(
         "--override_pt {mode} writes a model, but the image has no model.bin: \

@@ -1,32 +1,19 @@
 //! The flasher: writes an ESP32-family board from the firmware bundle of a flash image.
 //!
-//! The bundle format ([`bundle`], [`image`], [`partition`], [`sdkconfig`]) is shared with
-//! `imagegen`, which builds with the `device` feature off.
+//! The bundle format (manifest, chips, images, partition tables, placement rules) is the
+//! `firmware` crate, shared with `imagegen`.
 //!
 //! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
-//! arguments (with [`layout`] generating the `--override_pt` table) without touching the board;
-//! [`device`] (feature `device`) writes the plan with espflash, and [`station`] writes several
-//! boards at once. [`cli`] is the command line, [`error`] the typed errors and their exit
-//! codes, [`report`] the records of each board (JSON report, JSON Lines log).
+//! arguments without touching the board; [`device`] writes the plan with espflash, and
+//! [`station`] writes several boards at once. [`cli`] is the command line, [`error`] the typed
+//! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
+//! log), [`port`] finds and opens serial ports and network bridges.
 
-pub mod bundle;
-pub mod chip;
-#[cfg(feature = "device")]
 pub mod cli;
-#[cfg(feature = "device")]
 pub mod device;
 pub mod error;
-pub mod image;
-pub mod layout;
-pub mod partition;
 pub mod plan;
-#[cfg(feature = "device")]
 pub mod port;
 pub mod report;
-pub mod sdkconfig;
-pub mod size;
-#[cfg(feature = "device")]
 pub mod station;
-#[cfg(feature = "device")]
 mod termios;
-pub mod time;

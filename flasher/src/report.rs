@@ -153,7 +153,7 @@ pub fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    crate::time::rfc3339(i64::try_from(secs).unwrap_or(i64::MAX))
+    firmware::time::rfc3339(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Opens `path` for appending records, creating it if needed.

@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use indicatif::MultiProgress;
 
-use crate::chip::TargetName;
 use crate::device::{self, Console, Contact, Options};
 use crate::error::{ExitKind, UsageError};
 use crate::plan::Plan;
 use crate::report::{self, Report};
+use firmware::chip::TargetName;
 
 /// The devices the `--port` arguments name, in order: each argument is a path, or a pattern
 /// with `*` and `?` in its last component (`/dev/ttyUSB*`), which expands to the matching

@@ -1,8 +1,6 @@
 //! Bad input: each case ends with a one-line error naming the problem and the fix, the
 //! documented exit code, and nothing sent to the board.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -11,7 +9,7 @@ use std::process::Output;
 
 use common::{flasher, generated_build, stderr, write_bundle};
 use esp_sim::{BoardConfig, SimBoard};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use testkit::idf_build::BuildSpec;
 
 const USAGE: i32 = 2;

@@ -1,8 +1,6 @@
 //! End to end against the simulated board on a pty, for every chip: the flash ends up equal to
 //! the merged plan, a second run skips every region, and the wrong board is refused untouched.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -11,7 +9,7 @@ use std::path::Path;
 use common::{flasher, generated_build, stderr, write_bundle};
 use esp_sim::protocol::Opcode;
 use esp_sim::{BoardConfig, SimBoard};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use serde_json::Value;
 use testkit::idf_build::BuildSpec;
 

@@ -5,8 +5,6 @@
 //!
 //! `FAULT_RUNS` (default 200) and `FAULT_SEED` (default 1, the first run's seed) select the runs.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::collections::BTreeMap;
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{generated_build, write_bundle};
 use esp_sim::{BoardConfig, SimBoard};
-use flasher::chip::{Chip, TargetName};
+use firmware::chip::{Chip, TargetName};
 use flasher::cli::{After, Before};
 use flasher::device::{self, Console, Contact, Options};
 use flasher::error::DeviceError;

@@ -13,8 +13,6 @@
 //!   `target/fuzz-findings/`.
 //! * `findings_stay_fixed` replays the inputs that once panicked, and the seeds, every time.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -23,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{generated_build, write_bundle};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use flasher::plan::{self, Request};
 use testkit::firmware::Rng;
 use testkit::idf_build::BuildSpec;
@@ -128,7 +126,10 @@ fn setup() -> Setup {
     let plan_of = |bundle: PathBuf, file: PathBuf| {
         move |bytes: &[u8]| {
             fs::write(&file, bytes).unwrap();
-            for mode in [None, Some(flasher::layout::OverrideMode::NoFactory)] {
+            for mode in [
+                None,
+                Some(firmware::override_table::OverrideMode::NoFactory),
+            ] {
                 let _ = plan::make(&Request {
                     firmware_dir: bundle.clone(),
                     target: "esp32c3".parse().unwrap(),
@@ -153,7 +154,7 @@ fn setup() -> Setup {
             name: "manifest",
             seeds: vec![manifest.clone()],
             run: Box::new(|b| {
-                let _ = flasher::bundle::Manifest::from_json(b);
+                let _ = firmware::manifest::Manifest::from_json(b);
             }),
         },
         Target {
@@ -173,7 +174,7 @@ fn setup() -> Setup {
             name: "sdkconfig",
             seeds: vec![sdkconfig.clone()],
             run: Box::new(|b| {
-                if let Ok(c) = flasher::sdkconfig::Sdkconfig::parse(&String::from_utf8_lossy(b)) {
+                if let Ok(c) = firmware::sdkconfig::Sdkconfig::parse(&String::from_utf8_lossy(b)) {
                     let _ = c.number("CONFIG_PARTITION_TABLE_OFFSET");
                 }
             }),
@@ -198,20 +199,20 @@ fn setup() -> Setup {
             name: "table-bin",
             seeds: vec![table],
             run: Box::new(|b| {
-                let _ = flasher::partition::parse_table(b);
+                let _ = firmware::partition::parse_table(b);
             }),
         },
         Target {
             name: "image",
             seeds: vec![bootloader, app],
             run: Box::new(|b| {
-                let _ = flasher::image::parse(b);
-                let _ = flasher::image::app_descriptor(b);
+                let _ = firmware::esp_image::parse(b);
+                let _ = firmware::esp_image::app_descriptor(b);
                 let mut copy = b.to_vec();
-                let _ = flasher::image::patch_header(
+                let _ = firmware::esp_image::patch_header(
                     &mut copy,
-                    flasher::image::HeaderPatch {
-                        mode: Some(flasher::image::FlashMode::Dio),
+                    firmware::esp_image::HeaderPatch {
+                        mode: Some(firmware::esp_image::FlashMode::Dio),
                         freq_code: Some(0),
                         size: Some(16 << 20),
                     },

@@ -3,7 +3,7 @@
 //! valid for `esp-idf-part` in binary and CSV form.
 
 use esp_idf_part::PartitionTable;
-use flasher::layout::{OverrideMode, generate};
+use firmware::override_table::{OverrideMode, generate};
 
 const MB: u64 = 1 << 20;
 /// The original image's table offset, which the worked tables assume.
@@ -143,9 +143,9 @@ fn generated_tables_equal_the_worked_tables() {
         let bin = table.to_bin().unwrap();
         assert_eq!(bin, expected.to_bin().unwrap(), "{what}: binary");
         // The binary reads back, with its MD5, through the flasher's own reader.
-        let back = flasher::partition::parse_table(&bin).unwrap();
+        let back = firmware::partition::parse_table(&bin).unwrap();
         assert_eq!(back, table, "{what}: read back");
-        let end = flasher::partition::table_end(&back);
+        let end = firmware::partition::table_end(&back);
         assert!(end <= flash_mb * MB, "{what}: inside the flash");
         if mode.with_model() {
             assert_eq!(end, flash_mb * MB, "{what}: the model ends the flash");

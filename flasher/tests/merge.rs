@@ -1,8 +1,6 @@
 //! `--merge-out` equals `esptool merge-bin` of the same parts, byte for byte, for every chip,
 //! with the bundle's table and with each `--override_pt` layout; and for the real ESP-IDF builds.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -12,7 +10,7 @@ use common::{
     BuildParts, esptool_merge, flasher, generated_build, model, read_build, stderr, write_bundle,
 };
 use esp_idf_part::PartitionTable;
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use testkit::idf_build::BuildSpec;
 
 const MODEL_LEN: usize = 200 * 1024;
@@ -194,7 +192,7 @@ fn real_builds_merge_like_esptool_with_and_without_manifest() {
 #[test]
 fn bundles_without_manifest_say_they_were_not_verified() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut spec = testkit::idf_build::BuildSpec::new(flasher::chip::Chip::Esp32s2);
+    let mut spec = testkit::idf_build::BuildSpec::new(firmware::chip::Chip::Esp32s2);
     spec.flash_size = 2 << 20;
     spec.app_slot = 0x8_0000;
     let dir = tmp.path().join("build");

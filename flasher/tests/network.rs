@@ -5,8 +5,6 @@
 //! unreachable host, a server that does not speak RFC 2217, a bad URL, a connection that drops
 //! midway: one-line errors with the documented exit codes.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -20,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{flasher, generated_build, stderr, write_bundle};
 use esp_sim::protocol::Opcode;
 use esp_sim::{BoardConfig, SimBoard};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use serde_json::Value;
 use testkit::idf_build::BuildSpec;
 use testkit::tools;

@@ -4,8 +4,6 @@
 //! re-enumerates is found again, and `--list-ports` shows it all. One test flashes the right one
 //! of two simulated boards by its USB serial number.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -16,7 +14,7 @@ use std::process::{Command, Output};
 use common::{generated_build, stderr, write_bundle};
 use esp_sim::{BoardConfig, SimBoard};
 use espflash::connection::ResetBeforeOperation;
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use flasher::error::{ExitKind, PortError};
 use flasher::port::select::Reset;
 use flasher::port::sysfs::{self, Roots};

@@ -2,8 +2,6 @@
 //! one loses its cable midway; the other six end up with exactly the plan, and the report and
 //! the shift log hold one record per board.
 
-#![cfg(feature = "device")]
-
 mod common;
 
 use std::fs;
@@ -12,7 +10,7 @@ use std::path::Path;
 use common::{flasher, generated_build, stderr, write_bundle};
 use esp_sim::protocol::Opcode;
 use esp_sim::{BoardConfig, SimBoard};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use serde_json::Value;
 use testkit::idf_build::BuildSpec;
 

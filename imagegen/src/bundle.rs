@@ -1,17 +1,21 @@
 //! The firmware bundle: every target's files checked and laid out as `/firmware`, with the
-//! manifest that describes them (see [`flasher::bundle`] for the format).
+//! manifest that describes them (see [`firmware::manifest`] for the format).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use flasher::bundle::{
+use esp_idf_part::PartitionTable;
+use firmware::chip::Chip;
+use firmware::esp_image::{self, AppDescriptor, FlashMode, ImageInfo};
+use firmware::flash_size::FlashSize;
+use firmware::legacy;
+use firmware::manifest::{
     ARTIFACTS_DIR, AppInfo, FileEntry, FlashSettings, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE,
     Manifest, Role, Target,
 };
-use flasher::chip::Chip;
-use flasher::image::{self, FlashMode};
-use flasher::partition::{self, MAX_TABLE_LEN};
-use flasher::sdkconfig::Sdkconfig;
+use firmware::partition::{self, MAX_TABLE_LEN};
+use firmware::placement::{self, Extent, ImageViolation, TableViolation};
+use firmware::sdkconfig::{BadNumber, Sdkconfig};
 
 use crate::error::{Error, Result};
 use crate::inputs::{SourceFile, TargetInput};
@@ -115,58 +119,112 @@ impl Bundle {
     }
 }
 
-/// A region of flash a target's files occupy.
-struct Region<'a> {
-    what: &'a str,
-    start: u64,
-    end: u64,
-}
-
+/// Checks one target against the placement rules and adds its files to the bundle.
 fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Result<Target> {
     let chip = input.name.chip();
     let sdkconfig = input.parse_sdkconfig()?;
-    let config_offset = |key: &str| -> Result<Option<u32>> {
-        sdkconfig.number(key).transpose().map_err(|v| {
-            Error::input(
-                &input.sdkconfig.path,
-                format!("{key}={v} is not a number"),
-                "fix the value in sdkconfig and rebuild",
-            )
-        })
+    let (boot_offset, table_offset) = offsets(&input, &sdkconfig)?;
+    let boot = check_image(&input.bootloader, chip, "bootloader")?;
+    check_image(&input.app, chip, "app")?;
+    let app_desc = esp_image::app_descriptor(&input.app.bytes);
+    let table = parse_table(&input.partition_table)?;
+    let app_offset = app_partition(&input, &table)?;
+    let ota_offset = ota_data_offset(&input, &table)?;
+    let flash = flash_settings(&input, &sdkconfig, &boot, chip)?;
+    check_table(&input.partition_table, &table, table_offset, &flash)?;
+    check_overlaps(&input, boot_offset, table_offset, app_offset, ota_offset)?;
+
+    let name = input.name.to_string();
+    let app_file = app_file_name(
+        &input.app,
+        app_desc.as_ref().map(|d| d.project_name.as_str()),
+    );
+    let csv = partitions_csv(&input, &table)?;
+    let dir = format!("{name}/{ARTIFACTS_DIR}");
+    let mut entries = Vec::new();
+    let mut add = |role: Role, file: &str, offset: Option<u32>, bytes: Vec<u8>| {
+        let path = format!("{dir}/{file}");
+        entries.push(FileEntry::new(role, path.clone(), offset, &bytes));
+        files.insert(path, bytes);
+    };
+    add(
+        Role::Bootloader,
+        legacy::BOOTLOADER_FILES[0],
+        Some(boot_offset),
+        input.bootloader.bytes,
+    );
+    add(
+        Role::PartitionTable,
+        legacy::TABLE_BIN,
+        Some(table_offset),
+        input.partition_table.bytes,
+    );
+    if let (Some(offset), Some(ota)) = (ota_offset, input.ota_data) {
+        add(Role::OtaData, legacy::OTA_DATA, Some(offset), ota.bytes);
+    }
+    add(Role::App, &app_file, Some(app_offset), input.app.bytes);
+    add(
+        Role::Sdkconfig,
+        legacy::SDKCONFIG,
+        None,
+        input.sdkconfig.bytes,
+    );
+    add(Role::PartitionsCsv, legacy::TABLE_CSV, None, csv);
+
+    Ok(Target {
+        name,
+        chip,
+        flash,
+        bootloader_offset: boot_offset,
+        partition_table_offset: table_offset,
+        app: app_info(app_desc, &app_file),
+        files: entries,
+    })
+}
+
+/// The bootloader and partition table offsets: the build's own, else sdkconfig's, else the
+/// defaults; the bootloader must be where the chip's ROM loads it from.
+fn offsets(input: &TargetInput, sdkconfig: &Sdkconfig) -> Result<(u32, u32)> {
+    let chip = input.name.chip();
+    let bad_number = |e: BadNumber| {
+        Error::input(
+            &input.sdkconfig.path,
+            e.to_string(),
+            "fix the value in sdkconfig and rebuild",
+        )
     };
     let boot_offset = match input.offsets.bootloader {
         Some(o) => o,
-        None => {
-            config_offset("CONFIG_BOOTLOADER_OFFSET_IN_FLASH")?.unwrap_or(chip.bootloader_offset())
-        }
+        None => sdkconfig.bootloader_offset(chip).map_err(bad_number)?,
     };
-    if boot_offset != chip.bootloader_offset() {
-        return Err(Error::input(
+    placement::check_bootloader_offset(chip, boot_offset).map_err(|e| {
+        Error::input(
             &input.bootloader.path,
-            format!(
-                "is placed at {boot_offset:#x}, but the {chip} ROM loads the bootloader from {:#x}",
-                chip.bootloader_offset()
-            ),
+            format!("is {e}"),
             "check that the build is really for this chip",
-        ));
-    }
+        )
+    })?;
     let table_offset = match input.offsets.partition_table {
         Some(o) => o,
-        None => config_offset("CONFIG_PARTITION_TABLE_OFFSET")?.unwrap_or(0x8000),
+        None => sdkconfig.partition_table_offset().map_err(bad_number)?,
     };
+    Ok((boot_offset, table_offset))
+}
 
-    let boot = check_image(&input.bootloader, chip, "bootloader")?;
-    check_image(&input.app, chip, "app")?;
-    let app_desc = image::app_descriptor(&input.app.bytes);
-
-    let table = partition::parse_table(&input.partition_table.bytes).map_err(|e| {
+fn parse_table(file: &SourceFile) -> Result<PartitionTable> {
+    partition::parse_table(&file.bytes).map_err(|e| {
         Error::input(
-            &input.partition_table.path,
+            &file.path,
             format!("not a valid partition table ({e})"),
             "pass build/partition_table/partition-table.bin from the same build",
         )
-    })?;
-    let app_part = match input.offsets.app {
+    })
+}
+
+/// The app's partition: the one at the build's app offset, else the one the bootloader boots;
+/// the app must fit it.
+fn app_partition(input: &TargetInput, table: &PartitionTable) -> Result<u32> {
+    let part = match input.offsets.app {
         Some(offset) => table
             .partitions()
             .iter()
@@ -180,7 +238,7 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
                     "rebuild so that flasher_args.json and the partition table agree",
                 )
             })?,
-        None => partition::boot_app_partition(&table).ok_or_else(|| {
+        None => partition::boot_app_partition(table).ok_or_else(|| {
             Error::input(
                 &input.partition_table.path,
                 "has no app partition",
@@ -188,223 +246,153 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
             )
         })?,
     };
-    if input.app.bytes.len() as u64 > u64::from(app_part.size()) {
-        return Err(Error::input(
+    placement::check_fits(input.app.bytes.len() as u64, part).map_err(|e| {
+        Error::input(
             &input.app.path,
             format!(
                 "is {} bytes, larger than its partition '{}' ({} bytes at {:#x})",
-                input.app.bytes.len(),
-                app_part.name(),
-                app_part.size(),
-                app_part.offset()
+                e.len, e.partition, e.size, e.offset
             ),
             "enlarge the partition in partitions.csv or make the app smaller",
-        ));
-    }
-    let ota_offset = match &input.ota_data {
-        None => None,
-        Some(ota) => {
-            let part = partition::otadata_partition(&table).ok_or_else(|| {
-                Error::input(
-                    &ota.path,
-                    "is given, but the partition table has no otadata partition",
-                    "drop the OTA data or add an otadata partition",
-                )
-            })?;
-            if ota.bytes.len() as u64 > u64::from(part.size()) {
-                return Err(Error::input(
-                    &ota.path,
-                    format!(
-                        "is larger than the otadata partition ({} bytes)",
-                        part.size()
-                    ),
-                    "pass build/ota_data_initial.bin from the same build",
-                ));
-            }
-            Some(input.offsets.ota_data.unwrap_or(part.offset()))
-        }
+        )
+    })?;
+    Ok(part.offset())
+}
+
+/// Where the OTA data goes, when the build made some: the otadata partition, which it must fit.
+fn ota_data_offset(input: &TargetInput, table: &PartitionTable) -> Result<Option<u32>> {
+    let Some(ota) = &input.ota_data else {
+        return Ok(None);
     };
+    let part = partition::otadata_partition(table).ok_or_else(|| {
+        Error::input(
+            &ota.path,
+            "is given, but the partition table has no otadata partition",
+            "drop the OTA data or add an otadata partition",
+        )
+    })?;
+    placement::check_fits(ota.bytes.len() as u64, part).map_err(|e| {
+        Error::input(
+            &ota.path,
+            format!("is larger than the otadata partition ({} bytes)", e.size),
+            "pass build/ota_data_initial.bin from the same build",
+        )
+    })?;
+    Ok(Some(input.offsets.ota_data.unwrap_or(part.offset())))
+}
 
-    let flash = flash_settings(&input, &sdkconfig, &boot, chip)?;
-    let table_start = u64::from(table_offset);
-    for p in table.partitions() {
-        if u64::from(p.offset()) < table_start + 0x1000 {
-            return Err(Error::input(
-                &input.partition_table.path,
-                format!(
-                    "partition '{}' at {:#x} overlaps the partition table at {table_offset:#x}",
-                    p.name(),
-                    p.offset()
-                ),
-                "move the partition, or CONFIG_PARTITION_TABLE_OFFSET, so they do not overlap",
-            ));
-        }
-    }
-    if let Ok(size) = flash.size.parse::<flasher::size::FlashSize>() {
-        let end = partition::table_end(&table);
-        if end > size.bytes() {
-            return Err(Error::input(
-                &input.partition_table.path,
-                format!("ends at {end:#x}, beyond the {size} flash the build is configured for"),
-                "shrink the partitions or set a larger CONFIG_ESPTOOLPY_FLASHSIZE",
-            ));
-        }
-    }
-
-    let mut regions = vec![
-        Region {
-            what: "bootloader",
-            start: boot_offset.into(),
-            end: u64::from(boot_offset) + input.bootloader.bytes.len() as u64,
-        },
-        Region {
-            what: "partition table",
-            start: table_start,
-            end: table_start + MAX_TABLE_LEN as u64,
-        },
-        Region {
-            what: "app",
-            start: app_part.offset().into(),
-            end: u64::from(app_part.offset()) + input.app.bytes.len() as u64,
-        },
-    ];
-    if let (Some(offset), Some(ota)) = (ota_offset, &input.ota_data) {
-        regions.push(Region {
-            what: "OTA data",
-            start: offset.into(),
-            end: u64::from(offset) + ota.bytes.len() as u64,
-        });
-    }
-    regions.sort_by_key(|r| r.start);
-    for pair in regions.windows(2) {
-        if pair[0].end > pair[1].start {
-            return Err(Error::input(
-                &input.origin,
-                format!(
-                    "the {} ({:#x}..{:#x}) overlaps the {} at {:#x}",
-                    pair[0].what, pair[0].start, pair[0].end, pair[1].what, pair[1].start
-                ),
-                "fix the offsets in sdkconfig / partitions.csv and rebuild",
-            ));
-        }
-    }
-
-    let name = input.name.to_string();
-    let dir = format!("{name}/{ARTIFACTS_DIR}");
-    let app_file = app_file_name(
-        &input.app,
-        app_desc.as_ref().map(|d| d.project_name.as_str()),
-    );
-    let csv = match &input.partitions_csv {
-        Some(f) => f.bytes.clone(),
-        None => table
-            .to_csv()
-            .map_err(|e| {
-                Error::input(
-                    &input.partition_table.path,
-                    format!("cannot be written as CSV ({e})"),
-                    "pass partitions.csv with --target-files partitions-csv=PATH",
-                )
-            })?
-            .into_bytes(),
-    };
-    let mut entries = Vec::new();
-    let mut add = |role: Role, file: &str, offset: Option<u32>, bytes: Vec<u8>| {
-        let path = format!("{dir}/{file}");
-        entries.push(FileEntry::new(role, path.clone(), offset, &bytes));
-        files.insert(path, bytes);
-    };
-    add(
-        Role::Bootloader,
-        "bootloader.bin",
-        Some(boot_offset),
-        input.bootloader.bytes,
-    );
-    add(
-        Role::PartitionTable,
-        "partition-table.bin",
-        Some(table_offset),
-        input.partition_table.bytes,
-    );
-    if let (Some(offset), Some(ota)) = (ota_offset, input.ota_data) {
-        add(
-            Role::OtaData,
-            "ota_data_initial.bin",
-            Some(offset),
-            ota.bytes,
-        );
-    }
-    add(
-        Role::App,
-        &app_file,
-        Some(app_part.offset()),
-        input.app.bytes,
-    );
-    add(Role::Sdkconfig, "sdkconfig", None, input.sdkconfig.bytes);
-    add(Role::PartitionsCsv, "partitions.csv", None, csv);
-
-    Ok(Target {
-        name,
-        chip,
-        flash,
-        bootloader_offset: boot_offset,
-        partition_table_offset: table_offset,
-        app: AppInfo {
-            name: app_desc
-                .as_ref()
-                .map(|d| d.project_name.clone())
-                .unwrap_or_else(|| app_file.trim_end_matches(".bin").to_string()),
-            version: app_desc
-                .as_ref()
-                .map(|d| d.version.clone())
-                .unwrap_or_default(),
-            idf_version: app_desc.map(|d| d.idf_version).unwrap_or_default(),
-        },
-        files: entries,
+/// The table's own sector free, and the table inside the flash the build is configured for.
+fn check_table(
+    file: &SourceFile,
+    table: &PartitionTable,
+    table_offset: u32,
+    flash: &FlashSettings,
+) -> Result<()> {
+    let size = flash.size.parse::<FlashSize>().ok();
+    placement::check_table(table, table_offset, size.map(FlashSize::bytes)).map_err(|v| match v {
+        TableViolation::InTableSector {
+            partition, offset, ..
+        } => Error::input(
+            &file.path,
+            format!(
+                "partition '{partition}' at {offset:#x} overlaps the partition table at {table_offset:#x}"
+            ),
+            "move the partition, or CONFIG_PARTITION_TABLE_OFFSET, so they do not overlap",
+        ),
+        TableViolation::BeyondFlash { end, .. } => Error::input(
+            &file.path,
+            format!(
+                "ends at {end:#x}, beyond the {} flash the build is configured for",
+                flash.size
+            ),
+            "shrink the partitions or set a larger CONFIG_ESPTOOLPY_FLASHSIZE",
+        ),
     })
 }
 
-/// Parses an image and checks its chip.
-fn check_image(file: &SourceFile, chip: Chip, what: &str) -> Result<image::ImageInfo> {
-    let info = image::parse(&file.bytes).map_err(|e| {
+/// No two of the target's flashed files share flash (the table counted at its largest).
+fn check_overlaps(
+    input: &TargetInput,
+    boot_offset: u32,
+    table_offset: u32,
+    app_offset: u32,
+    ota_offset: Option<u32>,
+) -> Result<()> {
+    let mut extents = vec![
+        Extent::new(
+            "bootloader",
+            boot_offset,
+            input.bootloader.bytes.len() as u64,
+        ),
+        Extent::new("partition table", table_offset, MAX_TABLE_LEN as u64),
+        Extent::new("app", app_offset, input.app.bytes.len() as u64),
+    ];
+    if let (Some(offset), Some(ota)) = (ota_offset, &input.ota_data) {
+        extents.push(Extent::new("OTA data", offset, ota.bytes.len() as u64));
+    }
+    placement::check_extents(&mut extents, None).map_err(|v| {
         Error::input(
+            &input.origin,
+            v.to_string(),
+            "fix the offsets in sdkconfig / partitions.csv and rebuild",
+        )
+    })
+}
+
+/// The table's CSV source: the build's, else written from the binary table.
+fn partitions_csv(input: &TargetInput, table: &PartitionTable) -> Result<Vec<u8>> {
+    if let Some(f) = &input.partitions_csv {
+        return Ok(f.bytes.clone());
+    }
+    table.to_csv().map(String::into_bytes).map_err(|e| {
+        Error::input(
+            &input.partition_table.path,
+            format!("cannot be written as CSV ({e})"),
+            "pass partitions.csv with --target-files partitions-csv=PATH",
+        )
+    })
+}
+
+fn app_info(desc: Option<AppDescriptor>, app_file: &str) -> AppInfo {
+    match desc {
+        Some(d) => AppInfo {
+            name: d.project_name,
+            version: d.version,
+            idf_version: d.idf_version,
+        },
+        None => AppInfo {
+            name: app_file.trim_end_matches(".bin").to_string(),
+            version: String::new(),
+            idf_version: String::new(),
+        },
+    }
+}
+
+/// Parses an image and checks its chip.
+fn check_image(file: &SourceFile, chip: Chip, what: &str) -> Result<ImageInfo> {
+    placement::check_image(&file.bytes, chip).map_err(|v| match v {
+        ImageViolation::Invalid(e) => Error::input(
             &file.path,
             format!("is not a valid {what} image ({e})"),
             format!("pass the {what} .bin that ESP-IDF built, not an ELF or a merged image"),
-        )
-    })?;
-    match info.chip() {
-        Some(c) if c == chip => Ok(info),
-        found => Err(Error::input(
+        ),
+        ImageViolation::WrongChip { built, .. } => Error::input(
             &file.path,
-            format!(
-                "is built for {}, but the target is {chip}",
-                found.map_or_else(|| format!("chip id {}", info.chip_id), |c| c.to_string())
-            ),
+            format!("is built for {built}, but the target is {chip}"),
             format!("pass the {what} of the {chip} build, or name the target after its chip"),
-        )),
-    }
+        ),
+    })
 }
 
 /// The app's name in the bundle: its own file name, unless the original image's discovery rule
 /// (the one `.bin` without bootloader/ota_data/partition in its name) would not find it.
 fn app_file_name(app: &SourceFile, project: Option<&str>) -> String {
     let name = app.file_name();
-    let findable = name.ends_with(".bin")
-        && !["bootloader", "ota_data", "partition"]
-            .iter()
-            .any(|w| name.contains(w));
-    if findable {
+    if legacy::is_app_file(&name) {
         return name;
     }
     match project.filter(|p| !p.is_empty() && !p.contains(['/', '\\'])) {
-        Some(p)
-            if !["bootloader", "ota_data", "partition"]
-                .iter()
-                .any(|w| p.contains(w)) =>
-        {
-            format!("{p}.bin")
-        }
+        Some(p) if legacy::may_name_app(p) => format!("{p}.bin"),
         _ => "app.bin".to_string(),
     }
 }
@@ -412,7 +400,7 @@ fn app_file_name(app: &SourceFile, project: Option<&str>) -> String {
 fn flash_settings(
     input: &TargetInput,
     sdkconfig: &Sdkconfig,
-    boot: &image::ImageInfo,
+    boot: &ImageInfo,
     chip: Chip,
 ) -> Result<FlashSettings> {
     let header_mode = FlashMode::from_code(boot.flash_mode).unwrap_or(FlashMode::Dio);
@@ -441,7 +429,7 @@ fn flash_settings(
         "CONFIG_ESPTOOLPY_FLASHFREQ",
     )
     .unwrap_or_else(|| "keep".into());
-    if freq != "keep" && image::flash_freq_code(chip, &freq).is_none() {
+    if freq != "keep" && esp_image::flash_freq_code(chip, &freq).is_none() {
         return Err(Error::input(
             &input.sdkconfig.path,
             format!("flash frequency '{freq}' is not one {chip} supports"),

@@ -33,7 +33,10 @@ pub struct Blob {
 impl Blob {
     /// A blob of `media_type` holding `bytes`.
     pub fn new(media_type: MediaType, bytes: Vec<u8>) -> Blob {
-        let digest = format!("sha256:{}", flasher::bundle::hex(&Sha256::digest(&bytes)));
+        let digest = format!(
+            "sha256:{}",
+            firmware::manifest::hex(&Sha256::digest(&bytes))
+        );
         Blob {
             media_type,
             bytes,
@@ -139,7 +142,7 @@ impl Layer {
             })?;
         }
         let tar = tar.into_inner().expect("in-memory tar");
-        let diff_id = format!("sha256:{}", flasher::bundle::hex(&Sha256::digest(&tar)));
+        let diff_id = format!("sha256:{}", firmware::manifest::hex(&Sha256::digest(&tar)));
         let mut gz = GzBuilder::new()
             .mtime(0)
             .write(Vec::with_capacity(tar.len() / 2), Compression::best());
@@ -390,7 +393,7 @@ pub struct Timestamp(String);
 impl Timestamp {
     /// The time `secs` after the Unix epoch.
     pub fn from_unix(secs: i64) -> Timestamp {
-        Timestamp(flasher::time::rfc3339(secs))
+        Timestamp(firmware::time::rfc3339(secs))
     }
 
     /// Parses Unix seconds or RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`).

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use flasher::chip::TargetName;
-use flasher::sdkconfig::{Sdkconfig, parse_u32};
+use firmware::chip::TargetName;
+use firmware::sdkconfig::{Sdkconfig, parse_u32};
 use serde_json::Value;
 
 use crate::error::{Error, Result, read};
@@ -179,7 +179,7 @@ impl TargetInput {
             .map_err(|e| Error::input(dir, e.to_string(), "fix the target name"))?;
         if let Some(t) = idf_target
             .as_deref()
-            .and_then(|t| t.parse::<flasher::chip::Chip>().ok())
+            .and_then(|t| t.parse::<firmware::chip::Chip>().ok())
             && t != name.chip()
         {
             return Err(Error::input(

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use flasher::bundle::{Role, Target};
+use firmware::manifest::{Role, Target};
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 

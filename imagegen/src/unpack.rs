@@ -114,7 +114,7 @@ pub(crate) fn blob(layout: &Path, desc: &Value) -> Result<Vec<u8>> {
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
     let path = layout.join("blobs/sha256").join(hex);
     let bytes = read(&path)?;
-    let actual = flasher::bundle::hex(&Sha256::digest(&bytes));
+    let actual = firmware::manifest::hex(&Sha256::digest(&bytes));
     if actual != hex || desc["size"].as_u64() != Some(bytes.len() as u64) {
         return Err(Error::input(
             &path,

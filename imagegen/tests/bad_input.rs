@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{Sample, imagegen, sample};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use testkit::elf::{EM_AARCH64, EM_X86_64, executable};
 use testkit::idf_build::{BuildSpec, write_build};
 

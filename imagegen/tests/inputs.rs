@@ -6,8 +6,8 @@ use std::fs;
 use std::process::Command;
 
 use common::{imagegen, sample};
-use flasher::bundle::{Manifest, Role};
-use flasher::chip::Chip;
+use firmware::chip::Chip;
+use firmware::manifest::{Manifest, Role};
 use testkit::tools::{require, run_ok};
 
 /// Reads `/firmware/manifest.json` out of the amd64 image of `layout`.

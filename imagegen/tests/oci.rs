@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{imagegen, index_digest, layout_refs, sample, sample_layout};
-use flasher::bundle::{Manifest, sha256_hex};
+use firmware::manifest::{Manifest, sha256_hex};
 use serde_json::Value;
 use testkit::tools::{oci_check, require, run_ok};
 

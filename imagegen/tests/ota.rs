@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Sample, imagegen, index_digest, layout_refs, sample};
-use flasher::bundle::sha256_hex;
-use flasher::chip::Chip;
+use firmware::chip::Chip;
+use firmware::manifest::sha256_hex;
 use flate2::read::GzDecoder;
 use serde_json::Value;
 use testkit::idf_build::{BuildSpec, write_build};

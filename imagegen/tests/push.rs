@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{Sample, index_digest, sample};
-use flasher::bundle::sha256_hex;
+use firmware::manifest::sha256_hex;
 use registry::{PASSWORD, Proxy, Registry, Setup, USER, free_port};
 use serde_json::Value;
 use testkit::tools::{require, run_ok};
@@ -196,7 +196,7 @@ fn flash_and_ota_images_arrive_byte_for_byte_and_are_not_uploaded_twice() {
 
     // The OTA images: built and pushed in one go, found by platform.
     let mut builds = sample(&tmp.path().join("ota-builds"));
-    let mut spec = testkit::idf_build::BuildSpec::new(flasher::chip::Chip::Esp32s3);
+    let mut spec = testkit::idf_build::BuildSpec::new(firmware::chip::Chip::Esp32s3);
     spec.seed = 77;
     let s3 = tmp.path().join("ota-builds/esp32s3");
     testkit::idf_build::write_build(&s3, &spec).unwrap();

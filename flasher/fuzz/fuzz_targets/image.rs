@@ -2,13 +2,13 @@
 //! header rewrite the plan does.
 #![no_main]
 
-use flasher::image::{self, FlashMode, HeaderPatch};
+use firmware::esp_image::{self, FlashMode, HeaderPatch};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = image::parse(data);
-    let _ = image::app_descriptor(data);
+    let _ = esp_image::parse(data);
+    let _ = esp_image::app_descriptor(data);
     let mut copy = data.to_vec();
-    let _ = image::patch_header(
+    let _ = esp_image::patch_header(
         &mut copy,
         HeaderPatch {
             mode: Some(FlashMode::Dio),

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = flasher::bundle::Manifest::from_json(data);
+    let _ = firmware::manifest::Manifest::from_json(data);
 });

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = flasher::partition::parse_table(data);
+    let _ = firmware::partition::parse_table(data);
 });

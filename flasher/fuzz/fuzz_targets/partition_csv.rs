@@ -3,6 +3,6 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = flasher::partition::parse_csv(text);
+        let _ = firmware::partition::parse_csv(text);
     }
 });

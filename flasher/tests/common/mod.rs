@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flasher::bundle;
-use flasher::chip::Chip;
+use firmware::chip::Chip;
+use firmware::manifest;
 use imagegen::bundle::{Bundle, Metadata};
 use imagegen::inputs::{SourceFile, TargetInput};
 use serde_json::Value;
@@ -130,7 +130,7 @@ pub fn write_bundle(
             .map(|(name, b)| TargetInput::from_build_dir(Some(name), &b.dir).unwrap())
             .collect();
         let model = model.map(|bytes| SourceFile {
-            path: PathBuf::from(bundle::MODEL_FILE),
+            path: PathBuf::from(manifest::MODEL_FILE),
             bytes: bytes.to_vec(),
         });
         Bundle::new(targets, model, &Metadata::default())
@@ -140,7 +140,7 @@ pub fn write_bundle(
         return;
     }
     for (name, b) in builds {
-        let art = root.join(name).join(bundle::ARTIFACTS_DIR);
+        let art = root.join(name).join(manifest::ARTIFACTS_DIR);
         fs::create_dir_all(&art).unwrap();
         let copy = |src: &Path, file: &str| fs::copy(src, art.join(file)).unwrap();
         copy(&b.bootloader.1, "bootloader.bin");
@@ -155,7 +155,7 @@ pub fn write_bundle(
         }
     }
     if let Some(data) = model {
-        fs::write(root.join(bundle::MODEL_FILE), data).unwrap();
+        fs::write(root.join(manifest::MODEL_FILE), data).unwrap();
     }
 }
 

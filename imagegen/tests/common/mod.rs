@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use testkit::elf::{EM_AARCH64, EM_X86_64, executable};
 use testkit::idf_build::{BuildSpec, TableKind, write_build};
 

@@ -261,9 +261,9 @@ fn setup(flasher: &Path) -> Result<Setup> {
     let mut inputs = Vec::new();
     let mut parts = Vec::new();
     for (i, chip) in [
-        flasher::chip::Chip::Esp32s3,
-        flasher::chip::Chip::Esp32,
-        flasher::chip::Chip::Esp32c3,
+        firmware::chip::Chip::Esp32s3,
+        firmware::chip::Chip::Esp32,
+        firmware::chip::Chip::Esp32c3,
     ]
     .into_iter()
     .enumerate()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use flasher::chip::Chip;
+use firmware::chip::Chip;
 use imagegen::bundle::{Bundle, Metadata};
 use imagegen::flash_image::{self, Release};
 use imagegen::inputs::TargetInput;

@@ -1,8 +1,10 @@
 //! ESP images with realistic contents: valid headers, checksums, appended SHA-256 and, for apps,
 //! an `esp_app_desc_t`; payloads that compress about as well as real firmware does.
 
-use flasher::chip::Chip;
-use flasher::image::{APP_DESC_MAGIC, FlashMode, IMAGE_MAGIC, flash_freq_code, flash_size_code};
+use ::firmware::chip::Chip;
+use ::firmware::esp_image::{
+    APP_DESC_MAGIC, FlashMode, IMAGE_MAGIC, flash_freq_code, flash_size_code,
+};
 use sha2::{Digest, Sha256};
 
 /// Flash settings written into an image header.
@@ -199,16 +201,19 @@ mod tests {
         for chip in Chip::ALL {
             let flash = HeaderFlash::dio(chip, 4 << 20);
             let app = app(chip, flash, "demo", "1.2.3", 200_000, 1);
-            let info = flasher::image::parse(&app).unwrap();
+            let info = ::firmware::esp_image::parse(&app).unwrap();
             assert_eq!(info.chip(), Some(chip));
-            let desc = flasher::image::app_descriptor(&app).unwrap();
+            let desc = ::firmware::esp_image::app_descriptor(&app).unwrap();
             assert_eq!(
                 (desc.project_name.as_str(), desc.version.as_str()),
                 ("demo", "1.2.3")
             );
             let boot = bootloader(chip, flash, 1);
-            assert_eq!(flasher::image::parse(&boot).unwrap().chip(), Some(chip));
-            assert!(flasher::image::app_descriptor(&boot).is_none());
+            assert_eq!(
+                ::firmware::esp_image::parse(&boot).unwrap().chip(),
+                Some(chip)
+            );
+            assert!(::firmware::esp_image::app_descriptor(&boot).is_none());
         }
     }
 }

@@ -4,8 +4,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use ::firmware::chip::Chip;
 use esp_idf_part::{AppType, DataType, Flags, Partition, PartitionTable, SubType, Type};
-use flasher::chip::Chip;
 use serde_json::json;
 
 use crate::firmware::{self, HeaderFlash};
@@ -153,7 +153,7 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> io::Result<Build> {
         ),
         (spec.app_offset(), app_name.clone(), app),
     ];
-    let otadata = flasher::partition::otadata_partition(&table).map(|p| p.offset());
+    let otadata = ::firmware::partition::otadata_partition(&table).map(|p| p.offset());
     if let Some(offset) = otadata {
         flash_files.push((
             offset,

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use ::firmware::chip::Chip;
 use anyhow::{Context, Result, bail};
-use flasher::chip::Chip;
 use testkit::idf_build::{BuildSpec, write_build};
 
 fn main() -> Result<()> {

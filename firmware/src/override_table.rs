@@ -105,7 +105,7 @@ impl FromStr for OverrideMode {
 
 /// Why no table can be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LayoutError {
+pub enum OverrideTableError {
     /// The fixed rows after the table would run into the first app slot.
     #[error(
         "partition table offset {0:#x} leaves no room for nvs, phy_init and otadata below 0x20000: \
@@ -138,14 +138,14 @@ pub fn generate(
     flash_size: u64,
     mode: OverrideMode,
     model_len: Option<u64>,
-) -> Result<PartitionTable, LayoutError> {
+) -> Result<PartitionTable, OverrideTableError> {
     if table_offset
         .checked_add(FIXED_ROWS_END)
         .is_none_or(|end| end > APP_START)
     {
-        return Err(LayoutError::TableOffset(table_offset));
+        return Err(OverrideTableError::TableOffset(table_offset));
     }
-    let no_room = || LayoutError::NoRoom {
+    let no_room = || OverrideTableError::NoRoom {
         flash_mb: flash_size >> 20,
         mode,
         model: match model_len.filter(|_| mode.with_model()) {
@@ -206,7 +206,7 @@ pub fn generate(
     let table = PartitionTable::new(rows);
     table
         .validate()
-        .map_err(|e| LayoutError::Invalid(e.to_string()))?;
+        .map_err(|e| OverrideTableError::Invalid(e.to_string()))?;
     Ok(table)
 }
 
@@ -247,7 +247,7 @@ mod tests {
         );
         assert_eq!(
             generate(0x17000, 4 * MB, OverrideMode::Normal, None),
-            Err(LayoutError::TableOffset(0x17000))
+            Err(OverrideTableError::TableOffset(0x17000))
         );
     }
 
@@ -255,7 +255,7 @@ mod tests {
     fn too_small_flashes_and_huge_ones() {
         assert!(matches!(
             generate(0x8000, MB, OverrideMode::NormalWithModel, Some(MB)),
-            Err(LayoutError::NoRoom { .. })
+            Err(OverrideTableError::NoRoom { .. })
         ));
         let t = generate(0x8000, 128 * MB, OverrideMode::NoFactory, None).unwrap();
         assert!(t.partitions().iter().all(|p| p.size() <= MAX_APP_SLOT));

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chip::Chip;
-use crate::image::FlashMode;
+use crate::esp_image::FlashMode;
 
 /// File name of the manifest at the bundle root.
 pub const MANIFEST_FILE: &str = "manifest.json";

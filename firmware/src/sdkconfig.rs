@@ -2,6 +2,27 @@
 
 use std::collections::BTreeMap;
 
+use crate::chip::Chip;
+
+/// The key that moves the bootloader (ESP-IDF 5.3 and later, some chips).
+pub const BOOTLOADER_OFFSET_KEY: &str = "CONFIG_BOOTLOADER_OFFSET_IN_FLASH";
+
+/// The key that moves the partition table.
+pub const TABLE_OFFSET_KEY: &str = "CONFIG_PARTITION_TABLE_OFFSET";
+
+/// Where the partition table sits when the build does not say.
+pub const DEFAULT_TABLE_OFFSET: u32 = 0x8000;
+
+/// A numeric option whose value is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}={value} is not a number")]
+pub struct BadNumber {
+    /// The key.
+    pub key: &'static str,
+    /// The value found.
+    pub value: String,
+}
+
 /// A line that is neither a comment, blank, nor `CONFIG_NAME=value`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: expected CONFIG_NAME=value, found '{text}'")]
@@ -54,6 +75,22 @@ impl Sdkconfig {
     /// Whether a boolean option is `y`.
     pub fn enabled(&self, key: &str) -> bool {
         self.get(key) == Some("y")
+    }
+
+    /// Where the build places the bootloader: its own setting, else the chip's ROM offset.
+    pub fn bootloader_offset(&self, chip: Chip) -> Result<u32, BadNumber> {
+        self.number_or(BOOTLOADER_OFFSET_KEY, chip.bootloader_offset())
+    }
+
+    /// Where the build places the partition table: its own setting, else 0x8000.
+    pub fn partition_table_offset(&self) -> Result<u32, BadNumber> {
+        self.number_or(TABLE_OFFSET_KEY, DEFAULT_TABLE_OFFSET)
+    }
+
+    fn number_or(&self, key: &'static str, default: u32) -> Result<u32, BadNumber> {
+        self.number(key)
+            .unwrap_or(Ok(default))
+            .map_err(|value| BadNumber { key, value })
     }
 
     /// A numeric value (`0x8000` or decimal). `Some(Err(value))` when it is set but not a number.

@@ -15,7 +15,7 @@ impl FlashSize {
 
     /// A flash size from a byte count, if it is a supported one.
     pub fn from_bytes(bytes: u64) -> Option<FlashSize> {
-        crate::image::flash_size_code(bytes).map(|_| FlashSize(bytes))
+        crate::esp_image::flash_size_code(bytes).map(|_| FlashSize(bytes))
     }
 }
 
