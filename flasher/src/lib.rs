@@ -8,6 +8,7 @@
 //! [`station`] writes several boards at once. [`cli`] is the command line, [`error`] the typed
 //! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
 //! log), [`port`] finds and opens serial ports and network bridges.
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod device;

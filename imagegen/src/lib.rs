@@ -8,6 +8,7 @@
 //! from the same bundle; [`remote`] pushes a layout to a registry with [`credentials`];
 //! [`unpack`] reads one platform back out of a layout. [`cli`] is the command line the binary
 //! runs.
+#![warn(missing_docs)]
 
 pub mod bundle;
 pub mod cli;

@@ -15,6 +15,7 @@
 //! let flash = board.stop();
 //! # Ok::<(), esp_sim::BoardError>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod board;
 pub mod chip;
