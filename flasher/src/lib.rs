@@ -7,8 +7,11 @@
 //! arguments (with [`layout`] generating the `--override_pt` table) without touching the board;
 //! [`device`] (feature `device`) writes the plan with espflash, and [`station`] writes several
 //! boards at once. [`cli`] is the command line, [`error`] the typed errors and their exit
-//! codes, [`report`] the records of each board (JSON report, JSON Lines log).
+//! codes, [`report`] the records of each board (JSON report, JSON Lines log), and [`app`] the
+//! program: a run from the parsed command line to its exit code.
 
+#[cfg(feature = "device")]
+pub mod app;
 pub mod bundle;
 pub mod chip;
 #[cfg(feature = "device")]
