@@ -10,7 +10,7 @@ use crate::cli::Args;
 use crate::device::{self, Console};
 use crate::error::{ExitKind, UsageError};
 use crate::plan::{self, Plan, Request};
-use crate::port;
+use crate::port::{self, ResolvedPort};
 use crate::report::{self, Report};
 use crate::station::{self, Finished};
 
@@ -42,8 +42,13 @@ pub(super) fn flash(args: &Args) -> u8 {
     let mut ports = Vec::new();
     let finished = match carry_out(args, &mut base, &mut ports, log.as_ref(), started) {
         Ok(finished) => finished,
-        Err(e) => outcome::failed_before_boards(&e, &base, &ports, log.as_ref(), started),
+        Err(e) => {
+            let names: Vec<String> = ports.iter().map(|p| p.port.clone()).collect();
+            outcome::failed_before_boards(&e, &base, &names, log.as_ref(), started)
+        }
     };
+    // Network ports' connections end with the boards, before the summary.
+    drop(ports);
     outcome::finish(finished, args.report.as_deref())
 }
 
@@ -53,19 +58,17 @@ pub(super) fn flash(args: &Args) -> u8 {
 fn carry_out(
     args: &Args,
     base: &mut Report,
-    ports: &mut Vec<String>,
+    ports: &mut Vec<ResolvedPort>,
     log: Option<&File>,
     started: Instant,
 ) -> anyhow::Result<Finished> {
-    let resolved: Vec<port::ResolvedPort>;
     if args.uses_device() {
         if args.port.is_empty() {
             return Err(UsageError::MissingPort.into());
         }
-        // Selectors, `auto` and network URLs become device paths and bridges; globs stay.
-        resolved = port::resolve_all(&args.port)?;
-        let specs: Vec<String> = resolved.iter().map(|r| r.port.clone()).collect();
-        *ports = station::expand_ports(&specs)?;
+        // Selectors, `auto` and network URLs become device paths and bridges, then patterns
+        // become the devices they match.
+        *ports = port::expand(port::resolve_all(&args.port)?)?;
     }
     let plan = make_plan(args, base, started)?;
     if let Some(path) = &args.merge_out {
@@ -125,13 +128,12 @@ fn without_boards(base: &Report, log: Option<&File>, started: Instant) -> Finish
 fn write_boards(
     args: &Args,
     plan: &Plan,
-    ports: &[String],
+    ports: &[ResolvedPort],
     base: &Report,
     log: Option<&File>,
     started: Instant,
 ) -> Finished {
     let options = device::Options {
-        port: String::new(),
         baud: args.baud,
         before: args.before,
         after: args.after,

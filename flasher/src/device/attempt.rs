@@ -5,22 +5,24 @@ use std::time::Instant;
 
 use crate::chip::TargetName;
 use crate::plan::Plan;
+use crate::port::ResolvedPort;
 
 use super::failure::Failure;
 use super::options::{Contact, Options, Outcome};
 use super::session::Session;
 
-/// Writes `plan` to the board on `opts.port` at `rate` on a new connection. What the board
+/// Writes `plan` to the board on `port` at `rate` on a new connection. What the board
 /// reports goes into `contact` as soon as it is known.
 pub(super) fn attempt(
     plan: &Plan,
     target: &TargetName,
+    port: &ResolvedPort,
     opts: &Options,
     rate: u32,
     contact: &mut Contact,
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let mut session = Session::connect(target, opts)?;
+    let mut session = Session::connect(port, target, opts)?;
     let board = session.identify(rate)?;
     session.check(&board, plan, contact)?;
     session.set_rate(rate)?;

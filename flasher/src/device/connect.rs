@@ -12,7 +12,7 @@ use serialport::FlowControl;
 use crate::chip::TargetName;
 use crate::cli::{After, Before};
 use crate::error::DeviceError;
-use crate::port::{Link, diag};
+use crate::port::{Link, ResolvedPort, diag};
 use crate::termios;
 
 use super::failure::{self, Failure, describe, is_line_error, nothing_answered};
@@ -23,14 +23,15 @@ use super::session::{Session, esp_chip};
 pub const ROM_BAUD: u32 = 115_200;
 
 impl<'a> Session<'a> {
-    /// Opens `opts.port`, enters the loader as `--before` says and connects espflash (at the
+    /// Opens `resolved`, enters the loader as `--before` says and connects espflash (at the
     /// ROM's rate; the stub is loaded unless `--before no-reset-no-sync`).
     pub(super) fn connect(
+        resolved: &'a ResolvedPort,
         target: &'a TargetName,
         opts: &'a Options,
     ) -> Result<Session<'a>, Failure> {
-        let port = opts.port.as_str();
-        let link = Link::prepare(port).map_err(Failure::Fatal)?;
+        let port = resolved.port.as_str();
+        let link = Link::prepare(resolved).map_err(Failure::Fatal)?;
         let serial = open(link.path()).map_err(Failure::Fatal)?;
         let usb = link.usb_port_info();
         let before = link

@@ -10,8 +10,6 @@ use super::console::Console;
 /// How to talk to the board.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Serial device.
-    pub port: String,
     /// Pinned baud rate, or `None` to step down from 921600 as needed.
     pub baud: Option<u32>,
     /// How to enter download mode.

@@ -5,6 +5,7 @@
 use crate::chip::TargetName;
 use crate::error::DeviceError;
 use crate::plan::Plan;
+use crate::port::ResolvedPort;
 
 use super::attempt::attempt;
 use super::connect::ROM_BAUD;
@@ -16,21 +17,22 @@ pub const AUTO_BAUDS: [u32; 3] = [921_600, 460_800, ROM_BAUD];
 /// Attempts per board, each on a new connection, before giving up.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// Writes `plan` to the board on `opts.port`, which must be a `target` board with at least the
+/// Writes `plan` to the board on `port`, which must be a `target` board with at least the
 /// plan's flash size. Nothing is written to a board that is not. What the board reports goes
 /// into `contact` as soon as it is known, so that it is there on failure too.
 pub fn write(
     plan: &Plan,
     target: &TargetName,
+    port: &ResolvedPort,
     opts: &Options,
     contact: &mut Contact,
 ) -> Result<Outcome, DeviceError> {
-    let rates = rates(opts);
+    let rates = rates(port, opts);
     let mut rate = 0;
     let mut previous: Option<DeviceError> = None;
     loop {
         contact.attempts += 1;
-        let e = match guarded_attempt(plan, target, opts, rates[rate], contact) {
+        let e = match guarded_attempt(plan, target, port, opts, rates[rate], contact) {
             Ok(outcome) => return Ok(outcome),
             // A port gone after a failure: the board was lost then, say what happened.
             Err(Failure::Fatal(DeviceError::NotFound(port))) => {
@@ -62,10 +64,10 @@ pub fn write(
 
 /// The rates to try: `--baud`, or the ROM's rate on a port that cannot change it, or
 /// [`AUTO_BAUDS`].
-fn rates(opts: &Options) -> &[u32] {
+fn rates<'a>(port: &ResolvedPort, opts: &'a Options) -> &'a [u32] {
     match &opts.baud {
         Some(b) => std::slice::from_ref(b),
-        None if crate::port::keeps_rate(&opts.port) => &[ROM_BAUD],
+        None if port.keeps_rate() => &[ROM_BAUD],
         None => &AUTO_BAUDS,
     }
 }
@@ -76,14 +78,15 @@ fn rates(opts: &Options) -> &[u32] {
 fn guarded_attempt(
     plan: &Plan,
     target: &TargetName,
+    port: &ResolvedPort,
     opts: &Options,
     rate: u32,
     contact: &mut Contact,
 ) -> Result<Outcome, Failure> {
-    let run = || attempt(plan, target, opts, rate, contact);
+    let run = || attempt(plan, target, port, opts, rate, contact);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
         Err(Failure::Line(DeviceError::Line {
-            port: opts.port.clone(),
+            port: port.port.clone(),
             doing: "reading a reply",
             reason: format!(
                 "a garbled reply broke the serial library: {}",
