@@ -7,9 +7,11 @@
 //! arguments without touching the board; [`device`] writes the plan with espflash, and
 //! [`station`] writes several boards at once. [`cli`] is the command line, [`error`] the typed
 //! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
-//! log), [`port`] finds and opens serial ports and network bridges.
+//! log), [`port`] finds and opens serial ports and network bridges, and [`app`] the program: a
+//! run from the parsed command line to its exit code.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod cli;
 pub mod device;
 pub mod error;

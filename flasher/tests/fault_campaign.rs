@@ -19,6 +19,7 @@ use flasher::cli::{After, Before};
 use flasher::device::{self, Console, Contact, Options};
 use flasher::error::DeviceError;
 use flasher::plan::{self, Plan, Request};
+use flasher::port::ResolvedPort;
 use testkit::firmware::Rng;
 use testkit::idf_build::BuildSpec;
 
@@ -66,9 +67,8 @@ fn plan(dir: &std::path::Path) -> Plan {
     .unwrap()
 }
 
-fn options(port: String) -> Options {
+fn options() -> Options {
     Options {
-        port,
         baud: None,
         before: Before::NoReset,
         after: After::NoReset,
@@ -85,7 +85,8 @@ fn traffic(plan: &Plan, target: &TargetName) -> (u64, u64) {
     device::write(
         plan,
         target,
-        &options(board.path().to_str().unwrap().into()),
+        &ResolvedPort::device(board.path().to_str().unwrap()),
+        &options(),
         &mut contact,
     )
     .unwrap();
@@ -141,10 +142,11 @@ fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run 
     {
         let plan = plan.clone();
         let target = target.clone();
-        let opts = options(board.path().to_str().unwrap().into());
+        let port = ResolvedPort::device(board.path().to_str().unwrap());
+        let opts = options();
         std::thread::spawn(move || {
             let mut contact = Contact::default();
-            let outcome = device::write(&plan, &target, &opts, &mut contact);
+            let outcome = device::write(&plan, &target, &port, &opts, &mut contact);
             let _ = done.send((outcome, contact));
         });
     }

@@ -1,0 +1,40 @@
+//! One attempt at writing a board, as the phases of a flash: connect, identify, check, write,
+//! verify, reset.
+
+use std::time::Instant;
+
+use crate::plan::Plan;
+use crate::port::ResolvedPort;
+use firmware::chip::TargetName;
+
+use super::failure::Failure;
+use super::options::{Contact, Options, Outcome};
+use super::session::Session;
+
+/// Writes `plan` to the board on `port` at `rate` on a new connection. What the board
+/// reports goes into `contact` as soon as it is known.
+pub(super) fn attempt(
+    plan: &Plan,
+    target: &TargetName,
+    port: &ResolvedPort,
+    opts: &Options,
+    rate: u32,
+    contact: &mut Contact,
+) -> Result<Outcome, Failure> {
+    let started = Instant::now();
+    let mut session = Session::connect(port, target, opts)?;
+    let board = session.identify(rate)?;
+    session.check(&board, plan, contact)?;
+    session.set_rate(rate)?;
+    let connect = started.elapsed();
+
+    let write_started = Instant::now();
+    let skipped = session.write(plan)?;
+    session.verify(plan)?;
+    session.reset(rate)?;
+    Ok(Outcome {
+        skipped,
+        connect,
+        write: write_started.elapsed(),
+    })
+}

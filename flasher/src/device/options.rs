@@ -1,0 +1,58 @@
+//! What the caller says about writing a board, and what it gets back.
+
+use std::time::Duration;
+
+use crate::cli::{After, Before};
+use crate::report::DeviceReport;
+
+use super::console::Console;
+
+/// How to talk to the board.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pinned baud rate, or `None` to step down from 921600 as needed.
+    pub baud: Option<u32>,
+    /// How to enter download mode.
+    pub before: Before,
+    /// What to do after writing.
+    pub after: After,
+    /// Verify each region by MD5 after writing.
+    pub verify: bool,
+    /// Skip chunks whose MD5 already matches.
+    pub skip: bool,
+    /// Where progress goes.
+    pub console: Console,
+}
+
+impl Options {
+    /// Whether the board is taken as synced already (`--before no-reset-no-sync`): no stub,
+    /// no flash detection.
+    pub fn no_sync(&self) -> bool {
+        self.before == Before::NoResetNoSync
+    }
+
+    /// Whether espflash loads its flasher stub (every mode but `no-reset-no-sync`).
+    pub fn use_stub(&self) -> bool {
+        !self.no_sync()
+    }
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Per region of the plan, whether it was already on the board (every chunk skipped).
+    pub skipped: Vec<bool>,
+    /// Time to connect and identify the board (last attempt).
+    pub connect: Duration,
+    /// Time to write and verify (last attempt).
+    pub write: Duration,
+}
+
+/// What is known about a board so far, kept across attempts and on failure.
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    /// What the board reported, once identified.
+    pub device: Option<DeviceReport>,
+    /// Attempts made.
+    pub attempts: u32,
+}
