@@ -5,7 +5,8 @@
 //!
 //! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
 //! arguments (with [`layout`] generating the `--override_pt` table) without touching the board;
-//! [`device`] (feature `device`) writes the plan with espflash, and [`station`] writes several
+//! [`port`] (feature `device`) resolves `--port` values into the ports the boards are opened
+//! on, [`device`] writes the plan to one board with espflash, and [`station`] writes several
 //! boards at once. [`cli`] is the command line, [`error`] the typed errors and their exit
 //! codes, [`report`] the records of each board (JSON report, JSON Lines log), and [`app`] the
 //! program: a run from the parsed command line to its exit code.
