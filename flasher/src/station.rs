@@ -2,7 +2,7 @@
 //! connection and thread, each ending in its own record.
 //!
 //! [`flash_all`] writes every board of the ports selection resolved (see
-//! [`port::resolve`](crate::port::resolve) and [`port::expand`](crate::port::expand)) and
+//! [`port::resolve`](fn@crate::port::resolve) and [`port::expand`](crate::port::expand)) and
 //! returns one [`Report`] per port, appending each to the station's log as soon as its board is
 //! done; [`exit_code`] sums the records up.
 

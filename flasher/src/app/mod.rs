@@ -1,7 +1,7 @@
 //! The flasher program over the library: the command line parsed into a [`Command`], and
 //! [`run`], which carries it out and maps the outcome to the process's exit code.
 //!
-//! A run has one lifecycle ([`flash`]): open the log, resolve the ports, make the plan, write the
+//! A run has one lifecycle (`flash`): open the log, resolve the ports, make the plan, write the
 //! boards (or the merged image), then sum the boards' records up ([`outcome`]): the summary line,
 //! the exit code, the report file. [`list`] is `--list-ports`.
 

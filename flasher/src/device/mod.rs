@@ -7,7 +7,7 @@
 //! the baud rate down first. Chunks already correct on the board are skipped by MD5, so a retry,
 //! or the same run started again, writes only what is missing or wrong.
 //!
-//! * [`write`] (in `retry`) is the entry point: attempts, rate steps, caught panics.
+//! * [`write`](fn@write) (in `retry`) is the entry point: attempts, rate steps, caught panics.
 //! * `attempt` is one attempt as its phases, each a method of a `Session` (one connection):
 //!   `connect` (open, reset into the loader, sync, stub; the final reset), `identify` (what the
 //!   board is, and whether it is the one asked for), `write` (the chunked, MD5-checked write

@@ -12,7 +12,7 @@ use super::options::Options;
 /// A board connected through espflash, with what the phases need to know about it: the port
 /// it is on, the target asked for, the options and console. The phases are methods in their
 /// modules: [`connect`](super::connect), [`identify`](super::identify),
-/// [`write`](super::write).
+/// [`write`](mod@super::write).
 pub(super) struct Session<'a> {
     /// espflash's flasher, stub loaded (unless `--before no-reset-no-sync`).
     pub(super) flasher: Flasher,

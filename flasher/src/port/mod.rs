@@ -5,14 +5,14 @@
 //!   network URL); [`select`] picks the ports a selector or `auto` stands for and knows how
 //!   each resets; [`sysfs`] reads USB ids, serial numbers and USB paths (containers have no
 //!   udev).
-//! * [`resolve`] turns `--port` values into [`ResolvedPort`]s (the name, the USB identity, the
+//! * [`resolve`](mod@resolve) turns `--port` values into [`ResolvedPort`]s (the name, the USB identity, the
 //!   bridge of a network port) and [`glob`] expands patterns among them: the values the station
 //!   and the device layer are handed, port by port.
 //! * [`Link`] is what the device layer opens for one port and one attempt: the tty, the USB ids
 //!   espflash chooses its reset sequence by, the reset a network port needs, and the board
 //!   found again after it re-enumerated.
 //! * [`diag`] explains permission and busy errors with the fix; [`net`] and [`rfc2217`] bridge
-//!   `rfc2217://` and `socket://` ports through a pseudo-terminal; [`list`] is `--list-ports`.
+//!   `rfc2217://` and `socket://` ports through a pseudo-terminal; [`list`](mod@list) is `--list-ports`.
 
 pub mod diag;
 pub mod glob;
