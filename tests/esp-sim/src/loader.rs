@@ -12,6 +12,7 @@ use crate::chip::{Chip, SpiRegs};
 use crate::faults::FaultInjector;
 use crate::flash::{BLOCK_SIZE, Flash, SECTOR_SIZE};
 use crate::pacing::FlashTimings;
+use crate::security::{Security, allowed_in_secure_download};
 use crate::protocol::{Failure, MalformedRequest, Opcode, Request, Responder, Response, checksum};
 
 /// The value a ROM loader puts in its SYNC replies.
@@ -34,6 +35,10 @@ const SPI_CMD_USR: u32 = 1 << 18;
 const SFDP_HEADER: [u8; 16] = [
     b'S', b'F', b'D', b'P', 0x06, 0x01, 0x00, 0xFF, 0x00, 0x06, 0x01, 0x10, 0x80, 0x00, 0x00, 0xFF,
 ];
+/// Opcode field of the replies to a command refused in Secure Download Mode.
+const SDM_REFUSAL_OP: u8 = 0x00;
+/// Replies sent for one refused command.
+const SDM_REFUSALS: usize = 8;
 /// The stub's greeting after it starts.
 const OHAI: &[u8] = b"OHAI";
 
@@ -106,6 +111,7 @@ pub(crate) struct Loader {
     registers: HashMap<u32, u32>,
     spi: SpiRegs,
     jedec_id: u32,
+    security: Security,
     flash: Arc<Mutex<Flash>>,
     log: Arc<Mutex<Vec<CommandRecord>>>,
     timings: FlashTimings,
@@ -126,6 +132,7 @@ impl Loader {
         chip: Chip,
         registers: Vec<(u32, u32)>,
         jedec_id: u32,
+        security: Security,
         flash: Arc<Mutex<Flash>>,
         log: Arc<Mutex<Vec<CommandRecord>>>,
     ) -> Self {
@@ -135,6 +142,7 @@ impl Loader {
             registers: registers.into_iter().collect(),
             spi: chip.spi_regs(),
             jedec_id,
+            security,
             flash,
             log,
             timings: FlashTimings::W25Q,
@@ -165,6 +173,10 @@ impl Loader {
         };
         self.record(&request);
         let command = Opcode::from_byte(request.op);
+        if self.security.secure_download && !command.is_some_and(allowed_in_secure_download) {
+            refuse_in_secure_download(&mut out);
+            return out;
+        }
         let responder = self.responder;
         let outcome = match command {
             Some(Opcode::Sync) => {
@@ -263,7 +275,7 @@ impl Loader {
             }
             Opcode::GetSecurityInfo => self
                 .chip
-                .security_info()
+                .security_info(self.security)
                 .map(|info| ok.with_data(info))
                 .ok_or(Failure::InvalidMessage),
             Opcode::SpiAttach => match req.data.len() {
@@ -536,6 +548,23 @@ impl Loader {
     }
 }
 
+/// Answers a command the ROM refuses in Secure Download Mode: several
+/// "invalid message" (0x05) replies whose opcode field does not echo the
+/// request.
+///
+/// This is the reply esptool's loader expects (`command()` raises
+/// `UnsupportedCommandError` only for a 0x05 status under another opcode,
+/// and drains "8 times 14 bytes" afterwards; its ESP32-S2 detection in
+/// Secure Download Mode depends on it). espflash waits for a reply with the
+/// request's opcode and times out, as reported for real boards
+/// (esp-rs/espflash#726).
+fn refuse_in_secure_download(out: &mut Output) {
+    let refusal = Response::failed(SDM_REFUSAL_OP, Failure::InvalidMessage);
+    for _ in 0..SDM_REFUSALS {
+        out.frames.push(refusal.encode(Responder::Rom));
+    }
+}
+
 /// Splits a `*_DATA` payload into sequence number and data, checking the
 /// length field and the checksum.
 fn data_block(req: &Request) -> Result<(u32, &[u8]), Failure> {
@@ -613,8 +642,9 @@ mod tests {
     fn loader() -> Loader {
         let chip = Chip::Esp32c3;
         let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
-        let regs = chip.initial_registers(chip.default_mac(), None).unwrap();
-        Loader::new(chip, regs, 0x0014_40EF, flash, Arc::default())
+        let config = crate::BoardConfig::new(chip);
+        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        Loader::new(chip, regs, 0x0014_40EF, Security::default(), flash, Arc::default())
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use esp_sim::{BoardConfig, Chip, FaultSpec, FlashSize, MacAddress, Psram, SimBoard};
+use esp_sim::{
+    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, Psram, Revision, Security, SimBoard,
+};
 
 /// Serve a simulated ESP32-family board in download mode on a pseudo-terminal.
 ///
@@ -18,7 +20,8 @@ use esp_sim::{BoardConfig, Chip, FaultSpec, FlashSize, MacAddress, Psram, SimBoa
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Chip: esp32, esp32s2, esp32s3, esp32c3, esp32c6 or esp32h2.
+    /// Chip: esp32, esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, esp32c6,
+    /// esp32c61, esp32h2 or esp32p4.
     #[arg(long)]
     chip: Chip,
     /// SPI flash size (power of two, 1MB to 128MB).
@@ -30,6 +33,21 @@ struct Args {
     /// Factory MAC address (AA:BB:CC:DD:EE:FF).
     #[arg(long)]
     mac: Option<MacAddress>,
+    /// Chip revision in the eFuses (`v1.2`); a per-chip default otherwise.
+    #[arg(long)]
+    revision: Option<Revision>,
+    /// Crystal frequency (`26MHz`, `40MHz`, ...) where the chip has several.
+    #[arg(long)]
+    crystal: Option<Crystal>,
+    /// The ROM runs in Secure Download Mode (not on esp32).
+    #[arg(long)]
+    secure_download: bool,
+    /// Secure Boot is enabled (esp32: revision v3.0 or later).
+    #[arg(long)]
+    secure_boot: bool,
+    /// Flash encryption is enabled (the crypt counter is odd).
+    #[arg(long)]
+    flash_encryption: bool,
     /// Create a symlink to the pty at this path.
     #[arg(long)]
     link: Option<PathBuf>,
@@ -107,6 +125,13 @@ fn main() -> Result<()> {
         .realtime(args.realtime);
     config.psram = args.psram;
     config.mac = args.mac;
+    config.revision = args.revision;
+    config.crystal = args.crystal;
+    config.security = Security {
+        secure_download: args.secure_download,
+        secure_boot: args.secure_boot,
+        flash_encryption: args.flash_encryption,
+    };
     if let Some(faults) = args.faults {
         config = config.faults(faults);
     }
