@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::thread;
 
-use esp_sim::{BoardConfig, Chip, FlashSize, SimProcess};
+use esp_sim::{BoardConfig, Chip, Security, SimProcess};
 
 /// esptool's display name of a chip.
 fn display_name(chip: Chip) -> String {
@@ -17,17 +17,6 @@ fn display_name(chip: Chip) -> String {
         Some("") | None => name,
         Some(suffix) => format!("ESP32-{suffix}"),
     }
-}
-
-fn flash_size(chip: Chip) -> FlashSize {
-    match chip {
-        Chip::Esp32s3 => "16MB",
-        Chip::Esp32c6 => "8MB",
-        Chip::Esp32h2 => "2MB",
-        _ => "4MB",
-    }
-    .parse()
-    .unwrap()
 }
 
 fn spawn_sim(config: &BoardConfig, dump: &Path, link: &Path) -> SimProcess {
@@ -49,8 +38,8 @@ fn check(ok: bool, what: &str, output: &str) {
 /// One esptool session per mode on a fresh board; returns nothing, panics
 /// with esptool's output on any mismatch.
 fn cross_validate(chip: Chip) {
-    let size = flash_size(chip);
-    let config = BoardConfig::new(chip).flash_size(size);
+    let config = common::test_board(chip);
+    let size = config.flash_size;
     let name = chip.name();
     let modes = [(true, "-z"), (true, "-u"), (false, "-z"), (false, "-u")];
     for (round, (stub, compression)) in modes.into_iter().enumerate() {
@@ -85,10 +74,7 @@ fn cross_validate(chip: Chip) {
         if round < 2 {
             let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["chip-id"]));
             check(ok, "chip-id", &out);
-            assert!(
-                out.contains(&format!("Connected to {} on", display_name(chip))),
-                "{out}"
-            );
+            assert_identity(&config, &out);
             let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["flash-id"]));
             check(ok, "flash-id", &out);
             assert!(
@@ -124,6 +110,39 @@ fn cross_validate(chip: Chip) {
         );
         assert!(!port.exists(), "the link is removed on exit");
     }
+}
+
+/// esptool's connection banner names the chip, its revision, crystal and MAC
+/// as the board was configured.
+fn assert_identity(config: &BoardConfig, out: &str) {
+    let chip = config.chip;
+    assert!(
+        out.contains(&format!("Connected to {} on", display_name(chip))),
+        "{out}"
+    );
+    let chip_type = out
+        .lines()
+        .find(|l| l.starts_with("Chip type:"))
+        .unwrap_or_else(|| panic!("no chip type in:\n{out}"));
+    assert!(
+        chip_type.ends_with(&format!("(revision {})", config.effective_revision())),
+        "{chip}: {chip_type}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Crystal frequency:  {}",
+            config.effective_crystal()
+        )),
+        "{chip}: {out}"
+    );
+    // Chips with an IEEE 802.15.4 radio print the EUI-64 as MAC and the
+    // factory MAC as BASE MAC.
+    let mac = config.effective_mac().to_string();
+    assert!(
+        out.lines()
+            .any(|l| (l.starts_with("MAC:") || l.starts_with("BASE MAC:")) && l.ends_with(&mac)),
+        "{chip}: {out}"
+    );
 }
 
 #[test]
