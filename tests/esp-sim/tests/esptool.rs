@@ -184,3 +184,74 @@ fn esptool_sees_psram_mac_and_preloaded_flash() {
     check(ok, "verify-flash of the preloaded content", &out);
     assert!(sim.terminate().unwrap().success());
 }
+
+/// Revision, PSRAM and crystal are board options that esptool reads back:
+/// the chip description carries the PSRAM size and revision
+/// (`ESP32-C5NR8 (revision v1.1)`), the features the PSRAM vendor.
+#[test]
+fn esptool_sees_revision_psram_and_crystal_options() {
+    let boards = [
+        (
+            BoardConfig::new(Chip::Esp32c5)
+                .psram("8MB".parse().unwrap())
+                .revision("v1.1".parse().unwrap()),
+            "ESP32-C5NR8 (revision v1.1)",
+            "Embedded PSRAM 8MB (AP_3v3)",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32c61)
+                .psram("2MB".parse().unwrap())
+                .revision("v1.0".parse().unwrap()),
+            "ESP32-C61NR2 (revision v1.0)",
+            "Embedded PSRAM 2MB",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32c2)
+                .crystal("40MHz".parse().unwrap())
+                .revision("v1.2".parse().unwrap()),
+            "ESP32-C2 (revision v1.2)",
+            "Single Core",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32s3).revision("v0.1".parse().unwrap()),
+            "ESP32-S3 (QFN56) (revision v0.1)",
+            "Dual Core + LP Core",
+        ),
+    ];
+    for (config, description, feature) in boards {
+        let sim = SimProcess::spawn(env!("CARGO_BIN_EXE_esp-sim"), config.to_args()).unwrap();
+        let (ok, out) =
+            common::run_esptool(sim.path(), config.chip.name(), &["--no-stub", "flash-id"]);
+        check(ok, "flash-id", &out);
+        assert!(out.contains(&format!("Chip type:          {description}")), "{out}");
+        assert!(out.contains(feature), "{out}");
+        assert_identity(&config, &out);
+        assert!(sim.terminate().unwrap().success());
+    }
+}
+
+/// A chip without the option refuses it, naming what it takes.
+#[test]
+fn options_a_chip_lacks_are_refused() {
+    let refused = [
+        BoardConfig::new(Chip::Esp32c2).crystal("48MHz".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32p4).psram("8MB".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32c61).psram("4MB".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32).revision("v4.0".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32h2).revision("v4.0".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32).security(Security {
+            secure_download: true,
+            ..Security::default()
+        }),
+    ];
+    for config in refused {
+        let err = esp_sim::SimBoard::start(config.clone()).unwrap_err();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+            .args(config.to_args())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{config:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&err.to_string()), "{err}: {stderr}");
+    }
+}
