@@ -909,6 +909,42 @@ mod tests {
     }
 
     #[test]
+    fn revisions_land_in_the_clients_fields() {
+        let bits = |chip: Chip, rev: &str| chip.revision_bits(rev.parse().unwrap()).unwrap();
+        // ESP32 v3.1: word 3 bit 15, word 5 bits 20 and 24, APB_CTL_DATE bit 31.
+        assert_eq!(
+            bits(Chip::Esp32, "v3.1"),
+            [
+                (0x3FF5_A00C, 1 << 15),
+                (0x3FF5_A014, (1 << 20) | (1 << 24)),
+                (0x3FF6_607C, 1 << 31)
+            ]
+        );
+        // ESP32-S2 v1.9: minor 9 = hi bit (word 3 bit 20) + lo 1 (word 4 bits 4..6).
+        assert_eq!(
+            bits(Chip::Esp32s2, "1.9"),
+            [(0x3F41_A050, (1 << 18) | (1 << 20)), (0x3F41_A054, 1 << 4)]
+        );
+        // ESP32-P4 v3.1: major 3 = lo 3 (bits 4..5), hi 0 (bit 23).
+        assert_eq!(bits(Chip::Esp32p4, "v3.1"), [(0x5012_D04C, (3 << 4) | 1)]);
+        assert!(Chip::Esp32c3.revision_bits(Revision::new(0, 16)).is_err());
+        assert!(Chip::Esp32.revision_bits(Revision::new(4, 0)).is_err());
+    }
+
+    #[test]
+    fn crystal_sets_the_uart_divider() {
+        let config = crate::BoardConfig::new(Chip::Esp32c2);
+        let regs = Chip::Esp32c2.initial_registers(&config.efuses()).unwrap();
+        // 26 MHz / 115200 baud; esptool and espflash multiply back to 25.9.
+        assert!(regs.contains(&(0x6000_0014, 225)));
+        let regs = Chip::Esp32c5
+            .initial_registers(&crate::BoardConfig::new(Chip::Esp32c5).efuses())
+            .unwrap();
+        assert!(regs.contains(&(0x6000_0014, 416)));
+        assert!(regs.contains(&(0x6009_6110, 48 << 24)));
+    }
+
+    #[test]
     fn parses_names() {
         assert_eq!("ESP32-S3".parse::<Chip>().unwrap(), Chip::Esp32s3);
         assert_eq!("8MB".parse::<Psram>().unwrap(), Psram::Mb8);
@@ -917,5 +953,9 @@ mod tests {
             [0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0x0F]
         );
         assert!("aa:bb".parse::<MacAddress>().is_err());
+        assert_eq!("v1.2".parse::<Revision>().unwrap(), Revision::new(1, 2));
+        assert_eq!("26MHz".parse::<Crystal>().unwrap(), Crystal(26));
+        assert_eq!("40".parse::<Crystal>().unwrap().to_string(), "40MHz");
+        assert!("1".parse::<Revision>().is_err());
     }
 }

@@ -628,7 +628,9 @@ fn hex_lower(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chip::CHIP_MAGIC_REG;
     use crate::faults::FaultSpec;
+    use crate::security::FLAG_SECURE_DOWNLOAD_ENABLE;
 
     fn request(op: Opcode, words: &[u32]) -> Vec<u8> {
         let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -687,5 +689,77 @@ mod tests {
         let out = loader.handle(&sync, &mut faults);
         assert_eq!(out.frames.len(), SYNC_REPLIES);
         assert_eq!(out.frames[0][4..8], ROM_SYNC_VALUE.to_le_bytes());
+    }
+
+    fn secure_loader(chip: Chip) -> Loader {
+        let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
+        let security = Security {
+            secure_download: true,
+            ..Security::default()
+        };
+        let config = crate::BoardConfig::new(chip).security(security);
+        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        Loader::new(chip, regs, 0x0014_40EF, security, flash, Arc::default())
+    }
+
+    #[test]
+    fn secure_download_mode_refuses_what_the_rom_refuses() {
+        let mut loader = secure_loader(Chip::Esp32s3);
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let refused = [
+            request(Opcode::ReadReg, &[CHIP_MAGIC_REG]),
+            request(Opcode::WriteReg, &[0x6000_2000, 0, u32::MAX, 0]),
+            request(Opcode::MemBegin, &[0x100, 1, 0x1800, 0x4037_0000]),
+            request(Opcode::MemData, &[0, 0, 0, 0]),
+            request(Opcode::MemEnd, &[0, 0x4037_0000]),
+            request(Opcode::SpiFlashMd5, &[0, 0x1000, 0, 0]),
+            request(Opcode::ReadFlashSlow, &[0, 64]),
+            request(Opcode::ReadFlash, &[0, 0x1000, 0x1000, 1]),
+            request(Opcode::FlashDeflBegin, &[0x1000, 1, 0x4000, 0]),
+            request(Opcode::EraseRegion, &[0, 0x1000]),
+            vec![0, 0x42, 0, 0, 0, 0, 0, 0],
+        ];
+        // 0x05 (invalid message) under an opcode that is not the request's.
+        let refusal = [1, 0, 4, 0, 0, 0, 0, 0, 1, 0x05, 0, 0];
+        for frame in refused {
+            let out = loader.handle(&frame, &mut faults);
+            assert_eq!(out.frames.len(), SDM_REFUSALS, "{:#x}", frame[1]);
+            assert!(out.frames.iter().all(|f| f[..] == refusal), "{:#x}", frame[1]);
+        }
+        let accepted = [
+            request(Opcode::SpiAttach, &[0, 0]),
+            request(Opcode::SpiSetParams, &[0, 0x40_0000, 0x1_0000, 0x1000, 0x100, 0xFFFF]),
+            request(Opcode::FlashBegin, &[0x1000, 1, 0x1000, 0x2000]),
+            request(Opcode::FlashEnd, &[1]),
+            request(Opcode::ChangeBaudrate, &[460_800, 0]),
+        ];
+        for frame in accepted {
+            let out = loader.handle(&frame, &mut faults);
+            assert_eq!(out.frames.len(), 1, "{:#x}", frame[1]);
+            assert_eq!(out.frames[0][1], frame[1]);
+            assert_eq!(out.frames[0][8..], [0, 0, 0, 0], "{:#x}", frame[1]);
+        }
+        let info = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+        let data = &info.frames[0][8..];
+        assert_eq!(data[..4], FLAG_SECURE_DOWNLOAD_ENABLE.to_le_bytes());
+        assert_eq!(data[12..16], 9u32.to_le_bytes(), "ESP32-S3 chip id");
+        assert_eq!(data[20..], [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn security_info_carries_the_chip_id_where_the_rom_has_it() {
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        for chip in Chip::ALL.into_iter().filter(|c| c.has_secure_download_mode()) {
+            let mut loader = secure_loader(chip);
+            let out = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+            let data = &out.frames[0][8..];
+            if chip == Chip::Esp32s2 {
+                assert_eq!(data.len(), 12 + 4);
+            } else {
+                assert_eq!(data.len(), 20 + 4, "{chip}");
+                let id = u32::from_le_bytes(data[12..16].try_into().unwrap());
+                assert_eq!(id, u32::from(chip.image_chip_id()), "{chip}");
+            }
+        }
     }
 }
