@@ -126,6 +126,10 @@ pub(crate) struct Facts {
     flash_crypt_cnt: Bits,
     /// Other registers that read non-zero.
     extra: &'static [(u32, u32)],
+    /// The ROM's `rom_spiflash_legacy_funcs.read` pointer, where a ROM that
+    /// will not run RAM code under Secure Boot can be sent to the stub
+    /// (ESP32-S3; esptool `loader.py`, `run_stub`).
+    rom_read_hook: Option<u32>,
 }
 
 /// The SPI1 controller registers used to run a raw flash command.
@@ -217,6 +221,7 @@ const ESP32: Facts = Facts {
     // RTC calibration and 8M clock divider that esptool turns into a 40 MHz
     // crystal before a ROM baud change.
     extra: &[(0x3FF5_F06C, 1024 << 7), (0x3FF5_A010, 100)],
+    rom_read_hook: None,
 };
 
 /// ESP32-S2: esp32s2.py, espflash efuse/esp32s2.rs.
@@ -243,6 +248,7 @@ const ESP32S2: Facts = Facts {
     secure_boot: (0x3F41_A038, 1 << 20),
     flash_crypt_cnt: bits(0x3F41_A034, 18, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-S3: esp32s3.py, espflash efuse/esp32s3.rs.
@@ -270,6 +276,7 @@ const ESP32S3: Facts = Facts {
     secure_boot: (0x6000_7038, 1 << 20),
     flash_crypt_cnt: bits(0x6000_7034, 18, 3),
     extra: &[],
+    rom_read_hook: Some(0x3FCE_F688),
 };
 
 /// ESP32-C2: esp32c2.py, espflash efuse/esp32c2.rs and target/mod.rs
@@ -301,6 +308,7 @@ const ESP32C2: Facts = Facts {
     secure_boot: (0x6000_8830, 1 << 21),
     flash_crypt_cnt: bits(0x6000_8830, 7, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-C3: esp32c3.py, espflash efuse/esp32c3.rs.
@@ -322,6 +330,7 @@ const ESP32C3: Facts = Facts {
     secure_boot: (0x6000_8838, 1 << 20),
     flash_crypt_cnt: bits(0x6000_8834, 18, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-C5: esp32c5.py, espflash efuse/esp32c5.rs and target/mod.rs
@@ -357,6 +366,7 @@ const ESP32C5: Facts = Facts {
     secure_boot: (0x600B_4838, 1 << 25),
     flash_crypt_cnt: bits(0x600B_4834, 16, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-C6: esp32c6.py, espflash efuse/esp32c6.rs.
@@ -378,6 +388,7 @@ const ESP32C6: Facts = Facts {
     secure_boot: (0x600B_0838, 1 << 20),
     flash_crypt_cnt: bits(0x600B_0834, 18, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-C61: esp32c61.py, espflash efuse/esp32c61.rs.
@@ -403,6 +414,7 @@ const ESP32C61: Facts = Facts {
     secure_boot: (0x600B_4834, 1 << 26),
     flash_crypt_cnt: bits(0x600B_4830, 23, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-H2: esp32h2.py, espflash efuse/esp32h2.rs (32 MHz crystal).
@@ -429,6 +441,7 @@ const ESP32H2: Facts = Facts {
     secure_boot: (0x600B_0838, 1 << 20),
     flash_crypt_cnt: bits(0x600B_0834, 18, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// ESP32-P4: esp32p4.py, espflash efuse/esp32p4.rs.
@@ -455,6 +468,7 @@ const ESP32P4: Facts = Facts {
     secure_boot: (0x5012_D038, 1 << 20),
     flash_crypt_cnt: bits(0x5012_D034, 18, 3),
     extra: &[],
+    rom_read_hook: None,
 };
 
 /// What the board's eFuses and straps say, as chosen by its configuration.
@@ -563,6 +577,10 @@ impl Chip {
         Some(info)
     }
 
+    pub(crate) fn rom_read_hook(self) -> Option<u32> {
+        self.facts().rom_read_hook
+    }
+
     pub(crate) fn spi_regs(self) -> SpiRegs {
         self.facts().spi
     }
@@ -616,7 +634,10 @@ impl Chip {
         if efuses.security.secure_boot {
             regs.set(facts.secure_boot.0, facts.secure_boot.1);
         }
-        regs.field(facts.flash_crypt_cnt, efuses.security.flash_crypt_cnt().into());
+        regs.field(
+            facts.flash_crypt_cnt,
+            efuses.security.flash_crypt_cnt().into(),
+        );
         for &(addr, value) in facts.extra {
             regs.set(addr, value);
         }

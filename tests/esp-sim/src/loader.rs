@@ -12,8 +12,8 @@ use crate::chip::{Chip, SpiRegs};
 use crate::faults::FaultInjector;
 use crate::flash::{BLOCK_SIZE, Flash, SECTOR_SIZE};
 use crate::pacing::FlashTimings;
-use crate::security::{Security, allowed_in_secure_download};
 use crate::protocol::{Failure, MalformedRequest, Opcode, Request, Responder, Response, checksum};
+use crate::security::{Security, allowed_in_secure_download};
 
 /// The value a ROM loader puts in its SYNC replies.
 const ROM_SYNC_VALUE: u32 = 0x2012_0707;
@@ -117,6 +117,8 @@ pub(crate) struct Loader {
     timings: FlashTimings,
     write: Option<FlashWrite>,
     mem: Option<MemUpload>,
+    /// RAM ranges uploaded with MEM_BEGIN, where a stub may sit.
+    uploaded: Vec<std::ops::Range<u32>>,
     read: Option<FlashRead>,
 }
 
@@ -148,6 +150,7 @@ impl Loader {
             timings: FlashTimings::W25Q,
             write: None,
             mem: None,
+            uploaded: Vec::new(),
             read: None,
         }
     }
@@ -175,6 +178,12 @@ impl Loader {
         let command = Opcode::from_byte(request.op);
         if self.security.secure_download && !command.is_some_and(allowed_in_secure_download) {
             refuse_in_secure_download(&mut out);
+            return out;
+        }
+        if command == Some(Opcode::ReadFlashSlow) && self.read_hook_reaches_stub() {
+            // The ROM calls the hijacked flash read function: the stub runs.
+            out.frames.push(OHAI.to_vec());
+            self.responder = Responder::Stub;
             return out;
         }
         let responder = self.responder;
@@ -208,7 +217,11 @@ impl Loader {
         // The stub greets once it runs; a stub told to reboot hands back to
         // the ROM (strapping pins keep the chip in download mode).
         match command {
-            Some(Opcode::MemEnd) if response.failure.is_none() && request.word(0) == Some(0) => {
+            Some(Opcode::MemEnd)
+                if response.failure.is_none()
+                    && request.word(0) == Some(0)
+                    && !self.secure_boot_blocks_ram_code() =>
+            {
                 out.frames.push(OHAI.to_vec());
                 self.responder = Responder::Stub;
             }
@@ -220,6 +233,26 @@ impl Loader {
             _ => {}
         }
         out
+    }
+
+    /// The ESP32-S3 ROM does not jump to RAM code at MEM_END once Secure Boot
+    /// is enabled (esptool's `run_stub`: "Bug in ESP32-S3 ROM prevents stub
+    /// execution if secure boot is enabled").
+    fn secure_boot_blocks_ram_code(&self) -> bool {
+        self.security.secure_boot && self.chip.rom_read_hook().is_some()
+    }
+
+    /// esptool's way around it: point the ROM's legacy flash read function
+    /// (`rom_spiflash_legacy_funcs.read`) at the uploaded stub and send
+    /// READ_FLASH_SLOW.
+    fn read_hook_reaches_stub(&self) -> bool {
+        let Some(hook) = self.chip.rom_read_hook() else {
+            return false;
+        };
+        let target = self.registers.get(&hook).copied().unwrap_or(0);
+        self.responder == Responder::Rom
+            && self.secure_boot_blocks_ram_code()
+            && self.uploaded.iter().any(|range| range.contains(&target))
     }
 
     fn reply(&self, out: &mut Output, response: Response) {
@@ -292,6 +325,8 @@ impl Loader {
             }
             Opcode::MemBegin => {
                 let size = word(0)?;
+                let offset = word(3)?;
+                self.uploaded.push(offset..offset.saturating_add(size));
                 self.mem = Some(MemUpload {
                     size,
                     received: 0,
@@ -646,7 +681,14 @@ mod tests {
         let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
         let config = crate::BoardConfig::new(chip);
         let regs = chip.initial_registers(&config.efuses()).unwrap();
-        Loader::new(chip, regs, 0x0014_40EF, Security::default(), flash, Arc::default())
+        Loader::new(
+            chip,
+            regs,
+            0x0014_40EF,
+            Security::default(),
+            flash,
+            Arc::default(),
+        )
     }
 
     #[test]
@@ -724,11 +766,18 @@ mod tests {
         for frame in refused {
             let out = loader.handle(&frame, &mut faults);
             assert_eq!(out.frames.len(), SDM_REFUSALS, "{:#x}", frame[1]);
-            assert!(out.frames.iter().all(|f| f[..] == refusal), "{:#x}", frame[1]);
+            assert!(
+                out.frames.iter().all(|f| f[..] == refusal),
+                "{:#x}",
+                frame[1]
+            );
         }
         let accepted = [
             request(Opcode::SpiAttach, &[0, 0]),
-            request(Opcode::SpiSetParams, &[0, 0x40_0000, 0x1_0000, 0x1000, 0x100, 0xFFFF]),
+            request(
+                Opcode::SpiSetParams,
+                &[0, 0x40_0000, 0x1_0000, 0x1000, 0x100, 0xFFFF],
+            ),
             request(Opcode::FlashBegin, &[0x1000, 1, 0x1000, 0x2000]),
             request(Opcode::FlashEnd, &[1]),
             request(Opcode::ChangeBaudrate, &[460_800, 0]),
@@ -749,7 +798,10 @@ mod tests {
     #[test]
     fn security_info_carries_the_chip_id_where_the_rom_has_it() {
         let mut faults = FaultInjector::new(FaultSpec::default());
-        for chip in Chip::ALL.into_iter().filter(|c| c.has_secure_download_mode()) {
+        for chip in Chip::ALL
+            .into_iter()
+            .filter(|c| c.has_secure_download_mode())
+        {
             let mut loader = secure_loader(chip);
             let out = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
             let data = &out.frames[0][8..];

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use esp_sim::{
-    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, Psram, Revision, Security, SimBoard,
+    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, Psram, Revision, Security,
+    SimBoard,
 };
 
 /// Serve a simulated ESP32-family board in download mode on a pseudo-terminal.

@@ -223,7 +223,10 @@ fn esptool_sees_revision_psram_and_crystal_options() {
         let (ok, out) =
             common::run_esptool(sim.path(), config.chip.name(), &["--no-stub", "flash-id"]);
         check(ok, "flash-id", &out);
-        assert!(out.contains(&format!("Chip type:          {description}")), "{out}");
+        assert!(
+            out.contains(&format!("Chip type:          {description}")),
+            "{out}"
+        );
         assert!(out.contains(feature), "{out}");
         assert_identity(&config, &out);
         assert!(sim.terminate().unwrap().success());
