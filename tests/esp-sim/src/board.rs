@@ -12,7 +12,7 @@ use crate::chip::{Chip, Crystal, Efuses, FlashSize, MacAddress, Psram, Revision}
 use crate::faults::{Direction, FaultInjector, FaultSpec};
 use crate::flash::Flash;
 use crate::loader::{CommandRecord, Loader, Output, lock};
-use crate::pacing::{DEFAULT_BAUD, Pacer, wire_time};
+use crate::pacing::{DEFAULT_BAUD, FlashTimings, Pacer, PageProgramTime, wire_time};
 use crate::pty::Pty;
 use crate::security::Security;
 use crate::{ConfigError, slip};
@@ -41,6 +41,8 @@ pub struct BoardConfig {
     pub security: Security,
     /// Pace the line and flash operations in real time.
     pub realtime: bool,
+    /// Time to program one flash page (with `realtime`).
+    pub page_program: PageProgramTime,
     /// Faults to inject.
     pub faults: FaultSpec,
     /// Flash content from offset 0; the rest reads 0xFF.
@@ -60,6 +62,7 @@ impl BoardConfig {
             crystal: None,
             security: Security::default(),
             realtime: false,
+            page_program: PageProgramTime::default(),
             faults: FaultSpec::default(),
             initial_flash: Vec::new(),
         }
@@ -104,6 +107,12 @@ impl BoardConfig {
     /// Turns real-time pacing on or off.
     pub fn realtime(mut self, realtime: bool) -> Self {
         self.realtime = realtime;
+        self
+    }
+
+    /// Sets the page program time.
+    pub fn page_program(mut self, time: PageProgramTime) -> Self {
+        self.page_program = time;
         self
     }
 
@@ -172,6 +181,9 @@ impl BoardConfig {
         }
         if self.realtime {
             args.push("--realtime".to_owned());
+        }
+        if self.page_program != PageProgramTime::default() {
+            args.extend(["--page-program".to_owned(), self.page_program.to_string()]);
         }
         if !self.faults.faults.is_empty() {
             args.extend(["--faults".to_owned(), self.faults.to_string()]);
@@ -248,6 +260,7 @@ impl SimBoard {
             registers,
             config.flash_size.jedec_id(),
             config.security,
+            FlashTimings::W25Q.with_page_program(config.page_program),
             flash.clone(),
             log.clone(),
         );

@@ -32,6 +32,7 @@ pub use board::{BoardConfig, BoardError, LineStats, SimBoard};
 pub use chip::{Chip, Crystal, FlashSize, MacAddress, Psram, Revision};
 pub use faults::{FaultSpec, FaultSpecError};
 pub use loader::CommandRecord;
+pub use pacing::PageProgramTime;
 pub use process::SimProcess;
 pub use protocol::Opcode;
 pub use security::Security;
@@ -87,6 +88,9 @@ pub enum ConfigError {
     /// ESP32 Secure Boot V2 exists from revision v3.0.
     #[error("esp32 {0} has no Secure Boot V2 (it needs revision v3.0 or later)")]
     SecureBootNeedsV3(Revision),
+    /// Not a page program time.
+    #[error("bad page program time `{0}` (expected e.g. 400us or 0.7ms, at most 3ms)")]
+    BadPageProgram(String),
     /// Not a MAC address.
     #[error("bad MAC address `{0}` (expected AA:BB:CC:DD:EE:FF)")]
     BadMac(String),

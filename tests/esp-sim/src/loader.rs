@@ -135,6 +135,7 @@ impl Loader {
         registers: Vec<(u32, u32)>,
         jedec_id: u32,
         security: Security,
+        timings: FlashTimings,
         flash: Arc<Mutex<Flash>>,
         log: Arc<Mutex<Vec<CommandRecord>>>,
     ) -> Self {
@@ -147,7 +148,7 @@ impl Loader {
             security,
             flash,
             log,
-            timings: FlashTimings::W25Q,
+            timings,
             write: None,
             mem: None,
             uploaded: Vec::new(),
@@ -686,6 +687,7 @@ mod tests {
             regs,
             0x0014_40EF,
             Security::default(),
+            FlashTimings::W25Q,
             flash,
             Arc::default(),
         )
@@ -741,7 +743,15 @@ mod tests {
         };
         let config = crate::BoardConfig::new(chip).security(security);
         let regs = chip.initial_registers(&config.efuses()).unwrap();
-        Loader::new(chip, regs, 0x0014_40EF, security, flash, Arc::default())
+        Loader::new(
+            chip,
+            regs,
+            0x0014_40EF,
+            security,
+            FlashTimings::W25Q,
+            flash,
+            Arc::default(),
+        )
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use esp_sim::{
-    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, Psram, Revision, Security,
-    SimBoard,
+    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, PageProgramTime, Psram, Revision,
+    Security, SimBoard,
 };
 
 /// Serve a simulated ESP32-family board in download mode on a pseudo-terminal.
@@ -61,6 +61,10 @@ struct Args {
     /// Pace bytes at the line rate and flash operations at datasheet timings.
     #[arg(long)]
     realtime: bool,
+    /// Time to program one 256-byte flash page with --realtime (`400us`,
+    /// `0.7ms`).
+    #[arg(long, default_value = "400us")]
+    page_program: PageProgramTime,
     /// Faults to inject, e.g. `seed=7,drop=0.001,stall=200ms@4000,bad-md5=1`.
     #[arg(long)]
     faults: Option<FaultSpec>,
@@ -123,7 +127,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let mut config = BoardConfig::new(args.chip)
         .flash_size(args.flash_size)
-        .realtime(args.realtime);
+        .realtime(args.realtime)
+        .page_program(args.page_program);
     config.psram = args.psram;
     config.mac = args.mac;
     config.revision = args.revision;
