@@ -1,0 +1,116 @@
+//! Secured boards: Secure Download Mode, Secure Boot and flash encryption,
+//! as the ROM loader shows them.
+//!
+//! The flags follow the GET_SECURITY_INFO layout that esptool
+//! (`loader.py`, `get_security_info`) and espflash (`connection/mod.rs`,
+//! `SecurityInfo`) decode; the commands a ROM in Secure Download Mode
+//! accepts are those of esptool's serial protocol documentation
+//! ("Supported in Secure Download Mode").
+
+use crate::ConfigError;
+use crate::chip::{Chip, Revision};
+use crate::protocol::Opcode;
+
+/// GET_SECURITY_INFO flag: Secure Boot is enabled.
+pub const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
+/// GET_SECURITY_INFO flag: the ROM runs in Secure Download Mode.
+pub const FLAG_SECURE_DOWNLOAD_ENABLE: u32 = 1 << 2;
+
+/// The security features burnt into a board's eFuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Security {
+    /// ENABLE_SECURITY_DOWNLOAD: the ROM loader accepts only a few commands.
+    pub secure_download: bool,
+    /// Secure Boot (V2) is enabled.
+    pub secure_boot: bool,
+    /// Flash encryption is enabled: the crypt counter has one bit set.
+    pub flash_encryption: bool,
+}
+
+impl Security {
+    /// The flags word of GET_SECURITY_INFO.
+    pub fn flags(self) -> u32 {
+        let mut flags = 0;
+        if self.secure_boot {
+            flags |= FLAG_SECURE_BOOT_EN;
+        }
+        if self.secure_download {
+            flags |= FLAG_SECURE_DOWNLOAD_ENABLE;
+        }
+        flags
+    }
+
+    /// SPI_BOOT_CRYPT_CNT (FLASH_CRYPT_CNT on the ESP32): odd when flash
+    /// encryption is on, as after the first boot that enabled it.
+    pub fn flash_crypt_cnt(self) -> u8 {
+        u8::from(self.flash_encryption)
+    }
+
+    /// Checks that `chip` at `revision` has these features.
+    pub(crate) fn check(self, chip: Chip, revision: Revision) -> Result<(), ConfigError> {
+        if self.secure_download && !chip.has_secure_download_mode() {
+            return Err(ConfigError::NoSecureDownloadMode(chip));
+        }
+        // esp32.py: Secure Boot V2 (ABS_DONE_1) counts from revision v3.0.
+        if self.secure_boot && chip == Chip::Esp32 && revision.major < 3 {
+            return Err(ConfigError::SecureBootNeedsV3(revision));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a ROM in Secure Download Mode carries out `op`.
+///
+/// esptool's documentation lists SYNC, SPI_ATTACH, SPI_SET_PARAMS,
+/// CHANGE_BAUDRATE, FLASH_BEGIN/DATA/END and GET_SECURITY_INFO; the
+/// compressed writes, memory access, RAM uploads, MD5 and flash reads are
+/// refused.
+pub fn allowed_in_secure_download(op: Opcode) -> bool {
+    matches!(
+        op,
+        Opcode::Sync
+            | Opcode::SpiAttach
+            | Opcode::SpiSetParams
+            | Opcode::ChangeBaudrate
+            | Opcode::FlashBegin
+            | Opcode::FlashData
+            | Opcode::FlashEnd
+            | Opcode::GetSecurityInfo
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_counter() {
+        let all = Security {
+            secure_download: true,
+            secure_boot: true,
+            flash_encryption: true,
+        };
+        assert_eq!(all.flags(), 0b101);
+        assert_eq!(all.flash_crypt_cnt().count_ones() % 2, 1);
+        assert_eq!(Security::default().flags(), 0);
+    }
+
+    #[test]
+    fn esp32_limits() {
+        let sdm = Security {
+            secure_download: true,
+            ..Security::default()
+        };
+        assert!(sdm.check(Chip::Esp32, Revision::new(3, 0)).is_err());
+        assert!(sdm.check(Chip::Esp32s2, Revision::new(0, 0)).is_ok());
+        let boot = Security {
+            secure_boot: true,
+            ..Security::default()
+        };
+        assert!(boot.check(Chip::Esp32, Revision::new(1, 0)).is_err());
+        assert!(boot.check(Chip::Esp32, Revision::new(3, 1)).is_ok());
+        assert!(!allowed_in_secure_download(Opcode::ReadReg));
+        assert!(!allowed_in_secure_download(Opcode::FlashDeflData));
+        assert!(allowed_in_secure_download(Opcode::FlashData));
+    }
+}
