@@ -13,3 +13,35 @@ mod csv;
 pub mod nvs;
 
 pub use csv::CsvError;
+pub mod journal;
+pub mod mass;
+
+use std::fmt;
+
+/// The id of one board's row in a values file (its first column).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowId(String);
+
+impl RowId {
+    /// A row id from its text.
+    pub fn new(id: &str) -> RowId {
+        RowId(id.to_string())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for RowId {
+    fn from(id: &str) -> RowId {
+        RowId::new(id)
+    }
+}
