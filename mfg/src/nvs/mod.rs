@@ -265,16 +265,14 @@ fn resolve(rows: &[Row], files_dir: &Path) -> Result<Vec<Item>, EntryError> {
             }
             RowKind::Entry { encoding, source } => {
                 let ns = namespaces.current().ok_or(Problem::NoNamespace).map_err(fail)?;
+                let value = match source {
+                    Source::Data(text) => text.as_str(),
+                    Source::File(_) if wifi::KEYS.contains(&row.key.as_str()) => {
+                        return Err(fail(Problem::WifiKeyNotData(row.key.clone())));
+                    }
+                    Source::File(_) => "",
+                };
                 let payload = load(*encoding, source, files_dir).map_err(fail)?;
-                let inline = match source {
-                    Source::Data(text) => Some(text.as_str()),
-                    Source::File(_) => None,
-                };
-                let wifi_key = wifi::KEYS.contains(&row.key.as_str());
-                let value = match (wifi_key, inline) {
-                    (true, None) => return Err(fail(Problem::WifiKeyNotData(row.key.clone()))),
-                    (_, value) => value.unwrap_or(""),
-                };
                 let item = |key: &str, payload| Item { row: index, key: key.to_string(), content: Content::Value { ns, payload } };
                 items.extend(wifi.before(&row.key, value).into_iter().map(|d| item(d.key, d.payload)));
                 items.push(item(&row.key, payload));
