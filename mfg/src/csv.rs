@@ -125,13 +125,18 @@ impl Parser {
     fn end_record(&mut self) {
         self.fields.push(std::mem::take(&mut self.field));
         let fields = std::mem::take(&mut self.fields);
-        self.done.push(Record { line: self.record_line, fields });
+        self.done.push(Record {
+            line: self.record_line,
+            fields,
+        });
         self.state = State::StartRecord;
     }
 
     fn finish(self) -> Result<Vec<Record>, CsvError> {
         match self.state {
-            State::InQuoted => Err(CsvError::UnclosedQuote { line: self.record_line }),
+            State::InQuoted => Err(CsvError::UnclosedQuote {
+                line: self.record_line,
+            }),
             _ => Ok(self.done),
         }
     }
@@ -143,7 +148,8 @@ pub(crate) fn write_record(out: &mut String, fields: &[&str]) {
         if i > 0 {
             out.push(',');
         }
-        let needs_quotes = field.contains([',', '"', '\r', '\n']) || (fields.len() == 1 && field.is_empty());
+        let needs_quotes =
+            field.contains([',', '"', '\r', '\n']) || (fields.len() == 1 && field.is_empty());
         if needs_quotes {
             out.push('"');
             out.push_str(&field.replace('"', "\"\""));
@@ -160,15 +166,25 @@ mod tests {
     use super::*;
 
     fn fields(text: &str) -> Vec<Vec<String>> {
-        records(text, LineFilter::Comments).unwrap().into_iter().map(|r| r.fields).collect()
+        records(text, LineFilter::Comments)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.fields)
+            .collect()
     }
 
     #[test]
     fn splits_like_python() {
         assert_eq!(fields("a,b,,\n"), vec![vec!["a", "b", "", ""]]);
-        assert_eq!(fields("\"a,b\",\"x\"\"y\"\r\nc"), vec![vec!["a,b", "x\"y"], vec!["c"]]);
+        assert_eq!(
+            fields("\"a,b\",\"x\"\"y\"\r\nc"),
+            vec![vec!["a,b", "x\"y"], vec!["c"]]
+        );
         assert_eq!(fields("a\"b,\"q\"r\n"), vec![vec!["a\"b", "qr"]]);
-        assert_eq!(fields("\"multi\nline\",z\n\n#c\nw\n"), vec![vec!["multi\nline", "z"], vec!["w"]]);
+        assert_eq!(
+            fields("\"multi\nline\",z\n\n#c\nw\n"),
+            vec![vec!["multi\nline", "z"], vec!["w"]]
+        );
     }
 
     #[test]
@@ -180,7 +196,10 @@ mod tests {
 
     #[test]
     fn refuses_unclosed_quote() {
-        assert_eq!(records("a\n\"b,c\n", LineFilter::Blank), Err(CsvError::UnclosedQuote { line: 2 }));
+        assert_eq!(
+            records("a\n\"b,c\n", LineFilter::Blank),
+            Err(CsvError::UnclosedQuote { line: 2 })
+        );
     }
 
     #[test]

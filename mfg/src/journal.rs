@@ -43,7 +43,9 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// Another process holds the journal.
-    #[error("journal {path} is in use by {holder}; run one station per journal, or stop the other one first")]
+    #[error(
+        "journal {path} is in use by {holder}; run one station per journal, or stop the other one first"
+    )]
     Locked {
         /// The journal.
         path: PathBuf,
@@ -51,7 +53,9 @@ pub enum JournalError {
         holder: String,
     },
     /// A complete line that is not a journal record.
-    #[error("journal {path} line {line} is not a journal record ({reason}): `{text}`; restore the journal or correct that line")]
+    #[error(
+        "journal {path} line {line} is not a journal record ({reason}): `{text}`; restore the journal or correct that line"
+    )]
     Corrupt {
         /// The journal.
         path: PathBuf,
@@ -63,7 +67,9 @@ pub enum JournalError {
         reason: &'static str,
     },
     /// A record names a row that is not in the values file.
-    #[error("journal {path} line {line} names row `{row}`, which is not among the rows given; open the journal with the values file it was made for")]
+    #[error(
+        "journal {path} line {line} names row `{row}`, which is not among the rows given; open the journal with the values file it was made for"
+    )]
     UnknownRow {
         /// The journal.
         path: PathBuf,
@@ -198,9 +204,17 @@ impl Journal {
     pub fn open(path: &Path, rows: &[RowId]) -> Result<Journal, JournalError> {
         let index = row_index(rows)?;
         let lock = lock(path)?;
-        let io = |source| JournalError::Io { path: path.to_path_buf(), source };
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let existed = path.exists();
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
         if !existed {
             sync_parent(path).map_err(io)?;
         }
@@ -240,10 +254,22 @@ impl Journal {
         };
         let row = self.rows[index].clone();
         let at = rfc3339(SystemTime::now());
-        self.append(&format!("assigned {} to {} at {}", token(row.as_str()), token(port), at))?;
-        self.states[index] = RowState::Assigned { port: port.to_string(), at };
+        self.append(&format!(
+            "assigned {} to {} at {}",
+            token(row.as_str()),
+            token(port),
+            at
+        ))?;
+        self.states[index] = RowState::Assigned {
+            port: port.to_string(),
+            at,
+        };
         self.in_flight.insert(index);
-        Ok(Some(Allocation { row, index, port: port.to_string() }))
+        Ok(Some(Allocation {
+            row,
+            index,
+            port: port.to_string(),
+        }))
     }
 
     /// Records that the board got its row, with the board's MAC.
@@ -251,28 +277,58 @@ impl Journal {
         if mac.is_empty() {
             return Err(JournalError::Empty("MAC"));
         }
-        self.append(&format!("done {} {}", token(allocation.row.as_str()), token(mac)))?;
-        self.finish(allocation.index, RowState::Done { mac: mac.to_string() });
+        self.append(&format!(
+            "done {} {}",
+            token(allocation.row.as_str()),
+            token(mac)
+        ))?;
+        self.finish(
+            allocation.index,
+            RowState::Done {
+                mac: mac.to_string(),
+            },
+        );
         Ok(())
     }
 
     /// Records that writing the board failed; the row stays used until released.
     pub fn fail(&mut self, allocation: Allocation, reason: &str) -> Result<(), JournalError> {
-        self.append(&format!("failed {} {}", token(allocation.row.as_str()), escape(reason, false)))?;
-        self.finish(allocation.index, RowState::Failed { reason: reason.to_string() });
+        self.append(&format!(
+            "failed {} {}",
+            token(allocation.row.as_str()),
+            escape(reason, false)
+        ))?;
+        self.finish(
+            allocation.index,
+            RowState::Failed {
+                reason: reason.to_string(),
+            },
+        );
         Ok(())
     }
 
     /// Gives a failed or in-doubt row back, to be handed out again. Done rows and rows being
     /// written now are refused.
     pub fn release(&mut self, row: &RowId) -> Result<(), JournalError> {
-        let index = *self.index.get(row).ok_or_else(|| JournalError::NoSuchRow(row.clone()))?;
-        let refuse = |why: String| Err(JournalError::NotReleasable { row: row.clone(), why });
+        let index = *self
+            .index
+            .get(row)
+            .ok_or_else(|| JournalError::NoSuchRow(row.clone()))?;
+        let refuse = |why: String| {
+            Err(JournalError::NotReleasable {
+                row: row.clone(),
+                why,
+            })
+        };
         match &self.states[index] {
-            _ if self.in_flight.contains(&index) => return refuse("is being written now; finish that board first".into()),
+            _ if self.in_flight.contains(&index) => {
+                return refuse("is being written now; finish that board first".into());
+            }
             RowState::Free => return refuse("is free already".into()),
             RowState::Done { mac } => {
-                return refuse(format!("is done on board {mac}; releasing it would give its values to a second board"));
+                return refuse(format!(
+                    "is done on board {mac}; releasing it would give its values to a second board"
+                ));
             }
             RowState::Assigned { .. } | RowState::Failed { .. } => {}
         }
@@ -288,8 +344,14 @@ impl Journal {
             let row = row.clone();
             match state {
                 RowState::Free => summary.free += 1,
-                RowState::Assigned { .. } if self.in_flight.contains(&i) => summary.in_progress.push(row),
-                RowState::Assigned { port, at } => summary.in_doubt.push(InDoubt { row, port: port.clone(), at: at.clone() }),
+                RowState::Assigned { .. } if self.in_flight.contains(&i) => {
+                    summary.in_progress.push(row)
+                }
+                RowState::Assigned { port, at } => summary.in_doubt.push(InDoubt {
+                    row,
+                    port: port.clone(),
+                    at: at.clone(),
+                }),
                 RowState::Done { mac } => summary.done.push((row, mac.clone())),
                 RowState::Failed { reason } => summary.failed.push((row, reason.clone())),
             }
@@ -305,45 +367,81 @@ impl Journal {
     /// Appends one record and syncs it to disk.
     fn append(&mut self, record: &str) -> Result<(), JournalError> {
         let line = format!("{record}\n");
-        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data());
-        written.map_err(|source| JournalError::Io { path: self.path.clone(), source })
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        written.map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Reads the journal, cutting off (and remembering) a last line without its newline.
     fn read_and_trim(&mut self, file: &mut File) -> Result<String, JournalError> {
-        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut bytes).map_err(io)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if complete < bytes.len() {
-            self.torn = Some(TornTail { offset: complete as u64, text: String::from_utf8_lossy(&bytes[complete..]).into_owned() });
-            file.set_len(complete as u64).and_then(|()| file.sync_data()).map_err(io)?;
+            self.torn = Some(TornTail {
+                offset: complete as u64,
+                text: String::from_utf8_lossy(&bytes[complete..]).into_owned(),
+            });
+            file.set_len(complete as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(io)?;
             bytes.truncate(complete);
         }
         String::from_utf8(bytes).map_err(|e| {
-            let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-            JournalError::Corrupt { path: self.path.clone(), line, text: String::new(), reason: "not UTF-8 text" }
+            let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            JournalError::Corrupt {
+                path: self.path.clone(),
+                line,
+                text: String::new(),
+                reason: "not UTF-8 text",
+            }
         })
     }
 
     /// Applies every record in order, checking each is a legal step for its row.
     fn replay(&mut self, text: &str) -> Result<(), JournalError> {
         for (n, line) in text.lines().enumerate() {
-            let corrupt =
-                |reason| JournalError::Corrupt { path: self.path.clone(), line: n + 1, text: line.to_string(), reason };
-            let (row, next) = parse_record(line).map_err(corrupt)?;
-            let index = *self.index.get(&row).ok_or_else(|| JournalError::UnknownRow {
+            let corrupt = |reason| JournalError::Corrupt {
                 path: self.path.clone(),
                 line: n + 1,
-                row: row.clone(),
-            })?;
-            let legal = match (&self.states[index], &next) {
-                (RowState::Free, RowState::Assigned { .. }) => true,
-                (RowState::Assigned { .. }, RowState::Done { .. } | RowState::Failed { .. }) => true,
-                (RowState::Assigned { .. } | RowState::Failed { .. }, RowState::Free) => true,
-                _ => false,
+                text: line.to_string(),
+                reason,
             };
+            let (row, next) = parse_record(line).map_err(corrupt)?;
+            let index = *self
+                .index
+                .get(&row)
+                .ok_or_else(|| JournalError::UnknownRow {
+                    path: self.path.clone(),
+                    line: n + 1,
+                    row: row.clone(),
+                })?;
+            let legal = matches!(
+                (&self.states[index], &next),
+                (RowState::Free, RowState::Assigned { .. })
+                    | (
+                        RowState::Assigned { .. },
+                        RowState::Done { .. } | RowState::Failed { .. }
+                    )
+                    | (
+                        RowState::Assigned { .. } | RowState::Failed { .. },
+                        RowState::Free
+                    )
+            );
             if !legal {
                 return Err(corrupt("not a possible next step for that row"));
             }
@@ -371,8 +469,17 @@ fn lock(journal: &Path) -> Result<File, JournalError> {
     let mut name = journal.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);
-    let io = |source| JournalError::Io { path: path.clone(), source };
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    let io = |source| JournalError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -382,12 +489,16 @@ fn lock(journal: &Path) -> Result<File, JournalError> {
                 Ok(pid) => format!("process {pid} (lock file {})", path.display()),
                 Err(_) => format!("another process (lock file {})", path.display()),
             };
-            return Err(JournalError::Locked { path: journal.to_path_buf(), holder });
+            return Err(JournalError::Locked {
+                path: journal.to_path_buf(),
+                holder,
+            });
         }
         Err(TryLockError::Error(source)) => return Err(io(source)),
     }
     file.set_len(0).map_err(io)?;
-    file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .map_err(io)?;
     Ok(file)
 }
 
@@ -411,13 +522,22 @@ fn parse_record(line: &str) -> Result<(RowId, RowState), &'static str> {
         ("assigned", Some(rest)) => {
             let fields: Vec<&str> = rest.split(' ').collect();
             match fields.as_slice() {
-                ["to", port, "at", at] => RowState::Assigned { port: unescape(port)?, at: unescape(at)? },
+                ["to", port, "at", at] => RowState::Assigned {
+                    port: unescape(port)?,
+                    at: unescape(at)?,
+                },
                 _ => return Err("an assigned record is `assigned ROW to PORT at TIME`"),
             }
         }
-        ("done", Some(mac)) if !mac.contains(' ') => RowState::Done { mac: unescape(mac)? },
-        ("failed", Some(reason)) => RowState::Failed { reason: unescape(reason)? },
-        ("failed", None) => RowState::Failed { reason: String::new() },
+        ("done", Some(mac)) if !mac.contains(' ') => RowState::Done {
+            mac: unescape(mac)?,
+        },
+        ("failed", Some(reason)) => RowState::Failed {
+            reason: unescape(reason)?,
+        },
+        ("failed", None) => RowState::Failed {
+            reason: String::new(),
+        },
         ("released", None) => RowState::Free,
         _ => return Err("unknown record"),
     };
@@ -451,8 +571,12 @@ fn unescape(text: &str) -> Result<String, &'static str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).ok_or("a `%` not followed by two hex digits")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| "a `%` not followed by two hex digits")?);
+            let hex = text
+                .get(i + 1..i + 3)
+                .ok_or("a `%` not followed by two hex digits")?;
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| "a `%` not followed by two hex digits")?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -467,7 +591,12 @@ fn rfc3339(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
@@ -490,13 +619,32 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let line = format!("assigned {} to {} at 2026-12-01T10:00:00Z", token("row 1%"), token("/dev/tty USB0"));
-        assert_eq!(line, "assigned row%201%25 to /dev/tty%20USB0 at 2026-12-01T10:00:00Z");
+        let line = format!(
+            "assigned {} to {} at 2026-12-01T10:00:00Z",
+            token("row 1%"),
+            token("/dev/tty USB0")
+        );
+        assert_eq!(
+            line,
+            "assigned row%201%25 to /dev/tty%20USB0 at 2026-12-01T10:00:00Z"
+        );
         let (row, state) = parse_record(&line).unwrap();
         assert_eq!(row.as_str(), "row 1%");
-        assert_eq!(state, RowState::Assigned { port: "/dev/tty USB0".into(), at: "2026-12-01T10:00:00Z".into() });
-        let (_, failed) = parse_record(&format!("failed r {}", escape("timed out\nat 50%", false))).unwrap();
-        assert_eq!(failed, RowState::Failed { reason: "timed out\nat 50%".into() });
+        assert_eq!(
+            state,
+            RowState::Assigned {
+                port: "/dev/tty USB0".into(),
+                at: "2026-12-01T10:00:00Z".into()
+            }
+        );
+        let (_, failed) =
+            parse_record(&format!("failed r {}", escape("timed out\nat 50%", false))).unwrap();
+        assert_eq!(
+            failed,
+            RowState::Failed {
+                reason: "timed out\nat 50%".into()
+            }
+        );
         assert!(parse_record("done r").is_err());
         assert!(parse_record("bogus r x").is_err());
     }

@@ -61,13 +61,17 @@ pub enum ConfigProblem {
     #[error("unknown type `{0}`; use data, file or namespace")]
     UnknownType(String),
     /// An encoding `mfg_gen.py` does not accept.
-    #[error("encoding `{0}` is not one mfg_gen accepts; use string, binary, hex2bin, base64, u8, i8, u16, u32 or i32")]
+    #[error(
+        "encoding `{0}` is not one mfg_gen accepts; use string, binary, hex2bin, base64, u8, i8, u16, u32 or i32"
+    )]
     UnknownEncoding(String),
     /// `namespace` or `REPEAT` used as a key or encoding, which `mfg_gen.py` misreads.
     #[error("`{0}` as a key or encoding is misread by mfg_gen; rename it")]
     ReservedWord(String),
     /// A namespace row with an encoding or REPEAT.
-    #[error("a namespace line is `NAME,namespace,` (no encoding, no REPEAT); remove the extra field")]
+    #[error(
+        "a namespace line is `NAME,namespace,` (no encoding, no REPEAT); remove the extra field"
+    )]
     NamespaceExtra,
     /// A key line before any namespace line.
     #[error("the key comes before any namespace line; start with `NAME,namespace,`")]
@@ -115,7 +119,9 @@ pub enum MassError {
         problem: ConfigProblem,
     },
     /// The values header does not name the config keys.
-    #[error("values file header `{found}` does not match the config: it must be the config keys in order ({expected}), optionally after a row-id column; add, remove or reorder columns")]
+    #[error(
+        "values file header `{found}` does not match the config: it must be the config keys in order ({expected}), optionally after a row-id column; add, remove or reorder columns"
+    )]
     Header {
         /// The header as read.
         found: String,
@@ -123,7 +129,9 @@ pub enum MassError {
         expected: String,
     },
     /// A values row has a different number of cells than the header.
-    #[error("values file line {line}: {count} cells but the header names {expected}; give every row one cell per column")]
+    #[error(
+        "values file line {line}: {count} cells but the header names {expected}; give every row one cell per column"
+    )]
     CellCount {
         /// Line in the values file.
         line: usize,
@@ -139,7 +147,9 @@ pub enum MassError {
         line: usize,
     },
     /// Two values rows with the same id.
-    #[error("values file line {line}: row id `{row}` is already used on line {first}; give every row its own id")]
+    #[error(
+        "values file line {line}: row id `{row}` is already used on line {first}; give every row its own id"
+    )]
     DuplicateRowId {
         /// The id.
         row: RowId,
@@ -149,7 +159,9 @@ pub enum MassError {
         first: usize,
     },
     /// A cell spanning several lines (`mfg_gen.py` rewrites its line ends).
-    #[error("row `{row}`, key `{key}`: the value spans several lines; keep it on one line or put it in a file (type file)")]
+    #[error(
+        "row `{row}`, key `{key}`: the value spans several lines; keep it on one line or put it in a file (type file)"
+    )]
     MultiLine {
         /// The row.
         row: RowId,
@@ -157,7 +169,9 @@ pub enum MassError {
         key: String,
     },
     /// A REPEAT key with a value of its own past the first row (`mfg_gen.py` would drop it).
-    #[error("row `{row}`, key `{key}`: REPEAT takes the first row's value `{first}` for every row, but this row gives `{found}`; leave the cell empty or give the same value")]
+    #[error(
+        "row `{row}`, key `{key}`: REPEAT takes the first row's value `{first}` for every row, but this row gives `{found}`; leave the cell empty or give the same value"
+    )]
     RepeatConflict {
         /// The row.
         row: RowId,
@@ -169,7 +183,9 @@ pub enum MassError {
         found: String,
     },
     /// A row id equal to the first config key, which `mfg_gen.py` takes as that key's value.
-    #[error("row `{row}`: the row id equals the key `{row}`, which mfg_gen would take as that key's value; change the id")]
+    #[error(
+        "row `{row}`: the row id equals the key `{row}`, which mfg_gen would take as that key's value; change the id"
+    )]
     IdIsKey {
         /// The row.
         row: RowId,
@@ -225,20 +241,43 @@ impl Batch {
     /// file's directory.
     pub fn open(config: &Path, values: &Path, size: u32) -> Result<Batch, MassError> {
         let read = |which, path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| MassError::Read { which, path: path.to_path_buf(), source })
+            std::fs::read_to_string(path).map_err(|source| MassError::Read {
+                which,
+                path: path.to_path_buf(),
+                source,
+            })
         };
         let files_dir = values.parent().unwrap_or(Path::new("")).to_path_buf();
-        Batch::new(&read(InputFile::Config, config)?, &read(InputFile::Values, values)?, size, &files_dir)
+        Batch::new(
+            &read(InputFile::Config, config)?,
+            &read(InputFile::Values, values)?,
+            size,
+            &files_dir,
+        )
     }
 
     /// Parses and checks the config and values texts; `file` values are read relative to
     /// `files_dir` (`mfg_gen.py` reads them relative to its working directory).
-    pub fn new(config: &str, values: &str, size: u32, files_dir: &Path) -> Result<Batch, MassError> {
+    pub fn new(
+        config: &str,
+        values: &str,
+        size: u32,
+        files_dir: &Path,
+    ) -> Result<Batch, MassError> {
         let size = PartitionSize::new(size)?;
         let config = parse_config(config)?;
-        let keys: Vec<&str> = config.iter().filter(|c| !matches!(c.kind, ConfigKind::Namespace)).map(|c| c.key.as_str()).collect();
+        let keys: Vec<&str> = config
+            .iter()
+            .filter(|c| !matches!(c.kind, ConfigKind::Namespace))
+            .map(|c| c.key.as_str())
+            .collect();
         let rows = parse_values(values, &keys, &config)?;
-        Ok(Batch { config, rows, size, files_dir: files_dir.to_path_buf() })
+        Ok(Batch {
+            config,
+            rows,
+            size,
+            files_dir: files_dir.to_path_buf(),
+        })
     }
 
     /// The row ids, in values file order.
@@ -259,7 +298,10 @@ impl Batch {
 
     /// Makes every row's image and returns every row's refusal (empty when all rows are good).
     pub fn check(&self) -> Vec<MassError> {
-        self.rows.iter().filter_map(|r| self.image(&r.id).err()).collect()
+        self.rows
+            .iter()
+            .filter_map(|r| self.image(&r.id).err())
+            .collect()
     }
 
     /// The per-row CSV `mfg_gen.py` writes for row `id` (its `csv/PREFIX-ID.csv`), which
@@ -284,7 +326,10 @@ impl Batch {
     }
 
     fn row(&self, id: &RowId) -> Result<&ValuesRow, MassError> {
-        self.rows.iter().find(|r| &r.id == id).ok_or_else(|| MassError::UnknownRow(id.clone()))
+        self.rows
+            .iter()
+            .find(|r| &r.id == id)
+            .ok_or_else(|| MassError::UnknownRow(id.clone()))
     }
 
     /// The generator's rows for one board: the config lines with the row's values.
@@ -297,18 +342,26 @@ impl Batch {
                     ConfigKind::Namespace => RowKind::Namespace,
                     ConfigKind::Entry { file, encoding } => {
                         let value = values.next().expect("one value per config key").clone();
-                        let source = if file { Source::File(PathBuf::from(value)) } else { Source::Data(value) };
+                        let source = if file {
+                            Source::File(PathBuf::from(value))
+                        } else {
+                            Source::Data(value)
+                        };
                         RowKind::Entry { encoding, source }
                     }
                 };
-                Row { key: c.key.clone(), kind }
+                Row {
+                    key: c.key.clone(),
+                    kind,
+                }
             })
             .collect()
     }
 }
 
 fn records(text: &str, which: InputFile) -> Result<Vec<csv::Record>, MassError> {
-    let records = csv::records(text, LineFilter::Blank).map_err(|error| MassError::Csv { which, error })?;
+    let records =
+        csv::records(text, LineFilter::Blank).map_err(|error| MassError::Csv { which, error })?;
     if records.is_empty() {
         return Err(MassError::Empty(which));
     }
@@ -321,15 +374,25 @@ fn parse_config(text: &str) -> Result<Vec<ConfigLine>, MassError> {
     let mut in_namespace = false;
     for record in records(text, InputFile::Config)? {
         let key = record.fields[0].clone();
-        let fail = |problem| MassError::Config { line: record.line, key: key.clone(), problem };
+        let fail = |problem| MassError::Config {
+            line: record.line,
+            key: key.clone(),
+            problem,
+        };
         let config = config_line(&record.fields).map_err(fail)?;
         match config.0 {
             ConfigKind::Namespace => in_namespace = true,
-            ConfigKind::Entry { .. } if !in_namespace => return Err(fail(ConfigProblem::NoNamespace)),
+            ConfigKind::Entry { .. } if !in_namespace => {
+                return Err(fail(ConfigProblem::NoNamespace));
+            }
             ConfigKind::Entry { .. } => {}
         }
         nvs::check_key(&key).map_err(|p| fail(ConfigProblem::Key(p)))?;
-        lines.push(ConfigLine { key, kind: config.0, repeat: config.1 });
+        lines.push(ConfigLine {
+            key,
+            kind: config.0,
+            repeat: config.1,
+        });
     }
     Ok(lines)
 }
@@ -342,7 +405,10 @@ fn config_line(fields: &[String]) -> Result<(ConfigKind, bool), ConfigProblem> {
         _ => return Err(ConfigProblem::FieldCount(fields.len())),
     };
     let (key, kind, encoding) = (&fields[0], &fields[1], &fields[2]);
-    if let Some(word) = [key, encoding].into_iter().find(|f| *f == "namespace" || *f == "REPEAT") {
+    if let Some(word) = [key, encoding]
+        .into_iter()
+        .find(|f| *f == "namespace" || *f == "REPEAT")
+    {
         return Err(ConfigProblem::ReservedWord(word.clone()));
     }
     match kind.as_str() {
@@ -352,30 +418,52 @@ fn config_line(fields: &[String]) -> Result<(ConfigKind, bool), ConfigProblem> {
             let encoding = Encoding::from_name(encoding)
                 .filter(|e| MFG_ENCODINGS.contains(e))
                 .ok_or_else(|| ConfigProblem::UnknownEncoding(encoding.clone()))?;
-            Ok((ConfigKind::Entry { file: kind == "file", encoding }, repeat))
+            Ok((
+                ConfigKind::Entry {
+                    file: kind == "file",
+                    encoding,
+                },
+                repeat,
+            ))
         }
         other => Err(ConfigProblem::UnknownType(other.to_string())),
     }
 }
 
 /// Reads the values file: header check, then one row per board with REPEAT filled in.
-fn parse_values(text: &str, keys: &[&str], config: &[ConfigLine]) -> Result<Vec<ValuesRow>, MassError> {
+fn parse_values(
+    text: &str,
+    keys: &[&str],
+    config: &[ConfigLine],
+) -> Result<Vec<ValuesRow>, MassError> {
     let records = records(text, InputFile::Values)?;
     let (header, body) = records.split_first().expect("records are not empty");
     let first_key_column = header_offset(&header.fields, keys)?;
-    let repeats: Vec<bool> = config.iter().filter(|c| !matches!(c.kind, ConfigKind::Namespace)).map(|c| c.repeat).collect();
+    let repeats: Vec<bool> = config
+        .iter()
+        .filter(|c| !matches!(c.kind, ConfigKind::Namespace))
+        .map(|c| c.repeat)
+        .collect();
     let mut rows: Vec<ValuesRow> = Vec::with_capacity(body.len());
     let mut first_lines: HashMap<RowId, usize> = HashMap::new();
     for record in body {
         if record.fields.len() != header.fields.len() {
-            return Err(MassError::CellCount { line: record.line, count: record.fields.len(), expected: header.fields.len() });
+            return Err(MassError::CellCount {
+                line: record.line,
+                count: record.fields.len(),
+                expected: header.fields.len(),
+            });
         }
         let id = RowId::new(&record.fields[0]);
         if id.as_str().is_empty() {
             return Err(MassError::EmptyRowId { line: record.line });
         }
         if let Some(&first) = first_lines.get(&id) {
-            return Err(MassError::DuplicateRowId { row: id, line: record.line, first });
+            return Err(MassError::DuplicateRowId {
+                row: id,
+                line: record.line,
+                first,
+            });
         }
         first_lines.insert(id.clone(), record.line);
         if first_key_column == 1 && id.as_str() == keys[0] {
@@ -384,12 +472,20 @@ fn parse_values(text: &str, keys: &[&str], config: &[ConfigLine]) -> Result<Vec<
         let mut values: Vec<String> = record.fields[first_key_column..].to_vec();
         for (i, value) in values.iter_mut().enumerate() {
             if value.contains('\n') {
-                return Err(MassError::MultiLine { row: id, key: keys[i].to_string() });
+                return Err(MassError::MultiLine {
+                    row: id,
+                    key: keys[i].to_string(),
+                });
             }
             if let (true, Some(first)) = (repeats[i], rows.first()) {
                 let first = &first.values[i];
                 if !value.is_empty() && value != first {
-                    return Err(MassError::RepeatConflict { row: id, key: keys[i].to_string(), first: first.clone(), found: value.clone() });
+                    return Err(MassError::RepeatConflict {
+                        row: id,
+                        key: keys[i].to_string(),
+                        first: first.clone(),
+                        found: value.clone(),
+                    });
                 }
                 value.clone_from(first);
             }
@@ -405,8 +501,16 @@ fn header_offset(header: &[String], keys: &[&str]) -> Result<usize, MassError> {
     if header.iter().map(String::as_str).eq(keys.iter().copied()) {
         return Ok(0);
     }
-    if header.len() == keys.len() + 1 && header[1..].iter().map(String::as_str).eq(keys.iter().copied()) {
+    if header.len() == keys.len() + 1
+        && header[1..]
+            .iter()
+            .map(String::as_str)
+            .eq(keys.iter().copied())
+    {
         return Ok(1);
     }
-    Err(MassError::Header { found: header.join(","), expected: keys.join(",") })
+    Err(MassError::Header {
+        found: header.join(","),
+        expected: keys.join(","),
+    })
 }

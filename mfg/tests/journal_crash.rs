@@ -12,14 +12,17 @@ use mfg::journal::Journal;
 const ROWS: usize = 30;
 
 fn rows() -> Vec<RowId> {
-    (1..=ROWS).map(|i| RowId::new(&format!("row-{i}"))).collect()
+    (1..=ROWS)
+        .map(|i| RowId::new(&format!("row-{i}")))
+        .collect()
 }
 
 /// The station: takes rows until none is free; on row `MFG_JOURNAL_HANG` it stops mid-board.
 fn child(path: &str) {
     let hang = std::env::var("MFG_JOURNAL_HANG").ok();
     let delay = std::env::var("MFG_JOURNAL_DELAY_MS").map_or(0, |ms| ms.parse().unwrap());
-    let mut journal = Journal::open(std::path::Path::new(path), &rows()).expect("child opens the journal");
+    let mut journal =
+        Journal::open(std::path::Path::new(path), &rows()).expect("child opens the journal");
     while let Some(alloc) = journal.next("/dev/ttyACM0").expect("assign") {
         println!("writing {}", alloc.row());
         if hang.as_deref() == Some(alloc.row().as_str()) {
@@ -27,7 +30,9 @@ fn child(path: &str) {
         }
         std::thread::sleep(std::time::Duration::from_millis(delay));
         let row = alloc.row().clone();
-        journal.complete(alloc, "24:0a:c4:00:00:01").expect("complete");
+        journal
+            .complete(alloc, "24:0a:c4:00:00:01")
+            .expect("complete");
         println!("done {row}");
     }
     println!("finished");
@@ -36,7 +41,9 @@ fn child(path: &str) {
 /// Runs the station; kills it with SIGKILL once it prints `kill_at`. Returns its lines.
 fn run_station(path: &std::path::Path, hang: Option<&str>, kill_at: Option<&str>) -> Vec<String> {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.env("MFG_JOURNAL_CHILD", path).env("MFG_JOURNAL_DELAY_MS", "15").stdout(Stdio::piped());
+    cmd.env("MFG_JOURNAL_CHILD", path)
+        .env("MFG_JOURNAL_DELAY_MS", "15")
+        .stdout(Stdio::piped());
     if let Some(hang) = hang {
         cmd.env("MFG_JOURNAL_HANG", hang);
     }
@@ -55,7 +62,11 @@ fn run_station(path: &std::path::Path, hang: Option<&str>, kill_at: Option<&str>
     match kill_at {
         Some(_) => {
             use std::os::unix::process::ExitStatusExt;
-            assert_eq!(status.signal(), Some(9), "the station was killed by SIGKILL");
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "the station was killed by SIGKILL"
+            );
         }
         None => assert!(status.success(), "station exit: {status}"),
     }
@@ -63,7 +74,10 @@ fn run_station(path: &std::path::Path, hang: Option<&str>, kill_at: Option<&str>
 }
 
 fn written(lines: &[String]) -> Vec<String> {
-    lines.iter().filter_map(|l| l.strip_prefix("writing ").map(str::to_string)).collect()
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("writing ").map(str::to_string))
+        .collect()
 }
 
 fn killed_mid_board_then_restarted() {
@@ -72,7 +86,10 @@ fn killed_mid_board_then_restarted() {
     let all = rows();
 
     let first = run_station(&path, Some("row-5"), Some("writing row-5"));
-    assert_eq!(written(&first), ["row-1", "row-2", "row-3", "row-4", "row-5"]);
+    assert_eq!(
+        written(&first),
+        ["row-1", "row-2", "row-3", "row-4", "row-5"]
+    );
 
     let journal = Journal::open(&path, &all).expect("the killed station's lock is gone");
     let summary = journal.summary();
@@ -85,7 +102,11 @@ fn killed_mid_board_then_restarted() {
 
     let second = run_station(&path, None, None);
     let expected: Vec<String> = (6..=ROWS).map(|i| format!("row-{i}")).collect();
-    assert_eq!(written(&second), expected, "the restart skips the in-doubt row and no other");
+    assert_eq!(
+        written(&second),
+        expected,
+        "the restart skips the in-doubt row and no other"
+    );
     assert_eq!(second.last().map(String::as_str), Some("finished"));
 
     let journal = Journal::open(&path, &all).unwrap();
@@ -102,10 +123,18 @@ fn killed_at_several_points() {
     let path = dir.path().join("j");
     let mut seen: Vec<String> = Vec::new();
     for kill_after in [3, 1, 6, 2] {
-        let lines = run_station(&path, None, Some(&format!("writing row-{}", seen.len() + kill_after)));
+        let lines = run_station(
+            &path,
+            None,
+            Some(&format!("writing row-{}", seen.len() + kill_after)),
+        );
         seen.extend(written(&lines));
         // Every board the station started stays out of later hands: count what it left in doubt.
-        let in_doubt = Journal::open(&path, &rows()).unwrap().summary().in_doubt.len();
+        let in_doubt = Journal::open(&path, &rows())
+            .unwrap()
+            .summary()
+            .in_doubt
+            .len();
         assert!(in_doubt <= seen.len());
     }
     let last = run_station(&path, None, None);
@@ -113,12 +142,19 @@ fn killed_at_several_points() {
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), seen.len(), "no row handed out twice: {seen:?}");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "no row handed out twice: {seen:?}"
+    );
     assert_eq!(seen.len(), ROWS, "every row handed out once: {seen:?}");
 
     let text = std::fs::read_to_string(&path).unwrap();
     for row in rows() {
-        let assigned = text.lines().filter(|l| l.starts_with(&format!("assigned {row} "))).count();
+        let assigned = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("assigned {row} ")))
+            .count();
         assert_eq!(assigned, 1, "{row} assigned once in the journal");
     }
     let summary = Journal::open(&path, &rows()).unwrap().summary();
@@ -133,7 +169,10 @@ fn main() {
         return;
     }
     let tests: [(&str, fn()); 2] = [
-        ("killed_mid_board_then_restarted", killed_mid_board_then_restarted),
+        (
+            "killed_mid_board_then_restarted",
+            killed_mid_board_then_restarted,
+        ),
         ("killed_at_several_points", killed_at_several_points),
     ];
     let mut failed = 0;

@@ -26,7 +26,14 @@ const VALUES: &str = "id,firmware_key,serial_no,device_no,cert,offset,gain,token
 
 /// What `mfg_gen.py` writes for each row: csv.writer output (`\r\n`), namespace rows with two
 /// empty fields, REPEAT values taken from the first row.
-fn expected_row_csv(firmware_key: &str, device_no: &str, cert: &str, offset: &str, gain: &str, token: &str) -> String {
+fn expected_row_csv(
+    firmware_key: &str,
+    device_no: &str,
+    cert: &str,
+    offset: &str,
+    gain: &str,
+    token: &str,
+) -> String {
     [
         "key,type,encoding,value".to_string(),
         "app,namespace,,".to_string(),
@@ -57,13 +64,30 @@ fn batch_dir() -> tempfile::TempDir {
 #[test]
 fn every_row_matches_the_reference() {
     let dir = batch_dir();
-    let batch = Batch::open(&dir.path().join("config.csv"), &dir.path().join("values.csv"), 0x6000).unwrap();
-    assert_eq!(batch.row_ids(), vec![RowId::new("1"), RowId::new("2"), RowId::new("3")]);
+    let batch = Batch::open(
+        &dir.path().join("config.csv"),
+        &dir.path().join("values.csv"),
+        0x6000,
+    )
+    .unwrap();
+    assert_eq!(
+        batch.row_ids(),
+        vec![RowId::new("1"), RowId::new("2"), RowId::new("3")]
+    );
     assert!(batch.check().is_empty());
     let expected = [
-        ("1", expected_row_csv("1a2b3c4d", "101", "cert1.bin", "-5", "1000", "QUJD")),
-        ("2", expected_row_csv("5e6f7a8b", "102", "cert2.bin", "7", "65535", "REVG")),
-        ("3", expected_row_csv("99aabbcc", "-2147483648", "cert1.bin", "-128", "0", "")),
+        (
+            "1",
+            expected_row_csv("1a2b3c4d", "101", "cert1.bin", "-5", "1000", "QUJD"),
+        ),
+        (
+            "2",
+            expected_row_csv("5e6f7a8b", "102", "cert2.bin", "7", "65535", "REVG"),
+        ),
+        (
+            "3",
+            expected_row_csv("99aabbcc", "-2147483648", "cert1.bin", "-128", "0", ""),
+        ),
     ];
     for (id, csv) in expected {
         let id = RowId::new(id);
@@ -80,11 +104,17 @@ fn first_key_as_row_id_and_several_partition_sizes() {
     for size in [0x3000, 0x10000] {
         let batch = Batch::new(config, values, size, std::path::Path::new(".")).unwrap();
         for (id, count) in [("SN-0001", "1"), ("SN-0002", "4294967295")] {
-            let csv = format!("key,type,encoding,value\r\ndev,namespace,,\r\nserial,data,string,{id}\r\ncount,data,u32,{count}\r\n");
+            let csv = format!(
+                "key,type,encoding,value\r\ndev,namespace,,\r\nserial,data,string,{id}\r\ncount,data,u32,{count}\r\n"
+            );
             let id = RowId::new(id);
             assert_eq!(batch.row_csv(&id).unwrap(), csv);
             let dir = tempfile::tempdir().unwrap();
-            assert_same_bytes(&batch.image(&id).unwrap(), &reference_image_in(dir.path(), &csv, size), &csv);
+            assert_same_bytes(
+                &batch.image(&id).unwrap(),
+                &reference_image_in(dir.path(), &csv, size),
+                &csv,
+            );
         }
     }
 }
@@ -96,7 +126,14 @@ fn values_with_commas_and_quotes_survive_the_per_row_csv() {
     let batch = Batch::new(config, values, 0x3000, std::path::Path::new(".")).unwrap();
     let id = RowId::new("A");
     let csv = batch.row_csv(&id).unwrap();
-    assert_eq!(csv, "key,type,encoding,value\r\ndev,namespace,,\r\nlabel,data,string,\"x, \"\"quoted\"\"\"\r\n");
+    assert_eq!(
+        csv,
+        "key,type,encoding,value\r\ndev,namespace,,\r\nlabel,data,string,\"x, \"\"quoted\"\"\"\r\n"
+    );
     let dir = tempfile::tempdir().unwrap();
-    assert_same_bytes(&batch.image(&id).unwrap(), &reference_image_in(dir.path(), &csv, 0x3000), &csv);
+    assert_same_bytes(
+        &batch.image(&id).unwrap(),
+        &reference_image_in(dir.path(), &csv, 0x3000),
+        &csv,
+    );
 }

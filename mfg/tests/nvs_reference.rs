@@ -23,9 +23,12 @@ fn integer_boundaries_of_every_width() {
         ("i64", i64::MIN.into(), i64::MAX.into()),
     ];
     for (enc, min, max) in bounds {
-        csv += &format!("{enc}_min,data,{enc},{min}\n{enc}_max,data,{enc},{max}\n{enc}_one,data,{enc},1\n");
+        csv += &format!(
+            "{enc}_min,data,{enc},{min}\n{enc}_max,data,{enc},{max}\n{enc}_one,data,{enc},1\n"
+        );
     }
-    csv += "spaced,data,u16, 42 \nsigned,data,i32,+7\nunder,data,u32,1_000_000\nzeros,data,u8,007\n";
+    csv +=
+        "spaced,data,u16, 42 \nsigned,data,i32,+7\nunder,data,u32,1_000_000\nzeros,data,u8,007\n";
     for size in [0x3000, 0x6000, 0x10000] {
         assert_same(&csv, size, &[]);
     }
@@ -33,7 +36,8 @@ fn integer_boundaries_of_every_width() {
 
 #[test]
 fn strings_of_every_length_class() {
-    let mut csv = format!("{HEADER}text,namespace,,\nempty,data,string,\nshort,data,string,hello\n");
+    let mut csv =
+        format!("{HEADER}text,namespace,,\nempty,data,string,\nshort,data,string,hello\n");
     csv += "quoted,data,string,\"a, \"\"quoted\"\" value\"\nutf8,data,string,grüße 日本\n";
     for len in [30, 31, 32, 33, 63, 64, 1000] {
         csv += &format!("s{len},data,string,{}\n", "x".repeat(len));
@@ -47,7 +51,8 @@ fn strings_of_every_length_class() {
 #[test]
 fn blobs_hex2bin_base64_binary() {
     let mut rng = Rng::new(7);
-    let mut csv = format!("{HEADER}blobs,namespace,,\nnone,data,hex2bin,\nhex,data,hex2bin,00aAfF10\n");
+    let mut csv =
+        format!("{HEADER}blobs,namespace,,\nnone,data,hex2bin,\nhex,data,hex2bin,00aAfF10\n");
     csv += "spaced,data,hex2bin,  0102  \nb64,data,base64,QUJDRA==\nb64one,data,base64,QQ==\nb64two,data,base64,QUI=\n";
     csv += "b64empty,data,base64,\nraw,data,binary,plain ascii bytes\n";
     csv += &format!("page,data,hex2bin,{}\n", hex(&rng.bytes(4000)));
@@ -146,7 +151,10 @@ fn random_mixes_match() {
                 csv += &line;
             }
         }
-        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
         assert_same(&csv, 0x10000, &files);
     }
 }
@@ -167,7 +175,10 @@ fn random_entry(rng: &mut Rng, key: &str, files: &mut Vec<(String, Vec<u8>)>) ->
         3 => {
             let max = if rng.below(3) == 0 { 6000 } else { 100 };
             let len = rng.below(max) as usize;
-            (format!("{key},data,hex2bin,{}\n", hex(&rng.bytes(len))), len + 96)
+            (
+                format!("{key},data,hex2bin,{}\n", hex(&rng.bytes(len))),
+                len + 96,
+            )
         }
         4 => {
             use base64::Engine as _;

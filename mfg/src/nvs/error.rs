@@ -20,7 +20,9 @@ pub enum Problem {
         len: usize,
     },
     /// The key has a character other than printable ASCII.
-    #[error("the key has a character that is not printable ASCII; use ASCII letters, digits and punctuation")]
+    #[error(
+        "the key has a character that is not printable ASCII; use ASCII letters, digits and punctuation"
+    )]
     KeyNotAscii,
     /// The key starts with `#`, which the generator's CSV reader takes as a comment line.
     #[error("the key starts with `#`, which the reference generator reads as a comment; rename it")]
@@ -29,7 +31,9 @@ pub enum Problem {
     #[error("unknown type `{0}`; use data, file or namespace")]
     UnknownType(String),
     /// The encoding column holds something the generator does not know.
-    #[error("unknown encoding `{0}`; use one of u8, i8, u16, i16, u32, i32, u64, i64, string, hex2bin, base64, binary")]
+    #[error(
+        "unknown encoding `{0}`; use one of u8, i8, u16, i16, u32, i32, u64, i64, string, hex2bin, base64, binary"
+    )]
     UnknownEncoding(String),
     /// A namespace row has an encoding or a value, which the generator would ignore.
     #[error("a namespace row takes no encoding or value (found `{0}`); leave those columns empty")]
@@ -63,7 +67,9 @@ pub enum Problem {
         value: String,
     },
     /// The integer does not fit the encoding's range.
-    #[error("{value} does not fit {encoding} ({min}..={max}); give a value in range or a wider encoding")]
+    #[error(
+        "{value} does not fit {encoding} ({min}..={max}); give a value in range or a wider encoding"
+    )]
     OutOfRange {
         /// The encoding asked for.
         encoding: Encoding,
@@ -84,19 +90,25 @@ pub enum Problem {
     #[error("base64 data does not decode ({0}); give standard base64 with `=` padding")]
     BadBase64(String),
     /// A string longer than the generator can write.
-    #[error("the string is {len} bytes; NVS strings written by the generator hold at most 3967 bytes, shorten it or store it as a blob (hex2bin, base64, binary)")]
+    #[error(
+        "the string is {len} bytes; NVS strings written by the generator hold at most 3967 bytes, shorten it or store it as a blob (hex2bin, base64, binary)"
+    )]
     StringTooLong {
         /// Length in bytes, without the terminating NUL.
         len: usize,
     },
     /// A string file that is not UTF-8.
-    #[error("the file is not UTF-8 text, which string needs; use the binary encoding for raw bytes")]
+    #[error(
+        "the file is not UTF-8 text, which string needs; use the binary encoding for raw bytes"
+    )]
     FileNotUtf8,
     /// Binary data given inline with characters outside ASCII (the generator miscounts them).
     #[error("inline binary data must be ASCII; put the bytes in a file (type file) or use hex2bin")]
     BinaryNotAscii,
     /// A file entry's file cannot be read.
-    #[error("cannot read {path}: {source}; check the path (relative paths start at the files directory)")]
+    #[error(
+        "cannot read {path}: {source}; check the path (relative paths start at the files directory)"
+    )]
     FileRead {
         /// The file as resolved.
         path: PathBuf,
@@ -104,16 +116,22 @@ pub enum Problem {
         source: std::io::Error,
     },
     /// A Wi-Fi key the generator handles specially is given with a type other than data.
-    #[error("the reference generator derives extra Wi-Fi entries from `{0}` and needs it as type data; give the value inline")]
+    #[error(
+        "the reference generator derives extra Wi-Fi entries from `{0}` and needs it as type data; give the value inline"
+    )]
     WifiKeyNotData(String),
     /// A blob that needs more chunks than NVS can index.
-    #[error("the blob is {len} bytes and needs more than 127 chunks; NVS cannot index it, split it into several keys")]
+    #[error(
+        "the blob is {len} bytes and needs more than 127 chunks; NVS cannot index it, split it into several keys"
+    )]
     BlobTooLarge {
         /// Length in bytes.
         len: usize,
     },
     /// The entries up to and including this one need more pages than the partition has.
-    #[error("the data up to this entry needs more than the {pages} data pages of a {size:#x} partition (one page stays reserved); give a larger partition size")]
+    #[error(
+        "the data up to this entry needs more than the {pages} data pages of a {size:#x} partition (one page stays reserved); give a larger partition size"
+    )]
     DoesNotFit {
         /// Data pages available.
         pages: usize,
@@ -141,7 +159,9 @@ pub enum SizeError {
     #[error("partition size {0:#x} is not a multiple of 0x1000 (4096); round it to whole pages")]
     NotPageMultiple(u32),
     /// Smaller than a read/write NVS partition can be.
-    #[error("partition size {0:#x} is below 0x3000, the smallest read/write NVS partition; give at least 0x3000")]
+    #[error(
+        "partition size {0:#x} is below 0x3000, the smallest read/write NVS partition; give at least 0x3000"
+    )]
     TooSmall(u32),
 }
 
@@ -155,7 +175,9 @@ pub enum NvsError {
     #[error("{0}")]
     Csv(#[from] CsvError),
     /// The header is not the generator's `key,type,encoding,value`.
-    #[error("the header is `{found}`; the first line must name the columns key,type,encoding,value{hint}")]
+    #[error(
+        "the header is `{found}`; the first line must name the columns key,type,encoding,value{hint}"
+    )]
     Header {
         /// The header as read.
         found: String,

@@ -116,7 +116,10 @@ pub(crate) struct Layout {
 impl Layout {
     /// A layout for a partition of `total_pages` pages, the last of which stays reserved.
     pub(crate) fn new(total_pages: usize) -> Layout {
-        Layout { pages: vec![Page::new(0)], total_pages }
+        Layout {
+            pages: vec![Page::new(0)],
+            total_pages,
+        }
     }
 
     /// Pages that may hold data.
@@ -140,12 +143,20 @@ impl Layout {
 
     /// A namespace entry: a u8 in namespace 0 holding the namespace's index.
     pub(crate) fn namespace(&mut self, name: &str, index: u8) -> Result<(), LayoutError> {
-        let payload = Payload::Primitive { code: TYPE_U8, bytes: vec![index] };
+        let payload = Payload::Primitive {
+            code: TYPE_U8,
+            bytes: vec![index],
+        };
         self.entry(0, name, &payload)
     }
 
     /// One key's entry (or entries) in namespace `ns`.
-    pub(crate) fn entry(&mut self, ns: u8, key: &str, payload: &Payload) -> Result<(), LayoutError> {
+    pub(crate) fn entry(
+        &mut self,
+        ns: u8,
+        key: &str,
+        payload: &Payload,
+    ) -> Result<(), LayoutError> {
         match payload {
             Payload::Primitive { code, bytes } => self.primitive(ns, key, *code, bytes),
             Payload::Str(bytes) => self.string(ns, key, bytes),

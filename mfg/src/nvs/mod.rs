@@ -81,7 +81,11 @@ impl Encoding {
 
     /// The generator's name for it.
     pub fn name(self) -> &'static str {
-        ENCODINGS.iter().find(|(e, _)| *e == self).map(|(_, n)| *n).expect("every encoding is named")
+        ENCODINGS
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map(|(_, n)| *n)
+            .expect("every encoding is named")
     }
 
     /// For integers: NVS type code, width in bytes, smallest and largest value.
@@ -146,7 +150,7 @@ impl PartitionSize {
     /// Checks `bytes` as the generator's `check_size` does. Sizes below 0x3000 (which the
     /// generator writes as short read-only images) are refused.
     pub fn new(bytes: u32) -> Result<PartitionSize, SizeError> {
-        if bytes % PAGE_SIZE as u32 != 0 {
+        if !bytes.is_multiple_of(PAGE_SIZE as u32) {
             return Err(SizeError::NotPageMultiple(bytes));
         }
         if bytes < 3 * PAGE_SIZE as u32 {
@@ -190,26 +194,39 @@ pub fn image(rows: &[Row], size: PartitionSize, files_dir: &Path) -> Result<Vec<
 pub fn image_from_csv(text: &str, files_dir: &Path, size: u32) -> Result<Vec<u8>, NvsError> {
     let size = PartitionSize::new(size)?;
     let (lines, rows) = read_csv(text)?;
-    image(&rows, size, files_dir).map_err(|e| NvsError::Entry { line: lines[e.index], key: e.key, problem: e.problem })
+    image(&rows, size, files_dir).map_err(|e| NvsError::Entry {
+        line: lines[e.index],
+        key: e.key,
+        problem: e.problem,
+    })
 }
 
 /// Reads the generator's CSV into rows, with the line each starts on.
 pub fn read_csv(text: &str) -> Result<(Vec<usize>, Vec<Row>), NvsError> {
     let records = csv::records(text, LineFilter::Comments)?;
     let Some((header, body)) = records.split_first() else {
-        return Err(NvsError::Header { found: String::new(), hint: "" });
+        return Err(NvsError::Header {
+            found: String::new(),
+            hint: "",
+        });
     };
     let columns = header_columns(&header.fields)?;
     let mut lines = Vec::with_capacity(body.len());
     let mut rows = Vec::with_capacity(body.len());
     for record in body {
         if record.fields.len() > 4 {
-            return Err(NvsError::ExtraFields { line: record.line, count: record.fields.len() });
+            return Err(NvsError::ExtraFields {
+                line: record.line,
+                count: record.fields.len(),
+            });
         }
         let field = |i: usize| record.fields.get(columns[i]).map(String::as_str);
         let key = field(0).unwrap_or("").to_string();
-        let kind = row_kind(field(1), field(2), field(3))
-            .map_err(|problem| NvsError::Entry { line: record.line, key: key.clone(), problem })?;
+        let kind = row_kind(field(1), field(2), field(3)).map_err(|problem| NvsError::Entry {
+            line: record.line,
+            key: key.clone(),
+            problem,
+        })?;
         lines.push(record.line);
         rows.push(Row { key, kind });
     }
@@ -219,8 +236,15 @@ pub fn read_csv(text: &str) -> Result<(Vec<usize>, Vec<Row>), NvsError> {
 /// Positions of key, type, encoding and value in the header.
 fn header_columns(header: &[String]) -> Result<[usize; 4], NvsError> {
     let found = header.join(",");
-    let hint = if found.starts_with('\u{feff}') { " (the file starts with a byte order mark: save it as UTF-8 without BOM)" } else { "" };
-    let bad = || NvsError::Header { found: found.clone(), hint };
+    let hint = if found.starts_with('\u{feff}') {
+        " (the file starts with a byte order mark: save it as UTF-8 without BOM)"
+    } else {
+        ""
+    };
+    let bad = || NvsError::Header {
+        found: found.clone(),
+        hint,
+    };
     let mut columns = [0; 4];
     for (slot, name) in columns.iter_mut().zip(["key", "type", "encoding", "value"]) {
         *slot = header.iter().position(|h| h == name).ok_or_else(bad)?;
@@ -232,14 +256,23 @@ fn header_columns(header: &[String]) -> Result<[usize; 4], NvsError> {
 }
 
 /// Builds a row's kind from its type, encoding and value columns (absent when the row is short).
-pub(crate) fn row_kind(kind: Option<&str>, encoding: Option<&str>, value: Option<&str>) -> Result<RowKind, Problem> {
+pub(crate) fn row_kind(
+    kind: Option<&str>,
+    encoding: Option<&str>,
+    value: Option<&str>,
+) -> Result<RowKind, Problem> {
     let (encoding, value) = (encoding.unwrap_or(""), value.unwrap_or(""));
     match kind.unwrap_or("") {
         "namespace" if encoding.is_empty() && value.is_empty() => Ok(RowKind::Namespace),
         "namespace" => Err(Problem::NamespaceWithValue(format!("{encoding}{value}"))),
         kind @ ("data" | "file") => {
-            let encoding = Encoding::from_name(encoding).ok_or_else(|| Problem::UnknownEncoding(encoding.to_string()))?;
-            let source = if kind == "data" { Source::Data(value.to_string()) } else { Source::File(PathBuf::from(value)) };
+            let encoding = Encoding::from_name(encoding)
+                .ok_or_else(|| Problem::UnknownEncoding(encoding.to_string()))?;
+            let source = if kind == "data" {
+                Source::Data(value.to_string())
+            } else {
+                Source::File(PathBuf::from(value))
+            };
             Ok(RowKind::Entry { encoding, source })
         }
         other => Err(Problem::UnknownType(other.to_string())),
@@ -252,7 +285,11 @@ fn resolve(rows: &[Row], files_dir: &Path) -> Result<Vec<Item>, EntryError> {
     let mut wifi = WifiState::default();
     let mut items = Vec::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
-        let fail = |problem| EntryError { index, key: row.key.clone(), problem };
+        let fail = |problem| EntryError {
+            index,
+            key: row.key.clone(),
+            problem,
+        };
         check_key(&row.key).map_err(fail)?;
         match &row.kind {
             RowKind::Namespace => {
@@ -260,11 +297,18 @@ fn resolve(rows: &[Row], files_dir: &Path) -> Result<Vec<Item>, EntryError> {
                     return Err(fail(Problem::WifiKeyNotData(row.key.clone())));
                 }
                 if let Some(ns) = namespaces.open(&row.key).map_err(fail)? {
-                    items.push(Item { row: index, key: row.key.clone(), content: Content::Namespace(ns) });
+                    items.push(Item {
+                        row: index,
+                        key: row.key.clone(),
+                        content: Content::Namespace(ns),
+                    });
                 }
             }
             RowKind::Entry { encoding, source } => {
-                let ns = namespaces.current().ok_or(Problem::NoNamespace).map_err(fail)?;
+                let ns = namespaces
+                    .current()
+                    .ok_or(Problem::NoNamespace)
+                    .map_err(fail)?;
                 let value = match source {
                     Source::Data(text) => text.as_str(),
                     Source::File(_) if wifi::KEYS.contains(&row.key.as_str()) => {
@@ -273,10 +317,22 @@ fn resolve(rows: &[Row], files_dir: &Path) -> Result<Vec<Item>, EntryError> {
                     Source::File(_) => "",
                 };
                 let payload = load(*encoding, source, files_dir).map_err(fail)?;
-                let item = |key: &str, payload| Item { row: index, key: key.to_string(), content: Content::Value { ns, payload } };
-                items.extend(wifi.before(&row.key, value).into_iter().map(|d| item(d.key, d.payload)));
+                let item = |key: &str, payload| Item {
+                    row: index,
+                    key: key.to_string(),
+                    content: Content::Value { ns, payload },
+                };
+                items.extend(
+                    wifi.before(&row.key, value)
+                        .into_iter()
+                        .map(|d| item(d.key, d.payload)),
+                );
                 items.push(item(&row.key, payload));
-                items.extend(wifi.after(&row.key).into_iter().map(|d| item(d.key, d.payload)));
+                items.extend(
+                    wifi.after(&row.key)
+                        .into_iter()
+                        .map(|d| item(d.key, d.payload)),
+                );
             }
         }
     }
@@ -306,7 +362,8 @@ fn load(encoding: Encoding, source: &Source, files_dir: &Path) -> Result<Payload
         Source::Data(text) => Raw::Inline(text),
         Source::File(path) => {
             let path = files_dir.join(path);
-            let bytes = std::fs::read(&path).map_err(|source| Problem::FileRead { path, source })?;
+            let bytes =
+                std::fs::read(&path).map_err(|source| Problem::FileRead { path, source })?;
             Raw::File(bytes)
         }
     };
@@ -323,15 +380,22 @@ struct Namespaces {
 impl Namespaces {
     /// Opens `name`: `Some(index)` when it is new and needs its entry written.
     fn open(&mut self, name: &str) -> Result<Option<u8>, Problem> {
-        if let Some((current, _)) = &self.current {
-            if current != name && self.indices.contains_key(name) {
-                return Err(Problem::NamespaceReopened { name: name.to_string(), current: current.clone() });
-            }
+        if let Some((current, _)) = &self.current
+            && current != name
+            && self.indices.contains_key(name)
+        {
+            return Err(Problem::NamespaceReopened {
+                name: name.to_string(),
+                current: current.clone(),
+            });
         }
         if self.indices.contains_key(name) {
             return Ok(None);
         }
-        let index = u8::try_from(self.indices.len() + 1).ok().filter(|i| *i <= 254).ok_or(Problem::TooManyNamespaces)?;
+        let index = u8::try_from(self.indices.len() + 1)
+            .ok()
+            .filter(|i| *i <= 254)
+            .ok_or(Problem::TooManyNamespaces)?;
         self.indices.insert(name.to_string(), index);
         self.current = Some((name.to_string(), index));
         Ok(Some(index))
@@ -352,10 +416,19 @@ fn lay_out(items: &[Item], size: PartitionSize, rows: &[Row]) -> Result<Vec<u8>,
         };
         written.map_err(|e| {
             let problem = match e {
-                LayoutError::OutOfPages => Problem::DoesNotFit { pages: layout.data_pages(), size: size.bytes() },
-                LayoutError::TooManyChunks => Problem::BlobTooLarge { len: payload_len(&item.content) },
+                LayoutError::OutOfPages => Problem::DoesNotFit {
+                    pages: layout.data_pages(),
+                    size: size.bytes(),
+                },
+                LayoutError::TooManyChunks => Problem::BlobTooLarge {
+                    len: payload_len(&item.content),
+                },
             };
-            EntryError { index: item.row, key: rows[item.row].key.clone(), problem }
+            EntryError {
+                index: item.row,
+                key: rows[item.row].key.clone(),
+                problem,
+            }
         })?;
     }
     Ok(layout.into_image())
@@ -363,7 +436,10 @@ fn lay_out(items: &[Item], size: PartitionSize, rows: &[Row]) -> Result<Vec<u8>,
 
 fn payload_len(content: &Content) -> usize {
     match content {
-        Content::Value { payload: Payload::Blob(bytes) | Payload::Str(bytes), .. } => bytes.len(),
+        Content::Value {
+            payload: Payload::Blob(bytes) | Payload::Str(bytes),
+            ..
+        } => bytes.len(),
         _ => 0,
     }
 }

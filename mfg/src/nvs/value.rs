@@ -75,10 +75,13 @@ fn binary(raw: &Raw<'_>) -> Result<Vec<u8>, Problem> {
 /// `binascii.a2b_hex(value.strip())`, with the generator's even-length check.
 fn hex(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
     let digits = bytes.trim_ascii();
-    if let Some(bad) = String::from_utf8_lossy(digits).chars().find(|c| !c.is_ascii_hexdigit()) {
+    if let Some(bad) = String::from_utf8_lossy(digits)
+        .chars()
+        .find(|c| !c.is_ascii_hexdigit())
+    {
         return Err(Problem::BadHexDigit(bad));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(Problem::OddHexLength(digits.len()));
     }
     Ok(digits
@@ -94,7 +97,11 @@ fn hex(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
 /// it, while other stray characters and data after the padding (which Python drops silently)
 /// are refused.
 fn base64(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
-    let compact: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace() && *b != 0x0b).collect();
+    let compact: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace() && *b != 0x0b)
+        .collect();
     let config = GeneralPurposeConfig::new()
         .with_decode_allow_trailing_bits(true)
         .with_decode_padding_mode(DecodePaddingMode::RequireCanonical);
@@ -104,16 +111,26 @@ fn base64(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
 }
 
 fn primitive(encoding: Encoding, raw: &Raw<'_>) -> Result<Payload, Problem> {
-    let (code, width, min, max) = encoding.primitive().expect("only integer encodings reach here");
+    let (code, width, min, max) = encoding
+        .primitive()
+        .expect("only integer encodings reach here");
     let text = String::from_utf8_lossy(raw.bytes()).into_owned();
-    let not_integer = || Problem::NotAnInteger { encoding, value: text.trim().to_string() };
+    let not_integer = || Problem::NotAnInteger {
+        encoding,
+        value: text.trim().to_string(),
+    };
     let value = match python_int(&text) {
         Some(Ok(value)) => value,
         Some(Err(())) => i128::MAX,
         None => return Err(not_integer()),
     };
     if value < min || value > max {
-        return Err(Problem::OutOfRange { encoding, value: text.trim().to_string(), min, max });
+        return Err(Problem::OutOfRange {
+            encoding,
+            value: text.trim().to_string(),
+            min,
+            max,
+        });
     }
     let bytes = value.to_le_bytes()[..width].to_vec();
     Ok(Payload::Primitive { code, bytes })
@@ -136,9 +153,13 @@ fn python_int(text: &str) -> Option<Result<i128, ()>> {
     if !well_formed {
         return None;
     }
-    let magnitude = digits.bytes().filter(u8::is_ascii_digit).try_fold(0i128, |acc, d| {
-        acc.checked_mul(10).and_then(|v| v.checked_add(i128::from(d - b'0')))
-    });
+    let magnitude = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .try_fold(0i128, |acc, d| {
+            acc.checked_mul(10)
+                .and_then(|v| v.checked_add(i128::from(d - b'0')))
+        });
     Some(magnitude.map(|m| if negative { -m } else { m }).ok_or(()))
 }
 

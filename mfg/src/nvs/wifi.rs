@@ -5,7 +5,13 @@
 use super::value::Payload;
 
 /// Keys whose rows make the generator add entries.
-pub(crate) const KEYS: [&str; 5] = ["ap.ssid", "ap.passwd", "ap.authmode", "sta.ssid", "sta.pswd"];
+pub(crate) const KEYS: [&str; 5] = [
+    "ap.ssid",
+    "ap.passwd",
+    "ap.authmode",
+    "sta.ssid",
+    "sta.pswd",
+];
 
 /// An entry the generator adds on its own.
 pub(crate) struct Derived {
@@ -36,12 +42,18 @@ impl WifiState {
         if !(known(&self.ap_ssid) && known(&self.ap_passwd) && known(&self.ap_authmode)) {
             return Vec::new();
         }
-        let (ssid, passwd) = (self.ap_ssid.as_deref().unwrap_or(""), self.ap_passwd.as_deref().unwrap_or(""));
+        let (ssid, passwd) = (
+            self.ap_ssid.as_deref().unwrap_or(""),
+            self.ap_passwd.as_deref().unwrap_or(""),
+        );
         let mut pmk = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<sha1::Sha1>(passwd.as_bytes(), ssid.as_bytes(), 4096, &mut pmk);
         let mut info = vec![0u8; 100];
         info.extend_from_slice(&pmk);
-        vec![Derived { key: "ap.pmk_info", payload: Payload::Blob(info) }]
+        vec![Derived {
+            key: "ap.pmk_info",
+            payload: Payload::Blob(info),
+        }]
     }
 
     /// Entries written just after the row `key` (the station records, once).
@@ -51,9 +63,18 @@ impl WifiState {
         }
         self.sta_extras_written = true;
         vec![
-            Derived { key: "sta.apinfo", payload: Payload::Blob(vec![0xFF; 140]) },
-            Derived { key: "sta.pmk", payload: Payload::Blob(vec![0; 32]) },
-            Derived { key: "sta.apsw", payload: Payload::Blob(vec![0; 2]) },
+            Derived {
+                key: "sta.apinfo",
+                payload: Payload::Blob(vec![0xFF; 140]),
+            },
+            Derived {
+                key: "sta.pmk",
+                payload: Payload::Blob(vec![0; 32]),
+            },
+            Derived {
+                key: "sta.apsw",
+                payload: Payload::Blob(vec![0; 2]),
+            },
         ]
     }
 }

@@ -7,7 +7,9 @@ use std::process::Command;
 
 /// The venv's Python, which must have `esp-idf-nvs-partition-gen` installed.
 pub fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate sits in the workspace");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace");
     let python = root.join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -24,14 +26,32 @@ pub fn reference_image_in(dir: &Path, csv: &str, size: u32) -> Vec<u8> {
     let out = dir.join("out.bin");
     let _ = std::fs::remove_file(&out);
     let output = Command::new(python())
-        .args(["-m", "esp_idf_nvs_partition_gen", "generate", "input.csv", "out.bin", &format!("{size:#x}")])
+        .args([
+            "-m",
+            "esp_idf_nvs_partition_gen",
+            "generate",
+            "input.csv",
+            "out.bin",
+            &format!("{size:#x}"),
+        ])
         .current_dir(dir)
         .output()
         .expect("run the reference generator");
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "reference generator failed on\n{csv}\n{log}");
-    assert!(!log.contains("Traceback"), "reference generator crashed on\n{csv}\n{log}");
-    let image = std::fs::read(&out).unwrap_or_else(|e| panic!("reference generator wrote no image ({e}):\n{log}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "reference generator failed on\n{csv}\n{log}"
+    );
+    assert!(
+        !log.contains("Traceback"),
+        "reference generator crashed on\n{csv}\n{log}"
+    );
+    let image = std::fs::read(&out)
+        .unwrap_or_else(|e| panic!("reference generator wrote no image ({e}):\n{log}"));
     assert_eq!(image.len(), size as usize, "reference image size\n{log}");
     image
 }
