@@ -272,39 +272,35 @@ impl Journal {
         }))
     }
 
-    /// Records that the board got its row, with the board's MAC.
+    /// Records that the board got its row, with the board's MAC. On an error the row stays
+    /// assigned and is listed in doubt.
     pub fn complete(&mut self, allocation: Allocation, mac: &str) -> Result<(), JournalError> {
+        let record = format!("done {} {}", token(allocation.row.as_str()), token(mac));
+        let state = RowState::Done {
+            mac: mac.to_string(),
+        };
         if mac.is_empty() {
+            self.in_flight.remove(&allocation.index);
             return Err(JournalError::Empty("MAC"));
         }
-        self.append(&format!(
-            "done {} {}",
-            token(allocation.row.as_str()),
-            token(mac)
-        ))?;
-        self.finish(
-            allocation.index,
-            RowState::Done {
-                mac: mac.to_string(),
-            },
-        );
-        Ok(())
+        self.finish(allocation, &record, state)
     }
 
-    /// Records that writing the board failed; the row stays used until released.
+    /// Records that writing the board failed; the row stays used until released. On an
+    /// error the row stays assigned and is listed in doubt.
     pub fn fail(&mut self, allocation: Allocation, reason: &str) -> Result<(), JournalError> {
-        self.append(&format!(
+        let record = format!(
             "failed {} {}",
             token(allocation.row.as_str()),
             escape(reason, false)
-        ))?;
+        );
         self.finish(
-            allocation.index,
+            allocation,
+            &record,
             RowState::Failed {
                 reason: reason.to_string(),
             },
-        );
-        Ok(())
+        )
     }
 
     /// Gives a failed or in-doubt row back, to be handed out again. Done rows and rows being
@@ -359,9 +355,17 @@ impl Journal {
         summary
     }
 
-    fn finish(&mut self, index: usize, state: RowState) {
-        self.in_flight.remove(&index);
-        self.states[index] = state;
+    /// Ends an allocation: the record on disk first, then the row's new state.
+    fn finish(
+        &mut self,
+        allocation: Allocation,
+        record: &str,
+        state: RowState,
+    ) -> Result<(), JournalError> {
+        self.in_flight.remove(&allocation.index);
+        self.append(record)?;
+        self.states[allocation.index] = state;
+        Ok(())
     }
 
     /// Appends one record and syncs it to disk.

@@ -202,3 +202,17 @@ fn default_path_sits_beside_the_values_file() {
         std::path::Path::new("batch/values.csv.journal")
     );
 }
+
+#[test]
+fn a_completion_that_cannot_be_recorded_leaves_the_row_in_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = rows(2);
+    let mut journal = Journal::open(&dir.path().join("j"), &all).unwrap();
+    let alloc = journal.next("p").unwrap().unwrap();
+    let err = journal.complete(alloc, "").unwrap_err();
+    assert!(matches!(err, JournalError::Empty("MAC")), "{err}");
+    let summary = journal.summary();
+    assert_eq!(summary.in_doubt.len(), 1, "{summary:?}");
+    assert!(summary.in_progress.is_empty());
+    assert_eq!(journal.next("p").unwrap().unwrap().row(), &all[1]);
+}
