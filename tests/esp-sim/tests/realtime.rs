@@ -66,7 +66,13 @@ fn page_program_time_is_a_board_parameter() {
         let (ok, out) = common::run_esptool(
             board.path(),
             "esp32c3",
-            &["--no-stub", "write-flash", "-u", "0x10000", path.to_str().unwrap()],
+            &[
+                "--no-stub",
+                "write-flash",
+                "-u",
+                "0x10000",
+                path.to_str().unwrap(),
+            ],
         );
         assert!(ok, "{out}");
         let stats = board.stats();
