@@ -162,3 +162,25 @@ fn espflash_sees_mac_and_psram() {
         info.features
     );
 }
+
+/// espflash reads the crystal the board was given: the ESP32-C2's UART
+/// divider (26 or 40 MHz), the ESP32-C5's PCR_SYSCLK_CONF field (40 or 48).
+#[test]
+fn espflash_sees_the_crystal_variants() {
+    for (chip, crystal) in [
+        (Chip::Esp32c2, "26MHz"),
+        (Chip::Esp32c2, "40MHz"),
+        (Chip::Esp32c5, "40MHz"),
+        (Chip::Esp32c5, "48MHz"),
+    ] {
+        let config = BoardConfig::new(chip).crystal(crystal.parse().unwrap());
+        let board = SimBoard::start(config).unwrap();
+        let mut flasher = connect(&board, false);
+        let info = flasher.device_info().unwrap();
+        assert_eq!(
+            info.crystal_frequency.to_string(),
+            crystal.replace("MHz", " MHz"),
+            "{chip}"
+        );
+    }
+}
