@@ -9,6 +9,7 @@
 //! [`unpack`] reads one platform back out of a layout. [`cli`] is the command line the binary
 //! runs.
 
+pub mod build_args;
 pub mod bundle;
 pub mod cli;
 pub mod credentials;

@@ -33,6 +33,7 @@ impl HeaderFlash {
 pub fn default_freq(chip: Chip) -> &'static str {
     match chip {
         Chip::Esp32h2 => "48m",
+        Chip::Esp32c2 => "60m",
         Chip::Esp32 => "40m",
         _ => "80m",
     }
@@ -148,8 +149,11 @@ fn memory_map(chip: Chip) -> (u32, u32, u32) {
         Chip::Esp32 => (0x3F40_0020, 0x4008_0000, 0x400D_0020),
         Chip::Esp32s2 => (0x3F00_0020, 0x4002_2000, 0x4008_0020),
         Chip::Esp32s3 => (0x3C00_0020, 0x4037_0000, 0x4200_0020),
-        Chip::Esp32c3 => (0x3C00_0020, 0x4038_0000, 0x4200_0020),
-        Chip::Esp32c6 | Chip::Esp32h2 => (0x4200_0020, 0x4080_0000, 0x4201_0020),
+        Chip::Esp32c2 | Chip::Esp32c3 => (0x3C00_0020, 0x4038_0000, 0x4200_0020),
+        Chip::Esp32c5 | Chip::Esp32c6 | Chip::Esp32c61 | Chip::Esp32h2 => {
+            (0x4200_0020, 0x4080_0000, 0x4201_0020)
+        }
+        Chip::Esp32p4 => (0x4000_0020, 0x4FF0_0000, 0x4001_0020),
     }
 }
 
