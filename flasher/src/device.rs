@@ -474,6 +474,12 @@ fn attempt(
             asked: target.to_string(),
         }));
     }
+    if let Some((major, minor)) = chip_info.revision {
+        let board = firmware::revision::ChipRevision { major, minor };
+        plan.check_revision(board).map_err(|(file, violation)| {
+            Failure::Fatal(DeviceError::Revision { file, violation })
+        })?;
+    }
     if no_sync {
         opts.console
             .say("--before no-reset-no-sync: flash size not detected, not checked");
