@@ -121,6 +121,19 @@ pub fn image(
     v
 }
 
+/// Rewrites the chip revision range of a valid image (`min_rev_full`, `max_rev_full`, as
+/// `major * 100 + minor`) and its appended SHA-256, as ESP-IDF writes them for
+/// `CONFIG_ESP_REV_MIN_FULL` / `CONFIG_ESP_REV_MAX_FULL`.
+pub fn set_revision_range(image: &mut [u8], min_full: u16, max_full: u16) {
+    let info = ::firmware::esp_image::parse(image).expect("a valid image");
+    image[15..17].copy_from_slice(&min_full.to_le_bytes());
+    image[17..19].copy_from_slice(&max_full.to_le_bytes());
+    if info.hash_appended {
+        let digest = Sha256::digest(&image[..info.data_len]);
+        image[info.data_len..info.data_len + 32].copy_from_slice(&digest);
+    }
+}
+
 fn fixed_str<const N: usize>(s: &str) -> [u8; N] {
     let mut out = [0u8; N];
     let n = s.len().min(N - 1);
