@@ -334,8 +334,14 @@ mod tests {
     #[test]
     fn data_files_land_inside_one_partition() {
         let t = table("factory,app,factory,0x10000,0x1000\nmodel,data,spiffs,0x20000,0x4000\n");
-        assert_eq!(check_data_lands(&t, 0x20000, 0x4000).unwrap().name(), "model");
-        assert_eq!(check_data_lands(&t, 0x21000, 0x3000).unwrap().name(), "model");
+        assert_eq!(
+            check_data_lands(&t, 0x20000, 0x4000).unwrap().name(),
+            "model"
+        );
+        assert_eq!(
+            check_data_lands(&t, 0x21000, 0x3000).unwrap().name(),
+            "model"
+        );
         assert!(matches!(
             check_data_lands(&t, 0x21000, 0x3001),
             Err(DataViolation::TooLarge(TooLarge { size: 0x3000, .. }))

@@ -151,7 +151,10 @@ mod tests {
         let i = info(Chip::Esp32, 3, 0, 0);
         assert_eq!(check_revision(&i, rev(3, 0)), Ok(()));
         assert!(check_revision(&i, rev(1, 0)).is_err());
-        assert_eq!(check_revision(&info(Chip::Esp32, 0, 0, 0), rev(0, 0)), Ok(()));
+        assert_eq!(
+            check_revision(&info(Chip::Esp32, 0, 0, 0), rev(0, 0)),
+            Ok(())
+        );
         // On the ESP32-C3 the legacy byte is the minor revision.
         let i = info(Chip::Esp32c3, 3, 0, 0);
         assert_eq!(check_revision(&i, rev(0, 3)), Ok(()));

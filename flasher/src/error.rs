@@ -349,7 +349,9 @@ pub enum DeviceError {
         asked: String,
     },
     /// The board's chip revision is outside what an image accepts.
-    #[error("{file}: {violation}: connect a board of a revision the build supports, or rebuild it for this one (CONFIG_ESP_REV_MIN_FULL / CONFIG_ESP_REV_MAX_FULL)")]
+    #[error(
+        "{file}: {violation}: connect a board of a revision the build supports, or rebuild it for this one (CONFIG_ESP_REV_MIN_FULL / CONFIG_ESP_REV_MAX_FULL)"
+    )]
     Revision {
         /// The image, relative to the bundle.
         file: String,

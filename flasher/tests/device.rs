@@ -76,9 +76,11 @@ fn report(path: &Path) -> Value {
 
 /// Every chip the simulated board models, as the firmware crate names it.
 fn simulated_chips() -> impl Iterator<Item = Chip> {
-    esp_sim::Chip::ALL
-        .into_iter()
-        .map(|c| c.name().parse().expect("a simulated chip the firmware crate knows"))
+    esp_sim::Chip::ALL.into_iter().map(|c| {
+        c.name()
+            .parse()
+            .expect("a simulated chip the firmware crate knows")
+    })
 }
 
 #[test]

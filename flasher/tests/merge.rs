@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    BuildParts, bundle_build_dir, esptool_merge, flash_file_paths, flasher, generated_build,
-    model, read_build, stderr, write_bundle,
+    BuildParts, bundle_build_dir, esptool_merge, flash_file_paths, flasher, generated_build, model,
+    read_build, stderr, write_bundle,
 };
 use esp_idf_part::PartitionTable;
 use firmware::chip::Chip;
@@ -269,7 +269,14 @@ fn data_images_are_shown_by_name_and_refused_where_an_override_table_has_no_part
     let bundle = tmp.path().join("fw");
     bundle_build_dir(&bundle, &build.dir);
     let fw = bundle.to_str().unwrap();
-    let base = ["--chip", "esp32s3", "--flash_size", "8MB", "--firmware-dir", fw];
+    let base = [
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "8MB",
+        "--firmware-dir",
+        fw,
+    ];
     let dry = flasher(&[&base[..], &["--dry-run"]].concat());
     assert!(dry.status.success(), "{}", stderr(&dry));
     let text = String::from_utf8_lossy(&dry.stdout);
@@ -277,7 +284,10 @@ fn data_images_are_shown_by_name_and_refused_where_an_override_table_has_no_part
         .lines()
         .find(|l| l.contains("srmodels.bin"))
         .unwrap_or_else(|| panic!("no data region in {text}"));
-    assert!(line.contains("data 'model'") && line.contains("291044 bytes"), "{line}");
+    assert!(
+        line.contains("data 'model'") && line.contains("291044 bytes"),
+        "{line}"
+    );
 
     let out = flasher(&[&base[..], &["--override_pt", "normal", "--dry-run"]].concat());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -298,11 +308,26 @@ fn a_bundle_asking_for_encrypted_writes_is_refused() {
     bundle_build_dir(&bundle, &build.dir);
     let path = bundle.join(firmware::manifest::MANIFEST_FILE);
     let text = fs::read_to_string(&path).unwrap();
-    let text = text.replacen("\"role\": \"app\",", "\"role\": \"app\",\n      \"encrypted\": true,", 1);
+    let text = text.replacen(
+        "\"role\": \"app\",",
+        "\"role\": \"app\",\n      \"encrypted\": true,",
+        1,
+    );
     fs::write(&path, text).unwrap();
     let fw = bundle.to_str().unwrap();
-    let out = flasher(&["--chip", "esp32c3", "--flash_size", "4MB", "--firmware-dir", fw, "--dry-run"]);
+    let out = flasher(&[
+        "--chip",
+        "esp32c3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw,
+        "--dry-run",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("must be written encrypted") && err.contains("encrypted-flash"), "{err}");
+    assert!(
+        err.contains("must be written encrypted") && err.contains("encrypted-flash"),
+        "{err}"
+    );
 }

@@ -10,7 +10,7 @@ use firmware::esp_image::{self, AppDescriptor, FlashMode, ImageInfo};
 use firmware::flash_size::FlashSize;
 use firmware::legacy;
 use firmware::manifest::{
-    ARTIFACTS_DIR, DATA_DIR, AppInfo, FileEntry, FlashSettings, MANIFEST_FILE, MODEL_FILE,
+    ARTIFACTS_DIR, AppInfo, DATA_DIR, FileEntry, FlashSettings, MANIFEST_FILE, MODEL_FILE,
     Manifest, Role, Target,
 };
 use firmware::partition::{self, MAX_TABLE_LEN};

@@ -198,7 +198,10 @@ fn every_chip_and_every_build_description_gives_the_same_bundle() {
             let build = testkit::idf_build::write_build(&dir, &spec).unwrap();
             let bundle = bundle_of(&dir).unwrap_or_else(|e| panic!("{chip} {format:?}: {e}"));
             let m = bundle.manifest();
-            assert_eq!(m.manifest_version, 1, "{chip} {format:?}: no data, version 1");
+            assert_eq!(
+                m.manifest_version, 1,
+                "{chip} {format:?}: no data, version 1"
+            );
             let t = m.target(chip.name()).unwrap();
             assert_eq!(t.chip, chip);
             assert_eq!(t.bootloader_offset, chip.bootloader_offset());
@@ -215,7 +218,10 @@ fn every_chip_and_every_build_description_gives_the_same_bundle() {
             expected.sort();
             let mut flashed_sorted = flashed.clone();
             flashed_sorted.sort();
-            assert_eq!(flashed_sorted, expected, "{chip} {format:?}: every flash_files entry");
+            assert_eq!(
+                flashed_sorted, expected,
+                "{chip} {format:?}: every flash_files entry"
+            );
             // The same files whatever the description (the flash size as the build states it).
             let files: Vec<_> = t.files.iter().map(|f| f.sha256.clone()).collect();
             match &reference {
@@ -273,7 +279,9 @@ fn builds_that_cannot_be_written_exactly_are_refused_in_one_line() {
         let dir = tmp.path().join(name);
         testkit::idf_build::write_build(&dir, spec).unwrap();
         edit(&dir);
-        let e = bundle_of(&dir).err().unwrap_or_else(|| panic!("{name} accepted"));
+        let e = bundle_of(&dir)
+            .err()
+            .unwrap_or_else(|| panic!("{name} accepted"));
         let line = e.to_string();
         assert!(!line.contains('\n'), "{line}");
         line
@@ -290,7 +298,10 @@ fn builds_that_cannot_be_written_exactly_are_refused_in_one_line() {
     let line = refused("too-large", &spec, &|dir| {
         fs::write(dir.join("srmodels/srmodels.bin"), vec![0u8; 0x10_0001]).unwrap();
     });
-    assert!(line.contains("'model'") && line.contains("larger than"), "{line}");
+    assert!(
+        line.contains("'model'") && line.contains("larger than"),
+        "{line}"
+    );
     let line = refused("outside", &BuildSpec::new(chip), &|dir| {
         let path = dir.join("flasher_args.json");
         let text = fs::read_to_string(&path).unwrap();
@@ -302,14 +313,20 @@ fn builds_that_cannot_be_written_exactly_are_refused_in_one_line() {
         fs::write(&path, text).unwrap();
         fs::write(dir.join("stray.bin"), b"data").unwrap();
     });
-    assert!(line.contains("stray.bin") && line.contains("no partition"), "{line}");
+    assert!(
+        line.contains("stray.bin") && line.contains("no partition"),
+        "{line}"
+    );
 }
 
 #[test]
 fn every_real_build_is_bundled_with_every_file_it_flashes() {
     let fixtures = testkit::fixtures_dir();
     if !fixtures.is_dir() {
-        println!("NOTICE: {} is absent; real-build checks not run", fixtures.display());
+        println!(
+            "NOTICE: {} is absent; real-build checks not run",
+            fixtures.display()
+        );
         return;
     }
     let builds = [

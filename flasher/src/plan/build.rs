@@ -31,7 +31,10 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
             loaded.bootloader.path.clone(),
             check_image(&loaded.bootloader, &req.target)?,
         ),
-        (loaded.app.path.clone(), check_image(&loaded.app, &req.target)?),
+        (
+            loaded.app.path.clone(),
+            check_image(&loaded.app, &req.target)?,
+        ),
     ];
     let (table, table_region) = partition_table(req, &loaded)?;
     check_table(&table, &table_region, loaded.table_offset, flash)?;
@@ -57,17 +60,17 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
 
 fn check_image(file: &BundleFile, target: &TargetName) -> Result<ImageInfo, PlanError> {
     placement::check_image(&file.bytes, target.chip()).map_err(|v| match v {
-            ImageViolation::Invalid(source) => PlanError::BadImage {
-                file: file.path.clone(),
-                source,
-            },
-            ImageViolation::WrongChip { built, expected } => PlanError::ImageChip {
-                file: file.path.clone(),
-                built,
-                asked: target.to_string(),
-                chip: expected,
-            },
-        })
+        ImageViolation::Invalid(source) => PlanError::BadImage {
+            file: file.path.clone(),
+            source,
+        },
+        ImageViolation::WrongChip { built, expected } => PlanError::ImageChip {
+            file: file.path.clone(),
+            built,
+            asked: target.to_string(),
+            chip: expected,
+        },
+    })
 }
 
 fn read_table(file: &BundleFile) -> Result<PartitionTable, PlanError> {

@@ -158,7 +158,12 @@ impl BuildSpec {
             offset += self.app_slot;
         }
         for d in &self.data {
-            parts.push(data(&d.partition, DataType::Spiffs, offset, d.partition_size));
+            parts.push(data(
+                &d.partition,
+                DataType::Spiffs,
+                offset,
+                d.partition_size,
+            ));
             offset += d.partition_size;
         }
         PartitionTable::new(parts)
@@ -221,7 +226,9 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> io::Result<Build> {
         ));
     }
     for (i, d) in spec.data.iter().enumerate() {
-        let part = table.find(&d.partition).expect("data partition in the table");
+        let part = table
+            .find(&d.partition)
+            .expect("data partition in the table");
         let bytes = firmware::code_like(d.len, spec.seed ^ (0xDA7A + i as u64));
         flash_files.push((part.offset(), d.file.clone(), bytes));
     }
@@ -310,12 +317,17 @@ fn flasher_args(
         "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": true, "chip": chip.name()},
     });
     if spec.format != ArgsFormat::Hyphenated {
-        args["flash_settings"] = json!({"flash_mode": "dio", "flash_size": size, "flash_freq": freq});
+        args["flash_settings"] =
+            json!({"flash_mode": "dio", "flash_size": size, "flash_freq": freq});
     }
     if let Some(offset) = otadata {
         args["otadata"] = entry(offset, "ota_data_initial.bin");
     }
-    for (d, (offset, _, _)) in spec.data.iter().zip(files.iter().rev().take(spec.data.len()).rev()) {
+    for (d, (offset, _, _)) in spec
+        .data
+        .iter()
+        .zip(files.iter().rev().take(spec.data.len()).rev())
+    {
         if let Some(key) = &d.key {
             args[key.as_str()] = entry(*offset, &d.file);
         }
