@@ -166,8 +166,14 @@ fn encrypted_error(path: &Path, file: &str) -> Error {
 
 /// Reads `flasher_args.json`.
 pub fn read_flasher_args(path: &Path) -> Result<BuildArgs> {
-    let json: FlasherArgsJson = serde_json::from_slice(&read(path)?)
-        .map_err(|e| Error::input(path, format!("not a flasher_args.json ({e})"), REBUILD))?;
+    let json: FlasherArgsJson = serde_json::from_slice(&read(path)?).map_err(|e| {
+        let what = if e.is_data() {
+            "not a flasher_args.json"
+        } else {
+            "not valid JSON"
+        };
+        Error::input(path, format!("{what} ({e})"), REBUILD)
+    })?;
     let named = named_entries(path, &json.named)?;
     let files = flashed_files(path, &json.flash_files, &named)?;
     let flash = match &json.flash_settings {
