@@ -118,14 +118,17 @@ pub fn flash_size_from_code(code: u8) -> Option<u64> {
     (code < 8).then(|| (1u64 << 20) << code)
 }
 
-/// The header nibble for a flash frequency (`80m`) on `chip`, as esptool encodes it.
+/// The header nibble for a flash frequency (`80m`) on `chip`, as esptool's targets encode it
+/// (`FLASH_FREQUENCY`, inherited from the ESP32 table where a target does not override it).
 pub fn flash_freq_code(chip: Chip, freq: &str) -> Option<u8> {
     let freq = freq.to_ascii_lowercase();
     let table: &[(&str, u8)] = match chip {
-        Chip::Esp32 | Chip::Esp32s2 | Chip::Esp32c3 => {
+        Chip::Esp32 | Chip::Esp32s2 | Chip::Esp32c3 | Chip::Esp32p4 => {
             &[("80m", 0xF), ("40m", 0x0), ("26m", 0x1), ("20m", 0x2)]
         }
         Chip::Esp32s3 => &[("120m", 0xF), ("80m", 0xF), ("40m", 0x0), ("20m", 0x2)],
+        Chip::Esp32c2 => &[("60m", 0xF), ("30m", 0x0), ("20m", 0x1), ("15m", 0x2)],
+        Chip::Esp32c5 | Chip::Esp32c61 => &[("80m", 0xF), ("40m", 0x0), ("20m", 0x2)],
         Chip::Esp32c6 => &[("80m", 0x0), ("40m", 0x0), ("20m", 0x2)],
         Chip::Esp32h2 => &[("48m", 0xF), ("24m", 0x0), ("16m", 0x1), ("12m", 0x2)],
     };
@@ -145,6 +148,14 @@ pub struct ImageInfo {
     pub entry: u32,
     /// Chip id from the extended header.
     pub chip_id: u16,
+    /// Byte 14: the legacy minimum chip revision (the major revision, the minor one on the
+    /// ESP32-C3).
+    pub min_rev: u8,
+    /// Bytes 15..17: the minimum chip revision as `major * 100 + minor`.
+    pub min_rev_full: u16,
+    /// Bytes 17..19: the maximum chip revision as `major * 100 + minor`; 0 (images from before
+    /// the field existed) and 0xFFFF mean no limit.
+    pub max_rev_full: u16,
     /// Whether a SHA-256 of the image follows the checksum.
     pub hash_appended: bool,
     /// Length up to and including the checksum byte (what the digest covers).
@@ -228,6 +239,9 @@ pub fn parse(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
         flash_size_freq: bytes[3],
         entry: u32_at(bytes, 4),
         chip_id: u16::from_le_bytes([bytes[12], bytes[13]]),
+        min_rev: bytes[14],
+        min_rev_full: u16::from_le_bytes([bytes[15], bytes[16]]),
+        max_rev_full: u16::from_le_bytes([bytes[17], bytes[18]]),
         hash_appended,
         data_len,
         signed,

@@ -208,6 +208,45 @@ pub enum PlanError {
         /// The `--flash_size` value.
         flash: String,
     },
+    /// The bundle asks for encrypted writes (flash encryption in development mode).
+    #[error(
+        "{path} must be written encrypted (flash encryption in development mode), which this \
+         flasher cannot do: flash the build with idf.py encrypted-flash"
+    )]
+    Encrypted {
+        /// The file, relative to the bundle.
+        path: String,
+    },
+    /// A data image does not lie inside one partition of the table.
+    #[error(
+        "data image {path} ('{name}') at {offset:#x}: {reason}; fix the partition table or the \
+         offset and rebuild the image"
+    )]
+    DataPlacement {
+        /// The file, relative to the bundle.
+        path: String,
+        /// The build's name for it.
+        name: String,
+        /// Where it goes.
+        offset: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A data image's partition is not in the `--override_pt` layout.
+    #[error(
+        "data image {path} ('{name}') goes into partition {partition}, which the --override_pt \
+         {mode} layout does not have: flash without --override_pt to keep the build's table"
+    )]
+    DataPartitionMissing {
+        /// The file, relative to the bundle.
+        path: String,
+        /// The build's name for it.
+        name: String,
+        /// The build's partition.
+        partition: String,
+        /// The mode.
+        mode: OverrideMode,
+    },
     /// Two regions of the plan overlap.
     #[error(
         "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} (from {second_start:#x}): \
@@ -235,6 +274,7 @@ impl PlanError {
             | PlanError::Layout(_)
             | PlanError::NoModel { .. }
             | PlanError::SlotTooSmall { .. }
+            | PlanError::DataPartitionMissing { .. }
             | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
             PlanError::ImageChip { .. }
             | PlanError::NoBundle(_)
@@ -248,6 +288,8 @@ impl PlanError {
             | PlanError::BadTable { .. }
             | PlanError::NoAppPartition(_)
             | PlanError::DoesNotFit { .. }
+            | PlanError::Encrypted { .. }
+            | PlanError::DataPlacement { .. }
             | PlanError::Overlap { .. } => ExitKind::Bundle,
         }
     }
@@ -305,6 +347,16 @@ pub enum DeviceError {
         found: String,
         /// The `--chip` value.
         asked: String,
+    },
+    /// The board's chip revision is outside what an image accepts.
+    #[error(
+        "{file}: {violation}: connect a board of a revision the build supports, or rebuild it for this one (CONFIG_ESP_REV_MIN_FULL / CONFIG_ESP_REV_MAX_FULL)"
+    )]
+    Revision {
+        /// The image, relative to the bundle.
+        file: String,
+        /// What the image accepts and what the board is.
+        violation: firmware::revision::RevisionViolation,
     },
     /// The board's flash is smaller than `--flash_size`.
     #[error(
@@ -366,6 +418,7 @@ impl DeviceError {
             | DeviceError::Open { .. }
             | DeviceError::Connect { .. } => ExitKind::Device,
             DeviceError::WrongChip { .. }
+            | DeviceError::Revision { .. }
             | DeviceError::FlashTooSmall { .. }
             | DeviceError::BoardChanged { .. } => ExitKind::Board,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {

@@ -6,7 +6,10 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{flasher, generated_build, stderr, write_bundle};
+use common::{
+    bundle_build_dir, esptool_merge, flash_file_paths, flasher, generated_build, stderr,
+    write_bundle,
+};
 use esp_sim::protocol::Opcode;
 use esp_sim::{BoardConfig, SimBoard};
 use firmware::chip::Chip;
@@ -71,9 +74,18 @@ fn report(path: &Path) -> Value {
     boards[0].clone()
 }
 
+/// Every chip the simulated board models, as the firmware crate names it.
+fn simulated_chips() -> impl Iterator<Item = Chip> {
+    esp_sim::Chip::ALL.into_iter().map(|c| {
+        c.name()
+            .parse()
+            .expect("a simulated chip the firmware crate knows")
+    })
+}
+
 #[test]
 fn every_chip_is_written_then_skipped() {
-    for chip in Chip::ALL {
+    for chip in simulated_chips() {
         let tmp = tempfile::tempdir().unwrap();
         bundle(tmp.path(), chip);
         let fw = tmp.path().join("fw");
@@ -363,4 +375,86 @@ fn a_reply_that_crashes_the_serial_library_is_retried() {
             .all(|l| l.contains("panicked at")),
         "{err}"
     );
+}
+
+/// A build with a model pack whose length is not a multiple of 4, flashed through the pty for
+/// every simulated chip: the board's flash ends byte-identical to esptool merge-bin of the
+/// build's flash_files, and the report names the data image.
+#[test]
+fn a_build_with_a_data_image_is_flashed_as_esptool_would() {
+    for chip in simulated_chips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut spec = BuildSpec::new(chip).with_model_pack(291_042);
+        spec.seed = 300 + u64::from(chip.image_chip_id());
+        let build = testkit::idf_build::write_build(&tmp.path().join("build"), &spec).unwrap();
+        let fw = tmp.path().join("fw");
+        bundle_build_dir(&fw, &build.dir);
+        let expected = esptool_merge(
+            chip,
+            "8MB",
+            "dio",
+            testkit::firmware::default_freq(chip),
+            &flash_file_paths(&build),
+            &tmp.path().join("esptool.bin"),
+        );
+        let board = board(chip, "8MB");
+        let port = board.path().to_str().unwrap().to_string();
+        let report_path = tmp.path().join("report.json");
+        let mut args = flash_args(fw.to_str().unwrap(), &port, chip.name(), "8MB");
+        args.extend(["--report", report_path.to_str().unwrap()]);
+        let out = flasher(&args);
+        assert!(out.status.success(), "{chip}: {}", stderr(&out));
+        let flash = board.flash();
+        if let Some(at) = flash.iter().zip(&expected).position(|(a, b)| a != b) {
+            panic!("{chip}: the board differs from esptool merge-bin at {at:#x}");
+        }
+        assert_eq!(flash.len(), expected.len());
+        let r = report(&report_path);
+        let data = r["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["label"] == "data")
+            .unwrap_or_else(|| panic!("{chip}: no data region in {r}"));
+        assert_eq!(data["size"], 291_044, "{chip}: padded to 4 bytes");
+        assert!(
+            data["source"].as_str().unwrap().contains("data 'model'"),
+            "{chip}: {r}"
+        );
+    }
+}
+
+/// An app built for a later chip revision than the board's is refused with exit 5 before
+/// anything is written, for every simulated chip; a range that includes the board is written.
+#[test]
+fn an_image_for_another_chip_revision_is_refused_untouched() {
+    for chip in simulated_chips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = BuildSpec::new(chip);
+        let build = testkit::idf_build::write_build(&tmp.path().join("build"), &spec).unwrap();
+        let app = build.dir.join(&build.flash_files[2].1);
+        let mut bytes = fs::read(&app).unwrap();
+        testkit::firmware::set_revision_range(&mut bytes, 9900, 0xFFFF);
+        fs::write(&app, &bytes).unwrap();
+        let fw = tmp.path().join("fw");
+        bundle_build_dir(&fw, &build.dir);
+        let board = board(chip, "4MB");
+        let port = board.path().to_str().unwrap().to_string();
+        let out = flasher(&flash_args(fw.to_str().unwrap(), &port, chip.name(), "4MB"));
+        assert_eq!(out.status.code(), Some(5), "{chip}: {}", stderr(&out));
+        let err = stderr(&out);
+        let line = err
+            .lines()
+            .find(|l| l.contains("requires chip revision"))
+            .unwrap_or_else(|| panic!("{chip}: {err}"));
+        assert!(line.contains("v99.0 or higher"), "{chip}: {line}");
+        assert!(!wrote_anything(&board), "{chip}: the board was written");
+
+        testkit::firmware::set_revision_range(&mut bytes, 0, 0xFFFF);
+        fs::write(&app, &bytes).unwrap();
+        let fw = tmp.path().join("fw2");
+        bundle_build_dir(&fw, &build.dir);
+        let out = flasher(&flash_args(fw.to_str().unwrap(), &port, chip.name(), "4MB"));
+        assert!(out.status.success(), "{chip}: {}", stderr(&out));
+    }
 }

@@ -10,6 +10,7 @@
 //! runs.
 #![warn(missing_docs)]
 
+pub mod build_args;
 pub mod bundle;
 pub mod cli;
 pub mod credentials;

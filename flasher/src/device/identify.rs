@@ -1,6 +1,7 @@
 //! Identifying the board (chip, revision, MAC, flash size and JEDEC id) and checking it is the
 //! one asked for, before anything is written.
 
+use firmware::revision::ChipRevision;
 use std::time::Duration;
 
 use espflash::flasher::Flasher;
@@ -18,6 +19,8 @@ use super::session::Session;
 pub(super) struct Board {
     /// The chip as espflash names it.
     pub(super) chip: EspChip,
+    /// The chip revision, when the board tells it.
+    pub(super) revision: Option<ChipRevision>,
     /// Everything read, as recorded.
     pub(super) report: DeviceReport,
 }
@@ -46,6 +49,9 @@ impl Session<'_> {
         };
         Ok(Board {
             chip: info.chip,
+            revision: info
+                .revision
+                .map(|(major, minor)| ChipRevision { major, minor }),
             report,
         })
     }
@@ -76,6 +82,11 @@ impl Session<'_> {
                 found: device.chip.clone(),
                 asked: self.target.to_string(),
             }));
+        }
+        if let Some(revision) = board.revision {
+            plan.check_revision(revision).map_err(|(file, violation)| {
+                Failure::Fatal(DeviceError::Revision { file, violation })
+            })?;
         }
         if self.opts.no_sync() {
             self.opts

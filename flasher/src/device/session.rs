@@ -41,8 +41,12 @@ pub(super) fn esp_chip(chip: Chip) -> EspChip {
         Chip::Esp32 => EspChip::Esp32,
         Chip::Esp32s2 => EspChip::Esp32s2,
         Chip::Esp32s3 => EspChip::Esp32s3,
+        Chip::Esp32c2 => EspChip::Esp32c2,
         Chip::Esp32c3 => EspChip::Esp32c3,
+        Chip::Esp32c5 => EspChip::Esp32c5,
         Chip::Esp32c6 => EspChip::Esp32c6,
+        Chip::Esp32c61 => EspChip::Esp32c61,
         Chip::Esp32h2 => EspChip::Esp32h2,
+        Chip::Esp32p4 => EspChip::Esp32p4,
     }
 }

@@ -13,9 +13,11 @@ use std::path::PathBuf;
 
 use esp_idf_part::PartitionTable;
 use firmware::chip::{Chip, TargetName};
+use firmware::esp_image::ImageInfo;
 use firmware::flash_size::FlashSize;
 use firmware::manifest::{self, MANIFEST_FILE};
 use firmware::override_table::OverrideMode;
+use firmware::revision::{self, ChipRevision, RevisionViolation};
 use md5::{Digest, Md5};
 
 use crate::error::PlanError;
@@ -42,6 +44,8 @@ pub enum Source {
     Patched(String, String),
     /// Made by the flasher (what it is).
     Generated(String),
+    /// A data image of the build: its name, and the bundle file written as it is.
+    Data(String, String),
 }
 
 impl std::fmt::Display for Source {
@@ -50,6 +54,7 @@ impl std::fmt::Display for Source {
             Source::File(path) => f.write_str(path),
             Source::Patched(path, what) => write!(f, "{path} (header patched: {what})"),
             Source::Generated(what) => write!(f, "generated: {what}"),
+            Source::Data(name, path) => write!(f, "data '{name}': {path}"),
         }
     }
 }
@@ -61,7 +66,7 @@ pub struct Region {
     pub offset: u32,
     /// The bytes, padded with 0xFF to a multiple of 4 as esptool does.
     pub bytes: Vec<u8>,
-    /// Short name (`bootloader`, `partition-table`, `otadata`, `app`, `model`).
+    /// Short name (`bootloader`, `partition-table`, `otadata`, `app`, `model`, `data`).
     pub label: &'static str,
     /// Where the bytes come from.
     pub source: Source,
@@ -110,6 +115,9 @@ pub struct Plan {
     pub integrity: Integrity,
     /// Things the user should know (unverified bundle, files left out, ...).
     pub notes: Vec<String>,
+    /// The headers of the bootloader and the app (bundle path, header), for the checks that
+    /// need the board: the chip revisions they accept.
+    pub images: Vec<(String, ImageInfo)>,
 }
 
 impl Plan {
@@ -121,6 +129,15 @@ impl Plan {
             flash[at..at + r.bytes.len()].copy_from_slice(&r.bytes);
         }
         flash
+    }
+
+    /// Checks that every image accepts a board of chip revision `board`; names the first
+    /// image that does not.
+    pub fn check_revision(&self, board: ChipRevision) -> Result<(), (String, RevisionViolation)> {
+        for (file, info) in &self.images {
+            revision::check_revision(info, board).map_err(|v| (file.clone(), v))?;
+        }
+        Ok(())
     }
 
     /// A human-readable description, for `--dry-run`.
