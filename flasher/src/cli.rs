@@ -18,6 +18,7 @@ Examples:
   flasher --port usb-serial=F4:12:FA:00:11:22 --chip esp32s3 --flash_size 8MB
   flasher --port rfc2217://host.docker.internal:4000 --chip esp32c3 --flash_size 4MB
   flasher --list-ports [--json]
+  flasher --port '/dev/ttyUSB*' --info [--json]
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
 
@@ -35,13 +36,16 @@ pub struct Args {
     pub port: Vec<String>,
 
     /// Build target of the image: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32h2, or a PSRAM
-    /// variant such as esp32s3r8.
-    #[arg(long, value_name = "CHIP", value_parser = parse_target)]
-    pub chip: TargetName,
+    /// variant such as esp32s3r8 (not needed with --list-ports or --info).
+    #[arg(long, value_name = "CHIP", value_parser = parse_target,
+          required_unless_present_any = ["list_ports", "info"])]
+    pub chip: Option<TargetName>,
 
-    /// Flash size of the board, 1MB to 128MB (4MB, 16mb, 8M).
-    #[arg(long = "flash_size", visible_alias = "flash-size", value_name = "SIZE", value_parser = parse_size)]
-    pub flash_size: FlashSize,
+    /// Flash size of the board, 1MB to 128MB (4MB, 16mb, 8M; not needed with --list-ports or
+    /// --info).
+    #[arg(long = "flash_size", visible_alias = "flash-size", value_name = "SIZE", value_parser = parse_size,
+          required_unless_present_any = ["list_ports", "info"])]
+    pub flash_size: Option<FlashSize>,
 
     /// Baud rate for writing; without it the flasher tries 921600 and steps down to 460800,
     /// then 115200, when the line proves unreliable.
@@ -95,6 +99,10 @@ pub struct Args {
     /// keeps every board of a shift.
     #[arg(long = "report-append", alias = "report_append", value_name = "FILE")]
     pub report_append: Option<PathBuf>,
+
+    /// At the desk and on the line: board information, erasing, monitoring.
+    #[command(flatten)]
+    pub desk: DeskArgs,
 }
 
 impl Args {
@@ -102,6 +110,41 @@ impl Args {
     pub fn uses_device(&self) -> bool {
         !self.dry_run && self.merge_out.is_none()
     }
+
+    /// The `--chip` target. Present whenever a plan is made: the command line requires it
+    /// unless `--list-ports` or `--info` is given, and those make no plan.
+    pub fn target(&self) -> &TargetName {
+        self.chip
+            .as_ref()
+            .expect("--chip is required unless --list-ports or --info")
+    }
+
+    /// The `--flash_size` value, present whenever a plan is made (as [`Args::target`]).
+    pub fn size(&self) -> FlashSize {
+        self.flash_size
+            .expect("--flash_size is required unless --list-ports or --info")
+    }
+}
+
+/// The options for a desk and a production line: looking at a board without writing it,
+/// erasing before writing, watching it boot. A block of its own in [`Args`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeskArgs {
+    /// Print the serial ports this container sees (USB ids, serial numbers, USB paths, the
+    /// reset sequence each gets) and exit; takes only --json.
+    #[arg(long = "list-ports", alias = "list_ports")]
+    pub list_ports: bool,
+
+    /// Print what each board on --port is (chip, revision, MAC, crystal, flash id and size,
+    /// PSRAM, security) and exit without writing or erasing anything.
+    #[arg(long, conflicts_with_all = [
+        "dry_run", "merge_out", "override_pt", "report", "report_append", "no_verify", "no_skip",
+    ])]
+    pub info: bool,
+
+    /// Print --list-ports or --info as JSON (--info: one object per line, per board).
+    #[arg(long, requires = "info")]
+    pub json: bool,
 }
 
 /// `flasher --list-ports [--json]`: the serial ports this container sees, without a plan.
@@ -196,8 +239,8 @@ mod tests {
             "no_factory",
         ])
         .unwrap();
-        assert_eq!(a.chip.as_str(), "esp32s3r8");
-        assert_eq!(a.flash_size.bytes(), 8 << 20);
+        assert_eq!(a.target().as_str(), "esp32s3r8");
+        assert_eq!(a.size().bytes(), 8 << 20);
         assert_eq!(a.override_pt, Some(OverrideMode::NoFactory));
         assert_eq!(
             (a.before, a.after),

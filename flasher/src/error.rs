@@ -316,6 +316,19 @@ pub enum DeviceError {
         /// The `--flash_size` value.
         asked: String,
     },
+    /// The board's eFuses record other PSRAM than the `--chip` variant needs.
+    #[error(
+        "--chip {target} needs {asked_mb} MB of PSRAM, but the board's eFuses record {found}: \
+         pass the --chip variant of the board, or connect a board with that PSRAM"
+    )]
+    WrongPsram {
+        /// The `--chip` target.
+        target: String,
+        /// PSRAM the target's suffix asks for, in MB.
+        asked_mb: u32,
+        /// What the eFuses record.
+        found: String,
+    },
     /// Talking to the board failed after connecting.
     #[error(
         "lost the board on {port} while {doing} ({reason}): check the cable, try a lower --baud, and run again"
@@ -367,6 +380,7 @@ impl DeviceError {
             | DeviceError::Connect { .. } => ExitKind::Device,
             DeviceError::WrongChip { .. }
             | DeviceError::FlashTooSmall { .. }
+            | DeviceError::WrongPsram { .. }
             | DeviceError::BoardChanged { .. } => ExitKind::Board,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
@@ -384,6 +398,12 @@ pub enum UsageError {
         "missing --port: pass the board's serial device, e.g. --port /dev/ttyUSB0 (or use --dry-run / --merge-out)"
     )]
     MissingPort,
+    /// `--info` with `--before no-reset-no-sync`, which cannot detect the chip, without `--chip`.
+    #[error(
+        "--info with --before no-reset-no-sync cannot detect the chip: pass --chip, or use \
+         another --before"
+    )]
+    InfoNeedsChip,
     /// A `--port` pattern that matches no device.
     #[error(
         "--port {0} matches no device: connect the boards, pass them to docker run (--device), \

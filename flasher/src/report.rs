@@ -85,8 +85,10 @@ pub struct DeviceReport {
     /// JEDEC id of the SPI flash (manufacturer, type, capacity), hex, if read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash_id: Option<String>,
-    /// Detected flash size in bytes.
-    pub flash_size: u64,
+    /// Detected flash size in bytes (absent when it was not detected: `--before
+    /// no-reset-no-sync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_size: Option<u64>,
     /// Baud rate the regions were written at.
     pub baud: u32,
 }

@@ -20,8 +20,8 @@ use super::outcome;
 pub(super) fn flash(args: &Args) -> u8 {
     let started = Instant::now();
     let mut base = Report {
-        target: args.chip.to_string(),
-        flash_size: args.flash_size.to_string(),
+        target: args.target().to_string(),
+        flash_size: args.size().to_string(),
         override_pt: args.override_pt.map(|m| m.to_string()),
         ..Report::default()
     };
@@ -92,8 +92,8 @@ fn carry_out(
 fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
-        target: args.chip.clone(),
-        flash_size: args.flash_size,
+        target: args.target().clone(),
+        flash_size: args.size(),
         override_pt: args.override_pt,
     })?;
     base.set_plan(&plan);
@@ -141,7 +141,7 @@ fn write_boards(
         skip: !args.no_skip,
         console: Console::single(),
     };
-    let finished = station::flash_all(plan, &args.chip, ports, &options, base, log, started);
+    let finished = station::flash_all(plan, args.target(), ports, &options, base, log, started);
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {
