@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use esp_idf_part::DataType;
+
+use crate::plan::EraseRequest;
 
 use firmware::chip::TargetName;
 use firmware::flash_size::FlashSize;
@@ -145,6 +148,39 @@ pub struct DeskArgs {
     /// Print --list-ports or --info as JSON (--info: one object per line, per board).
     #[arg(long, requires = "info")]
     pub json: bool,
+
+    /// Erase the whole chip, then write the plan.
+    #[arg(long = "erase-all", alias = "erase_all", conflicts_with_all = ["info", "erase_parts", "erase_data_parts"])]
+    pub erase_all: bool,
+
+    /// Erase these partitions of the table being written (comma-separated labels, e.g.
+    /// nvs,phy_init) before writing.
+    #[arg(
+        long = "erase-parts",
+        alias = "erase_parts",
+        value_name = "LABELS",
+        value_delimiter = ',',
+        conflicts_with = "info"
+    )]
+    pub erase_parts: Vec<String>,
+
+    /// Erase the data partitions of the table being written (nvs, phy, otadata, ...) before
+    /// writing; with SUBTYPES (comma-separated: nvs, phy, ota, coredump, nvs_keys, efuse,
+    /// fat, spiffs, littlefs, ...) only those, as espflash's --erase-data-parts.
+    #[arg(long = "erase-data-parts", alias = "erase_data_parts", value_name = "SUBTYPES",
+          num_args = 0.., value_delimiter = ',', value_parser = parse_data_type, conflicts_with = "info")]
+    pub erase_data_parts: Option<Vec<DataType>>,
+}
+
+impl DeskArgs {
+    /// What to erase before writing.
+    pub fn erase(&self) -> EraseRequest {
+        EraseRequest {
+            all: self.erase_all,
+            labels: self.erase_parts.clone(),
+            data: self.erase_data_parts.clone(),
+        }
+    }
 }
 
 /// `flasher --list-ports [--json]`: the serial ports this container sees, without a plan.
@@ -201,6 +237,15 @@ pub enum After {
     /// Reset through the RTC watchdog (USB-connected S2/S3/C3 boards).
     #[value(alias = "watchdog_reset")]
     WatchdogReset,
+}
+
+fn parse_data_type(s: &str) -> Result<DataType, String> {
+    s.trim().to_ascii_lowercase().parse().map_err(|_| {
+        format!(
+            "unknown data partition subtype '{s}': use one of ota, phy, nvs, coredump, nvs_keys, \
+             efuse, undefined, esphttpd, fat, spiffs, littlefs"
+        )
+    })
 }
 
 fn parse_target(s: &str) -> Result<TargetName, String> {

@@ -45,6 +45,16 @@ impl ExitKind {
 /// Why no flashing plan can be made from the bundle and the arguments.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// `--erase-parts` names a partition the table does not have.
+    #[error(
+        "--erase-parts {label}: the partition table has no such partition (it has {labels}): pass one of those labels"
+    )]
+    UnknownPartition {
+        /// The label given.
+        label: String,
+        /// The table's labels, comma-separated.
+        labels: String,
+    },
     /// The firmware directory holds neither a manifest nor target folders.
     #[error(
         "no firmware bundle in {0}: expected manifest.json or <target>/artifacts/ folders; \
@@ -235,7 +245,8 @@ impl PlanError {
             | PlanError::Layout(_)
             | PlanError::NoModel { .. }
             | PlanError::SlotTooSmall { .. }
-            | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
+            | PlanError::FlashTooSmall { .. }
+            | PlanError::UnknownPartition { .. } => ExitKind::Usage,
             PlanError::ImageChip { .. }
             | PlanError::NoBundle(_)
             | PlanError::Read { .. }
@@ -404,6 +415,12 @@ pub enum UsageError {
          another --before"
     )]
     InfoNeedsChip,
+    /// Erasing with `--before no-reset-no-sync`, which runs without the stub that erases.
+    #[error(
+        "--erase-all, --erase-parts and --erase-data-parts need the flasher stub, which \
+         --before no-reset-no-sync does not load: use another --before"
+    )]
+    EraseNeedsStub,
     /// A `--port` pattern that matches no device.
     #[error(
         "--port {0} matches no device: connect the boards, pass them to docker run (--device), \

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::plan::{Integrity, Plan};
+use crate::plan::{Erase, Integrity, Plan};
 
 /// The report of a whole run: one record per board (one record without a port when no board
 /// was asked for).
@@ -63,6 +63,9 @@ pub struct Report {
     /// What the board reported, when one was connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceReport>,
+    /// What the plan erases before writing (absent when nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<EraseReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
     /// Durations of the stages, in milliseconds.
@@ -111,6 +114,18 @@ pub struct RegionReport {
     pub skipped: Option<bool>,
 }
 
+/// A part of the flash erased before writing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EraseReport {
+    /// The partition's label, or `whole flash`.
+    pub label: String,
+    /// Flash offset.
+    pub offset: u32,
+    /// Length in bytes (absent for the whole flash: the chip's whole size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+}
+
 /// Stage durations in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
@@ -138,6 +153,18 @@ impl Report {
                 md5: r.md5_hex(),
                 source: r.source.to_string(),
                 skipped: None,
+            })
+            .collect();
+        self.erased = plan
+            .erases
+            .iter()
+            .map(|e| EraseReport {
+                label: e.label().to_string(),
+                offset: e.range(0).0,
+                size: match e {
+                    Erase::Chip => None,
+                    Erase::Partition { size, .. } => Some(*size),
+                },
             })
             .collect();
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::Args;
+use crate::cli::{Args, Before};
 use crate::device::{self, Console};
 use crate::error::{ExitKind, UsageError};
 use crate::plan::{self, Plan, Request};
@@ -66,6 +66,9 @@ fn carry_out(
         if args.port.is_empty() {
             return Err(UsageError::MissingPort.into());
         }
+        if args.before == Before::NoResetNoSync && !args.desk.erase().is_empty() {
+            return Err(UsageError::EraseNeedsStub.into());
+        }
         // Selectors, `auto` and network URLs become device paths and bridges, then patterns
         // become the devices they match.
         *ports = port::expand(port::resolve_all(&args.port)?)?;
@@ -95,7 +98,8 @@ fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result
         target: args.target().clone(),
         flash_size: args.size(),
         override_pt: args.override_pt,
-    })?;
+    })?
+    .with_erases(&args.desk.erase())?;
     base.set_plan(&plan);
     base.timings_ms.plan = started.elapsed().as_millis() as u64;
     for note in &plan.notes {

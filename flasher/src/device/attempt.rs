@@ -29,8 +29,10 @@ pub(super) fn attempt(
     let connect = started.elapsed();
 
     let write_started = Instant::now();
+    session.erase(plan)?;
     let skipped = session.write(plan)?;
     session.verify(plan)?;
+    session.verify_erased(plan)?;
     session.reset(rate)?;
     Ok(Outcome {
         skipped,

@@ -14,6 +14,7 @@
 //!   and the final check of every region).
 //! * [`info`] reads what a board is for `--info`, writing nothing; [`psram`] reads the
 //!   PSRAM eFuses and checks a PSRAM target against them.
+//! * `erase` erases what the plan says before writing, and checks it afterwards.
 //! * `chunk` cuts the plan into [`CHUNK`]s, `progress` shows them being written, [`Console`]
 //!   is where a board's lines and bar go, `failure` says what a failure means for a retry.
 
@@ -21,6 +22,7 @@ mod attempt;
 mod chunk;
 mod connect;
 mod console;
+mod erase;
 mod failure;
 mod identify;
 pub mod info;

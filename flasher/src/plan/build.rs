@@ -45,6 +45,7 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
         regions,
         integrity: loaded.integrity,
         notes,
+        erases: Vec::new(),
     })
 }
 

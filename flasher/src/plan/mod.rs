@@ -6,7 +6,10 @@
 //! target's `sdkconfig`, partition table and file names, without an integrity check.
 
 mod build;
+mod erase;
 mod load;
+
+pub use erase::{Erase, EraseRequest};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -110,10 +113,14 @@ pub struct Plan {
     pub integrity: Integrity,
     /// Things the user should know (unverified bundle, files left out, ...).
     pub notes: Vec<String>,
+    /// What is erased before the regions are written, in offset order (see
+    /// [`Plan::with_erases`]).
+    pub erases: Vec<Erase>,
 }
 
 impl Plan {
-    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions.
+    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions (an
+    /// erased part reads 0xFF too, unless a region is written over it).
     pub fn merged(&self) -> Vec<u8> {
         let mut flash = vec![0xFF; self.flash_size.bytes() as usize];
         for r in &self.regions {
@@ -149,6 +156,7 @@ impl Plan {
                 p.size()
             );
         }
+        self.describe_erases(&mut s);
         let _ = writeln!(s, "regions:");
         for r in &self.regions {
             let _ = writeln!(
