@@ -25,6 +25,7 @@ pub(super) fn attempt(
     let mut session = Session::connect(port, target, opts)?;
     let board = session.identify(rate)?;
     session.check(&board, plan, contact)?;
+    session.check_psram()?;
     session.set_rate(rate)?;
     let connect = started.elapsed();
 

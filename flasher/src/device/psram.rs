@@ -10,6 +10,30 @@ use serde::Serialize;
 use crate::error::DeviceError;
 use firmware::chip::TargetName;
 
+use super::failure::{self, Failure};
+use super::session::Session;
+
+impl Session<'_> {
+    /// Refuses the board when `--chip` is a PSRAM variant (`esp32s3r8`) and the board's eFuses
+    /// record other PSRAM, or none; says so when they do not record PSRAM at all.
+    pub(super) fn check_psram(&mut self) -> Result<(), Failure> {
+        if asked_mb(self.target).is_none() {
+            return Ok(());
+        }
+        let chip = self.flasher.chip();
+        let found = read(chip, self.flasher.connection())
+            .map_err(failure::line(self.port, "reading the PSRAM eFuses"))?;
+        if !check(self.target, found).map_err(Failure::Fatal)? {
+            self.opts.console.say(&format!(
+                "the {chip}'s eFuses do not record PSRAM (external PSRAM cannot be seen): the \
+                 PSRAM of --chip {} is not checked",
+                self.target
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the eFuses say about PSRAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "mb")]
