@@ -2,9 +2,11 @@
 //! (`--port --chip --flash_size [--baud] [--override_pt]`), kebab-case spellings included.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use esp_idf_part::DataType;
+use regex::Regex;
 
 use crate::plan::EraseRequest;
 
@@ -170,6 +172,28 @@ pub struct DeskArgs {
     #[arg(long = "erase-data-parts", alias = "erase_data_parts", value_name = "SUBTYPES",
           num_args = 0.., value_delimiter = ',', value_parser = parse_data_type, conflicts_with = "info")]
     pub erase_data_parts: Option<Vec<DataType>>,
+
+    /// After writing, show the board's serial output until Ctrl-] (or Ctrl-C); Ctrl-T Ctrl-R
+    /// resets the board. One board only.
+    #[arg(long, conflicts_with_all = ["info", "dry_run", "merge_out", "monitor_for"])]
+    pub monitor: bool,
+
+    /// As --monitor, for DURATION (30s, 500ms, 2m), then exit.
+    #[arg(long = "monitor-for", alias = "monitor_for", value_name = "DURATION",
+          value_parser = parse_duration, conflicts_with_all = ["info", "dry_run", "merge_out"])]
+    pub monitor_for: Option<Duration>,
+
+    /// After the reset, wait on each board for a line matching REGEX (repeat for several
+    /// lines); without REGEX, the app's project name and version lines from its app
+    /// descriptor. A board that does not print them fails (exit 8).
+    #[arg(long, value_name = "REGEX", num_args = 0..=1, action = clap::ArgAction::Append,
+          value_parser = parse_regex, conflicts_with_all = ["info", "dry_run", "merge_out"])]
+    pub expect: Option<Vec<Regex>>,
+
+    /// How long --expect waits after the reset (default 10s).
+    #[arg(long = "expect-within", alias = "expect_within", value_name = "DURATION",
+          value_parser = parse_duration, default_value = "10s", requires = "expect")]
+    pub expect_within: Duration,
 }
 
 impl DeskArgs {
@@ -237,6 +261,36 @@ pub enum After {
     /// Reset through the RTC watchdog (USB-connected S2/S3/C3 boards).
     #[value(alias = "watchdog_reset")]
     WatchdogReset,
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| {
+        format!(
+            "bad regular expression: {}",
+            e.to_string().replace('\n', " ")
+        )
+    })
+}
+
+/// `500ms`, `30s`, `2m`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => t.split_at(at),
+        None => (t.as_str(), "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        _ => return Err(format!("bad duration '{s}': use e.g. 500ms, 30s or 2m")),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| Duration::from_secs_f64(n * scale))
+        .ok_or_else(|| format!("bad duration '{s}': use e.g. 500ms, 30s or 2m"))
 }
 
 fn parse_data_type(s: &str) -> Result<DataType, String> {

@@ -25,6 +25,8 @@ pub enum ExitKind {
     Write,
     /// Several boards failed, for different reasons (each board's record says which).
     Mixed,
+    /// The board was written but did not print the expected lines after its reset.
+    Boot,
 }
 
 impl ExitKind {
@@ -38,6 +40,7 @@ impl ExitKind {
             ExitKind::Board => 5,
             ExitKind::Write => 6,
             ExitKind::Mixed => 7,
+            ExitKind::Boot => 8,
         }
     }
 }
@@ -340,6 +343,22 @@ pub enum DeviceError {
         /// What the eFuses record.
         found: String,
     },
+    /// The board did not print the expected lines after its reset.
+    #[error(
+        "the board on {port} was written but did not boot: no line matching `{expected}` within \
+         {within} s after the reset (last line: {last}); check the firmware, or --expect and \
+         --expect-within"
+    )]
+    NoBoot {
+        /// The path.
+        port: String,
+        /// The patterns still unmatched, joined.
+        expected: String,
+        /// The time waited, in seconds.
+        within: f64,
+        /// The last line the board printed.
+        last: String,
+    },
     /// Talking to the board failed after connecting.
     #[error(
         "lost the board on {port} while {doing} ({reason}): check the cable, try a lower --baud, and run again"
@@ -393,6 +412,7 @@ impl DeviceError {
             | DeviceError::FlashTooSmall { .. }
             | DeviceError::WrongPsram { .. }
             | DeviceError::BoardChanged { .. } => ExitKind::Board,
+            DeviceError::NoBoot { .. } => ExitKind::Boot,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
@@ -421,6 +441,17 @@ pub enum UsageError {
          --before no-reset-no-sync does not load: use another --before"
     )]
     EraseNeedsStub,
+    /// `--monitor` or `--monitor-for` with several boards.
+    #[error(
+        "--monitor and --monitor-for show one board: pass one --port (use --expect for several)"
+    )]
+    MonitorOneBoard,
+    /// `--monitor` or `--expect` with an `--after` that does not start the firmware.
+    #[error(
+        "--monitor and --expect watch the firmware start: pass --after hard-reset or \
+         --after watchdog-reset"
+    )]
+    WatchNeedsReset,
     /// A `--port` pattern that matches no device.
     #[error(
         "--port {0} matches no device: connect the boards, pass them to docker run (--device), \

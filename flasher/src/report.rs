@@ -68,6 +68,9 @@ pub struct Report {
     pub erased: Vec<EraseReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
+    /// What the board printed after its reset, when `--expect` watched it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::device::boot::BootRecord>,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
 }

@@ -6,13 +6,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::{Args, Before};
+use crate::cli::{After, Args, Before};
+use crate::device::boot::BootWatch;
 use crate::device::{self, Console};
 use crate::error::{ExitKind, UsageError};
 use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::report::{self, Report};
 use crate::station::{self, Finished};
+use firmware::esp_image;
+use regex::Regex;
 
 use super::outcome;
 
@@ -72,6 +75,7 @@ fn carry_out(
         // Selectors, `auto` and network URLs become device paths and bridges, then patterns
         // become the devices they match.
         *ports = port::expand(port::resolve_all(&args.port)?)?;
+        check_watch(args, ports.len())?;
     }
     let plan = make_plan(args, base, started)?;
     if let Some(path) = &args.merge_out {
@@ -144,6 +148,7 @@ fn write_boards(
         verify: !args.no_verify,
         skip: !args.no_skip,
         console: Console::single(),
+        boot: boot_watch(args, plan),
     };
     let finished = station::flash_all(plan, args.target(), ports, &options, base, log, started);
     for record in &finished.records {
@@ -155,4 +160,62 @@ fn write_boards(
         }
     }
     finished
+}
+
+/// Refuses `--monitor` with several boards, and `--monitor` or `--expect` with an `--after`
+/// that does not start the firmware.
+fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
+    let desk = &args.desk;
+    let monitor = desk.monitor || desk.monitor_for.is_some();
+    if monitor && boards > 1 {
+        return Err(UsageError::MonitorOneBoard);
+    }
+    let starts_firmware = matches!(args.after, After::HardReset | After::WatchdogReset);
+    if (monitor || desk.expect.is_some()) && !starts_firmware {
+        return Err(UsageError::WatchNeedsReset);
+    }
+    Ok(())
+}
+
+/// What to watch after the reset: `--expect`'s patterns (by default the app descriptor's
+/// project name and version lines, as ESP-IDF's `app_init` prints them) and `--monitor`.
+fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
+    let desk = &args.desk;
+    let monitor = match (desk.monitor, desk.monitor_for) {
+        (_, Some(d)) => Some(Some(d)),
+        (true, None) => Some(None),
+        (false, None) => None,
+    };
+    let expect = match &desk.expect {
+        Some(given) if !given.is_empty() => given.clone(),
+        Some(_) => app_banner(plan),
+        None => Vec::new(),
+    };
+    (monitor.is_some() || !expect.is_empty()).then_some(BootWatch {
+        expect,
+        within: desk.expect_within,
+        monitor,
+    })
+}
+
+/// The lines an ESP-IDF app prints with its name and version at start-up.
+fn app_banner(plan: &Plan) -> Vec<Regex> {
+    let desc = plan
+        .regions
+        .iter()
+        .find(|r| r.label == "app")
+        .and_then(|r| esp_image::app_descriptor(&r.bytes));
+    let Some(desc) = desc else {
+        return Vec::new();
+    };
+    [
+        ("Project name", &desc.project_name),
+        ("App version", &desc.version),
+    ]
+    .iter()
+    .map(|(what, value)| {
+        Regex::new(&format!(r"app_init: {what}:\s+{}$", regex::escape(value)))
+            .expect("an escaped value makes a valid pattern")
+    })
+    .collect()
 }

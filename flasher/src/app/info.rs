@@ -27,6 +27,7 @@ pub(super) fn info(args: &Args) -> u8 {
         verify: false,
         skip: false,
         console: Console::single(),
+        boot: None,
     };
     let results: Vec<Result<BoardInfo, DeviceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ports

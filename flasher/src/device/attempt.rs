@@ -7,6 +7,7 @@ use crate::plan::Plan;
 use crate::port::ResolvedPort;
 use firmware::chip::TargetName;
 
+use super::boot;
 use super::failure::Failure;
 use super::options::{Contact, Options, Outcome};
 use super::session::Session;
@@ -34,7 +35,10 @@ pub(super) fn attempt(
     let skipped = session.write(plan)?;
     session.verify(plan)?;
     session.verify_erased(plan)?;
-    session.reset(rate)?;
+    let serial = session.reset(rate)?;
+    if let Some(watch) = &opts.boot {
+        boot::watch(serial, watch, &port.port, &mut contact.boot).map_err(Failure::Fatal)?;
+    }
     Ok(Outcome {
         skipped,
         connect,

@@ -99,6 +99,8 @@ struct FlashRead {
     md5: Md5,
 }
 
+mod boot;
+
 /// State of the chip's serial loader.
 pub(crate) struct Loader {
     chip: Chip,
@@ -112,6 +114,8 @@ pub(crate) struct Loader {
     write: Option<FlashWrite>,
     mem: Option<MemUpload>,
     read: Option<FlashRead>,
+    /// A watchdog reset on its way, and its boot log (see `boot`).
+    boot: boot::BootState,
 }
 
 /// Locks a mutex, recovering the data if a holder panicked.
@@ -141,6 +145,7 @@ impl Loader {
             write: None,
             mem: None,
             read: None,
+            boot: boot::BootState::default(),
         }
     }
 
@@ -400,6 +405,7 @@ impl Loader {
             new &= !SPI_CMD_USR;
         }
         self.registers.insert(addr, new);
+        self.watch_reset(addr, new);
     }
 
     /// Runs the SPI flash command set up in the SPI1 user registers.
