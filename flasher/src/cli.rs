@@ -29,7 +29,7 @@ Examples:
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
-failed for different reasons.";
+failed for different reasons, 8 written but did not boot (--expect).";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
