@@ -178,3 +178,33 @@ fn info_needs_a_port_and_takes_no_plan_options() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("pass --chip"), "{}", stderr(&out));
 }
+
+#[test]
+fn info_checks_the_board_against_chip_and_flash_size_when_given() {
+    let board =
+        SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32s3).psram("2MB".parse().unwrap()))
+            .unwrap();
+    let port = board.path().to_str().unwrap().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--port", &port, "--info", "--before", "no-reset", "--after", "no-reset",
+        ];
+        args.extend(extra);
+        flasher(&args)
+    };
+    let out = run(&["--chip", "esp32s3r2", "--flash_size", "4MB"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["--chip", "esp32s3r8"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("record 2 MB embedded"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--chip", "esp32c3"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let out = run(&["--flash_size", "16MB"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("4 MB of flash"), "{}", stderr(&out));
+    assert!(!touched_flash(&board));
+}

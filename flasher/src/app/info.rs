@@ -34,7 +34,7 @@ pub(super) fn info(args: &Args) -> u8 {
             .iter()
             .map(|port| {
                 let options = &options;
-                scope.spawn(move || info::read(port, args.chip.as_ref(), options))
+                scope.spawn(move || info::read(port, args.chip.as_ref(), args.flash_size, options))
             })
             .collect();
         handles

@@ -7,6 +7,7 @@ use crate::error::DeviceError;
 use crate::port::ResolvedPort;
 use crate::report::DeviceReport;
 use firmware::chip::{Chip, TargetName};
+use firmware::flash_size::FlashSize;
 
 use super::connect::ROM_BAUD;
 use super::failure::{Failure, describe};
@@ -77,10 +78,12 @@ fn on_off(on: bool) -> &'static str {
 }
 
 /// Reads what the board on `port` is and leaves it as `--after` says, having written and
-/// erased nothing. With `asked` (`--chip`), a board of another chip or PSRAM is refused.
+/// erased nothing. With `asked` (`--chip`), a board of another chip or PSRAM is refused; with
+/// `size` (`--flash_size`), a board with less flash.
 pub fn read(
     port: &ResolvedPort,
     asked: Option<&TargetName>,
+    size: Option<FlashSize>,
     opts: &Options,
 ) -> Result<BoardInfo, DeviceError> {
     // The session's target is `--chip`, or else the chip found (one name per chip, made before
@@ -109,6 +112,14 @@ pub fn read(
     let info = session.describe()?;
     if let Some(t) = asked {
         psram::check(t, info.psram)?;
+    }
+    if let (Some(size), Some(found)) = (size, info.device.flash_size)
+        && found < size.bytes()
+    {
+        return Err(DeviceError::FlashTooSmall {
+            found_mb: found >> 20,
+            asked: size.to_string(),
+        });
     }
     session.reset(ROM_BAUD).map_err(error)?;
     Ok(info)
