@@ -209,3 +209,39 @@ fn monitor_for_prints_the_banner() {
 fn flasher_plain(args: &[&str]) -> Output {
     common::flasher(args)
 }
+
+#[test]
+fn monitor_keys_reset_and_quit() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let fw = bundle(tmp.path(), 0);
+    let board = SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32c3)).unwrap();
+    let tree = Tree::with(&board);
+    let (port, report) = (tree.port(), tmp.path().join("r.json"));
+    let mut a = args(&fw, &port, report.to_str().unwrap());
+    a.push("--monitor");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flasher"))
+        .args(&a)
+        .env("FLASHER_SYSFS_ROOT", tree.dir.path().join("sys"))
+        .env("FLASHER_DEV_ROOT", tree.dir.path().join("dev"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ctrl-T Ctrl-R (a reset, which a pty cannot do), then Ctrl-]: the monitor ends.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[0x14, 0x12, 0x1D])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cannot reset the board from here"), "{err}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("main_task: Calling app_main()"), "{shown}");
+}
