@@ -441,6 +441,12 @@ pub enum UsageError {
          --before no-reset-no-sync does not load: use another --before"
     )]
     EraseNeedsStub,
+    /// `--expect` without a pattern, for an app without an app descriptor to take one from.
+    #[error(
+        "--expect without REGEX waits for the app's name and version, but the app has no \
+         esp_app_desc_t: pass --expect REGEX"
+    )]
+    NoAppBanner,
     /// `--monitor` or `--monitor-for` with several boards.
     #[error(
         "--monitor and --monitor-for show one board: pass one --port (use --expect for several)"

@@ -78,6 +78,9 @@ fn carry_out(
         check_watch(args, ports.len())?;
     }
     let plan = make_plan(args, base, started)?;
+    if args.desk.expect.as_ref().is_some_and(Vec::is_empty) && app_banner(&plan).is_empty() {
+        return Err(UsageError::NoAppBanner.into());
+    }
     if let Some(path) = &args.merge_out {
         report::write_atomic(path, &plan.merged())
             .with_context(|| format!("cannot write the merged image to {}", path.display()))?;
