@@ -25,6 +25,8 @@ pub enum ExitKind {
     Write,
     /// Several boards failed, for different reasons (each board's record says which).
     Mixed,
+    /// The board was written but did not print the expected lines after its reset.
+    Boot,
 }
 
 impl ExitKind {
@@ -38,6 +40,7 @@ impl ExitKind {
             ExitKind::Board => 5,
             ExitKind::Write => 6,
             ExitKind::Mixed => 7,
+            ExitKind::Boot => 8,
         }
     }
 }
@@ -45,6 +48,16 @@ impl ExitKind {
 /// Why no flashing plan can be made from the bundle and the arguments.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// `--erase-parts` names a partition the table does not have.
+    #[error(
+        "--erase-parts {label}: the partition table has no such partition (it has {labels}): pass one of those labels"
+    )]
+    UnknownPartition {
+        /// The label given.
+        label: String,
+        /// The table's labels, comma-separated.
+        labels: String,
+    },
     /// The firmware directory holds neither a manifest nor target folders.
     #[error(
         "no firmware bundle in {0}: expected manifest.json or <target>/artifacts/ folders; \
@@ -275,7 +288,8 @@ impl PlanError {
             | PlanError::NoModel { .. }
             | PlanError::SlotTooSmall { .. }
             | PlanError::DataPartitionMissing { .. }
-            | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
+            | PlanError::FlashTooSmall { .. }
+            | PlanError::UnknownPartition { .. } => ExitKind::Usage,
             PlanError::ImageChip { .. }
             | PlanError::NoBundle(_)
             | PlanError::Read { .. }
@@ -368,6 +382,35 @@ pub enum DeviceError {
         /// The `--flash_size` value.
         asked: String,
     },
+    /// The board's eFuses record other PSRAM than the `--chip` variant needs.
+    #[error(
+        "--chip {target} needs {asked_mb} MB of PSRAM, but the board's eFuses record {found}: \
+         pass the --chip variant of the board, or connect a board with that PSRAM"
+    )]
+    WrongPsram {
+        /// The `--chip` target.
+        target: String,
+        /// PSRAM the target's suffix asks for, in MB.
+        asked_mb: u32,
+        /// What the eFuses record.
+        found: String,
+    },
+    /// The board did not print the expected lines after its reset.
+    #[error(
+        "the board on {port} was written but did not boot: no line matching `{expected}` within \
+         {within} s after the reset (last line: {last}); check the firmware, or --expect and \
+         --expect-within"
+    )]
+    NoBoot {
+        /// The path.
+        port: String,
+        /// The patterns still unmatched, joined.
+        expected: String,
+        /// The time waited, in seconds.
+        within: f64,
+        /// The last line the board printed.
+        last: String,
+    },
     /// Talking to the board failed after connecting.
     #[error(
         "lost the board on {port} while {doing} ({reason}): check the cable, try a lower --baud, and run again"
@@ -420,7 +463,9 @@ impl DeviceError {
             DeviceError::WrongChip { .. }
             | DeviceError::Revision { .. }
             | DeviceError::FlashTooSmall { .. }
+            | DeviceError::WrongPsram { .. }
             | DeviceError::BoardChanged { .. } => ExitKind::Board,
+            DeviceError::NoBoot { .. } => ExitKind::Boot,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
@@ -437,6 +482,35 @@ pub enum UsageError {
         "missing --port: pass the board's serial device, e.g. --port /dev/ttyUSB0 (or use --dry-run / --merge-out)"
     )]
     MissingPort,
+    /// `--info` with `--before no-reset-no-sync`, which cannot detect the chip, without `--chip`.
+    #[error(
+        "--info with --before no-reset-no-sync cannot detect the chip: pass --chip, or use \
+         another --before"
+    )]
+    InfoNeedsChip,
+    /// Erasing with `--before no-reset-no-sync`, which runs without the stub that erases.
+    #[error(
+        "--erase-all, --erase-parts and --erase-data-parts need the flasher stub, which \
+         --before no-reset-no-sync does not load: use another --before"
+    )]
+    EraseNeedsStub,
+    /// `--expect` without a pattern, for an app without an app descriptor to take one from.
+    #[error(
+        "--expect without REGEX waits for the app's name and version, but the app has no \
+         esp_app_desc_t: pass --expect REGEX"
+    )]
+    NoAppBanner,
+    /// `--monitor` or `--monitor-for` with several boards.
+    #[error(
+        "--monitor and --monitor-for show one board: pass one --port (use --expect for several)"
+    )]
+    MonitorOneBoard,
+    /// `--monitor` or `--expect` with an `--after` that does not start the firmware.
+    #[error(
+        "--monitor and --expect watch the firmware start: pass --after hard-reset or \
+         --after watchdog-reset"
+    )]
+    WatchNeedsReset,
     /// A `--port` pattern that matches no device.
     #[error(
         "--port {0} matches no device: connect the boards, pass them to docker run (--device), \

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::plan::{Integrity, Plan};
+use crate::plan::{Erase, Integrity, Plan};
 
 /// The report of a whole run: one record per board (one record without a port when no board
 /// was asked for).
@@ -63,8 +63,14 @@ pub struct Report {
     /// What the board reported, when one was connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceReport>,
+    /// What the plan erases before writing (absent when nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<EraseReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
+    /// What the board printed after its reset, when `--expect` watched it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::device::boot::BootRecord>,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
 }
@@ -85,8 +91,10 @@ pub struct DeviceReport {
     /// JEDEC id of the SPI flash (manufacturer, type, capacity), hex, if read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash_id: Option<String>,
-    /// Detected flash size in bytes.
-    pub flash_size: u64,
+    /// Detected flash size in bytes (absent when it was not detected: `--before
+    /// no-reset-no-sync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_size: Option<u64>,
     /// Baud rate the regions were written at.
     pub baud: u32,
 }
@@ -107,6 +115,18 @@ pub struct RegionReport {
     /// Whether the board already held these bytes (absent when no board was written).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<bool>,
+}
+
+/// A part of the flash erased before writing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EraseReport {
+    /// The partition's label, or `whole flash`.
+    pub label: String,
+    /// Flash offset.
+    pub offset: u32,
+    /// Length in bytes (absent for the whole flash: the chip's whole size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
 }
 
 /// Stage durations in milliseconds.
@@ -136,6 +156,18 @@ impl Report {
                 md5: r.md5_hex(),
                 source: r.source.to_string(),
                 skipped: None,
+            })
+            .collect();
+        self.erased = plan
+            .erases
+            .iter()
+            .map(|e| EraseReport {
+                label: e.label().to_string(),
+                offset: e.range(0).0,
+                size: match e {
+                    Erase::Chip => None,
+                    Erase::Partition { size, .. } => Some(*size),
+                },
             })
             .collect();
     }

@@ -128,6 +128,7 @@ fn flash_one(
     record.port = Some(port.port.clone());
     record.attempts = Some(contact.attempts);
     record.device = contact.device;
+    record.boot = contact.boot;
     match result {
         Ok(outcome) => {
             record.outcome = "ok".into();

@@ -6,13 +6,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::Args;
+use crate::cli::{After, Args, Before};
+use crate::device::boot::BootWatch;
 use crate::device::{self, Console};
 use crate::error::{ExitKind, UsageError};
 use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::report::{self, Report};
 use crate::station::{self, Finished};
+use firmware::esp_image;
+use regex::Regex;
 
 use super::outcome;
 
@@ -20,8 +23,8 @@ use super::outcome;
 pub(super) fn flash(args: &Args) -> u8 {
     let started = Instant::now();
     let mut base = Report {
-        target: args.chip.to_string(),
-        flash_size: args.flash_size.to_string(),
+        target: args.target().to_string(),
+        flash_size: args.size().to_string(),
         override_pt: args.override_pt.map(|m| m.to_string()),
         ..Report::default()
     };
@@ -66,11 +69,18 @@ fn carry_out(
         if args.port.is_empty() {
             return Err(UsageError::MissingPort.into());
         }
+        if args.before == Before::NoResetNoSync && !args.desk.erase().is_empty() {
+            return Err(UsageError::EraseNeedsStub.into());
+        }
         // Selectors, `auto` and network URLs become device paths and bridges, then patterns
         // become the devices they match.
         *ports = port::expand(port::resolve_all(&args.port)?)?;
+        check_watch(args, ports.len())?;
     }
     let plan = make_plan(args, base, started)?;
+    if args.desk.expect.as_ref().is_some_and(Vec::is_empty) && app_banner(&plan).is_empty() {
+        return Err(UsageError::NoAppBanner.into());
+    }
     if let Some(path) = &args.merge_out {
         report::write_atomic(path, &plan.merged())
             .with_context(|| format!("cannot write the merged image to {}", path.display()))?;
@@ -92,10 +102,11 @@ fn carry_out(
 fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
-        target: args.chip.clone(),
-        flash_size: args.flash_size,
+        target: args.target().clone(),
+        flash_size: args.size(),
         override_pt: args.override_pt,
-    })?;
+    })?
+    .with_erases(&args.desk.erase())?;
     base.set_plan(&plan);
     base.timings_ms.plan = started.elapsed().as_millis() as u64;
     for note in &plan.notes {
@@ -140,8 +151,9 @@ fn write_boards(
         verify: !args.no_verify,
         skip: !args.no_skip,
         console: Console::single(),
+        boot: boot_watch(args, plan),
     };
-    let finished = station::flash_all(plan, &args.chip, ports, &options, base, log, started);
+    let finished = station::flash_all(plan, args.target(), ports, &options, base, log, started);
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {
@@ -151,4 +163,62 @@ fn write_boards(
         }
     }
     finished
+}
+
+/// Refuses `--monitor` with several boards, and `--monitor` or `--expect` with an `--after`
+/// that does not start the firmware.
+fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
+    let desk = &args.desk;
+    let monitor = desk.monitor || desk.monitor_for.is_some();
+    if monitor && boards > 1 {
+        return Err(UsageError::MonitorOneBoard);
+    }
+    let starts_firmware = matches!(args.after, After::HardReset | After::WatchdogReset);
+    if (monitor || desk.expect.is_some()) && !starts_firmware {
+        return Err(UsageError::WatchNeedsReset);
+    }
+    Ok(())
+}
+
+/// What to watch after the reset: `--expect`'s patterns (by default the app descriptor's
+/// project name and version lines, as ESP-IDF's `app_init` prints them) and `--monitor`.
+fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
+    let desk = &args.desk;
+    let monitor = match (desk.monitor, desk.monitor_for) {
+        (_, Some(d)) => Some(Some(d)),
+        (true, None) => Some(None),
+        (false, None) => None,
+    };
+    let expect = match &desk.expect {
+        Some(given) if !given.is_empty() => given.clone(),
+        Some(_) => app_banner(plan),
+        None => Vec::new(),
+    };
+    (monitor.is_some() || !expect.is_empty()).then_some(BootWatch {
+        expect,
+        within: desk.expect_within,
+        monitor,
+    })
+}
+
+/// The lines an ESP-IDF app prints with its name and version at start-up.
+fn app_banner(plan: &Plan) -> Vec<Regex> {
+    let desc = plan
+        .regions
+        .iter()
+        .find(|r| r.label == "app")
+        .and_then(|r| esp_image::app_descriptor(&r.bytes));
+    let Some(desc) = desc else {
+        return Vec::new();
+    };
+    [
+        ("Project name", &desc.project_name),
+        ("App version", &desc.version),
+    ]
+    .iter()
+    .map(|(what, value)| {
+        Regex::new(&format!(r"app_init: {what}:\s+{}$", regex::escape(value)))
+            .expect("an escaped value makes a valid pattern")
+    })
+    .collect()
 }

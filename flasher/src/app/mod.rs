@@ -3,12 +3,13 @@
 //!
 //! A run has one lifecycle (`flash`): open the log, resolve the ports, make the plan, write the
 //! boards (or the merged image), then sum the boards' records up ([`outcome`]): the summary line,
-//! the exit code, the report file. [`list`] is `--list-ports`.
+//! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`.
 
 pub mod list;
 pub mod outcome;
 
 mod flash;
+mod info;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ pub enum Command {
     Flash(Box<Args>),
     /// `--list-ports [--json]`.
     ListPorts(ListPorts),
+    /// `--port PORT… --info [--json]`: what the boards are, nothing written.
+    Info(Box<Args>),
 }
 
 impl Command {
@@ -37,7 +40,10 @@ impl Command {
             return list.map(Command::ListPorts).map_err(Stop);
         }
         Args::try_parse_from(&argv)
-            .map(|args| Command::Flash(Box::new(args)))
+            .map(|args| match args.desk.info {
+                true => Command::Info(Box::new(args)),
+                false => Command::Flash(Box::new(args)),
+            })
             .map_err(Stop)
     }
 }
@@ -85,6 +91,7 @@ pub fn run(command: Command) -> ExitCode {
     match command {
         Command::Flash(args) => ExitCode::from(flash::flash(&args)),
         Command::ListPorts(list) => list::list_ports(&list),
+        Command::Info(args) => ExitCode::from(info::info(&args)),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::plan::Plan;
 use crate::port::ResolvedPort;
 use firmware::chip::TargetName;
 
+use super::boot;
 use super::failure::Failure;
 use super::options::{Contact, Options, Outcome};
 use super::session::Session;
@@ -25,13 +26,19 @@ pub(super) fn attempt(
     let mut session = Session::connect(port, target, opts)?;
     let board = session.identify(rate)?;
     session.check(&board, plan, contact)?;
+    session.check_psram()?;
     session.set_rate(rate)?;
     let connect = started.elapsed();
 
     let write_started = Instant::now();
+    session.erase(plan)?;
     let skipped = session.write(plan)?;
     session.verify(plan)?;
-    session.reset(rate)?;
+    session.verify_erased(plan)?;
+    let serial = session.reset(rate)?;
+    if let Some(watch) = &opts.boot {
+        boot::watch(serial, watch, &port.port, &mut contact.boot).map_err(Failure::Fatal)?;
+    }
     Ok(Outcome {
         skipped,
         connect,

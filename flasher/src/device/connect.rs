@@ -75,8 +75,9 @@ impl<'a> Session<'a> {
     }
 
     /// Ends the attempt with the reset `--after` asks for, on the connection espflash gives
-    /// back (at `rate`), then the part of it a network port does itself.
-    pub(super) fn reset(self, rate: u32) -> Result<(), Failure> {
+    /// back (at `rate`), then the part of it a network port does itself; returns the port,
+    /// still open, for what the board prints next.
+    pub(super) fn reset(self, rate: u32) -> Result<Port, Failure> {
         let chip = self.chip();
         let after = after_operation(self.opts.after);
         let serial = self.flasher.into_connection().into_serial();
@@ -94,7 +95,8 @@ impl<'a> Session<'a> {
                 describe(&e)
             )))
         })?;
-        self.link.finish(after).map_err(Failure::Fatal)
+        self.link.finish(after).map_err(Failure::Fatal)?;
+        Ok(conn.into_serial())
     }
 }
 

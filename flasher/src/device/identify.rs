@@ -44,7 +44,8 @@ impl Session<'_> {
                 .map(|(major, minor)| format!("v{major}.{minor}")),
             mac: info.mac_address.clone(),
             flash_id: flash_id.map(|id| format!("{id:06x}")),
-            flash_size: u64::from(info.flash_size.size()),
+            // Without a sync espflash does not detect the flash and reports its default size.
+            flash_size: (!self.opts.no_sync()).then(|| u64::from(info.flash_size.size())),
             baud: rate,
         };
         Ok(Board {
@@ -88,15 +89,19 @@ impl Session<'_> {
                 Failure::Fatal(DeviceError::Revision { file, violation })
             })?;
         }
-        if self.opts.no_sync() {
-            self.opts
-                .console
-                .say("--before no-reset-no-sync: flash size not detected, not checked");
-        } else if device.flash_size < plan.flash_size.bytes() {
-            return Err(Failure::Fatal(DeviceError::FlashTooSmall {
-                found_mb: device.flash_size >> 20,
-                asked: plan.flash_size.to_string(),
-            }));
+        match device.flash_size {
+            None => self.opts.console.say(&format!(
+                "--before no-reset-no-sync: the board's flash size is unknown; --flash_size {} \
+                 is taken on trust",
+                plan.flash_size
+            )),
+            Some(found) if found < plan.flash_size.bytes() => {
+                return Err(Failure::Fatal(DeviceError::FlashTooSmall {
+                    found_mb: found >> 20,
+                    asked: plan.flash_size.to_string(),
+                }));
+            }
+            Some(_) => {}
         }
         Ok(())
     }
@@ -105,14 +110,22 @@ impl Session<'_> {
 /// `board: esp32c3 v0.4 mac … flash 4 MB (id …), writing at 921600 baud`.
 fn announcement(device: &DeviceReport) -> String {
     format!(
-        "board: {} {} mac {} flash {} MB (id {}), writing at {} baud",
+        "board: {} {} mac {} flash {} (id {}), writing at {} baud",
         device.chip,
         device.revision.as_deref().unwrap_or("(revision unknown)"),
         device.mac.as_deref().unwrap_or("unknown"),
-        device.flash_size >> 20,
+        flash_size_text(device.flash_size),
         device.flash_id.as_deref().unwrap_or("unknown"),
         device.baud,
     )
+}
+
+/// `4 MB`, or `size unknown` when it was not detected.
+pub(super) fn flash_size_text(size: Option<u64>) -> String {
+    match size {
+        Some(bytes) => format!("{} MB", bytes >> 20),
+        None => "size unknown".into(),
+    }
 }
 
 /// Reads the SPI flash JEDEC id (RDID, 0x9F) through the SPI1 user-command registers.

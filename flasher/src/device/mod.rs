@@ -12,17 +12,25 @@
 //!   `connect` (open, reset into the loader, sync, stub; the final reset), `identify` (what the
 //!   board is, and whether it is the one asked for), `write` (the chunked, MD5-checked write
 //!   and the final check of every region).
+//! * [`info`] reads what a board is for `--info`, writing nothing; [`psram`] reads the
+//!   PSRAM eFuses and checks a PSRAM target against them.
+//! * [`boot`] watches the board's output after the final reset (`--expect`, `--monitor`).
+//! * `erase` erases what the plan says before writing, and checks it afterwards.
 //! * `chunk` cuts the plan into [`CHUNK`]s, `progress` shows them being written, [`Console`]
 //!   is where a board's lines and bar go, `failure` says what a failure means for a retry.
 
 mod attempt;
+pub mod boot;
 mod chunk;
 mod connect;
 mod console;
+mod erase;
 mod failure;
 mod identify;
+pub mod info;
 mod options;
 mod progress;
+pub mod psram;
 mod retry;
 mod session;
 mod write;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::cli::{After, Before};
 use crate::report::DeviceReport;
 
+use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
 
 /// How to talk to the board.
@@ -22,6 +23,8 @@ pub struct Options {
     pub skip: bool,
     /// Where progress goes.
     pub console: Console,
+    /// What to watch after the final reset (`--expect`, `--monitor`).
+    pub boot: Option<BootWatch>,
 }
 
 impl Options {
@@ -55,4 +58,6 @@ pub struct Contact {
     pub device: Option<DeviceReport>,
     /// Attempts made.
     pub attempts: u32,
+    /// What the board printed after its reset, when it was watched.
+    pub boot: Option<BootRecord>,
 }

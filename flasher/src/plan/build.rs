@@ -55,6 +55,7 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
         integrity: loaded.integrity,
         notes,
         images,
+        erases: Vec::new(),
     })
 }
 

@@ -6,7 +6,10 @@
 //! target's `sdkconfig`, partition table and file names, without an integrity check.
 
 mod build;
+mod erase;
 mod load;
+
+pub use erase::{Erase, EraseRequest};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -118,10 +121,14 @@ pub struct Plan {
     /// The headers of the bootloader and the app (bundle path, header), for the checks that
     /// need the board: the chip revisions they accept.
     pub images: Vec<(String, ImageInfo)>,
+    /// What is erased before the regions are written, in offset order (see
+    /// [`Plan::with_erases`]).
+    pub erases: Vec<Erase>,
 }
 
 impl Plan {
-    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions.
+    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions (an
+    /// erased part reads 0xFF too, unless a region is written over it).
     pub fn merged(&self) -> Vec<u8> {
         let mut flash = vec![0xFF; self.flash_size.bytes() as usize];
         for r in &self.regions {
@@ -166,6 +173,7 @@ impl Plan {
                 p.size()
             );
         }
+        self.describe_erases(&mut s);
         let _ = writeln!(s, "regions:");
         for r in &self.regions {
             let _ = writeln!(

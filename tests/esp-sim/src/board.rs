@@ -418,6 +418,9 @@ impl Server {
                 self.pacer.wait_for_flash();
                 let output = self.loader.handle(&frame, &mut self.faults);
                 self.send(output)?;
+                if let Some(log) = self.loader.take_boot_log() {
+                    self.transmit(&log, self.current_baud());
+                }
             }
         }
         Ok(())

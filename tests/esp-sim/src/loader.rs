@@ -104,6 +104,8 @@ struct FlashRead {
     md5: Md5,
 }
 
+mod boot;
+
 /// State of the chip's serial loader.
 pub(crate) struct Loader {
     chip: Chip,
@@ -120,6 +122,8 @@ pub(crate) struct Loader {
     /// RAM ranges uploaded with MEM_BEGIN, where a stub may sit.
     uploaded: Vec<std::ops::Range<u32>>,
     read: Option<FlashRead>,
+    /// A watchdog reset on its way, and its boot log (see `boot`).
+    boot: boot::BootState,
 }
 
 /// Locks a mutex, recovering the data if a holder panicked.
@@ -153,6 +157,7 @@ impl Loader {
             mem: None,
             uploaded: Vec::new(),
             read: None,
+            boot: boot::BootState::default(),
         }
     }
 
@@ -448,6 +453,7 @@ impl Loader {
             new &= !SPI_CMD_USR;
         }
         self.registers.insert(addr, new);
+        self.watch_reset(addr, new);
     }
 
     /// Runs the SPI flash command set up in the SPI1 user registers.
