@@ -78,6 +78,8 @@ impl<'a> Session<'a> {
     /// back (at `rate`), then the part of it a network port does itself.
     pub(super) fn reset(self, rate: u32) -> Result<(), Failure> {
         let chip = self.chip();
+        // espflash runs no stub in Secure Download Mode.
+        let stub = self.opts.use_stub() && !self.flasher.secure_download_mode();
         let after = after_operation(self.opts.after);
         let serial = self.flasher.into_connection().into_serial();
         let mut conn = Connection::new(
@@ -87,7 +89,7 @@ impl<'a> Session<'a> {
             ResetBeforeOperation::NoResetNoSync,
             rate,
         );
-        conn.reset_after(self.opts.use_stub(), chip).map_err(|e| {
+        conn.reset_after(stub, chip).map_err(|e| {
             Failure::Fatal(DeviceError::Write(format!(
                 "all regions written and verified, but resetting the board failed: {}; \
                  reset it by hand, or pass --after no-reset",

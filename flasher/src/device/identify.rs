@@ -25,6 +25,9 @@ pub(super) struct Board {
 impl Session<'_> {
     /// Reads what the board is; `rate` is the rate it is to be written at, for the record.
     pub(super) fn identify(&mut self, rate: u32) -> Result<Board, Failure> {
+        if self.flasher.secure_download_mode() {
+            return Ok(self.identify_in_secure_download(rate));
+        }
         let info = self.flasher.device_info().map_err(|e| {
             Failure::Connect(DeviceError::Line {
                 port: self.port.to_string(),
@@ -43,6 +46,7 @@ impl Session<'_> {
             flash_id: flash_id.map(|id| format!("{id:06x}")),
             flash_size: u64::from(info.flash_size.size()),
             baud: rate,
+            ..DeviceReport::default()
         };
         Ok(Board {
             chip: info.chip,
@@ -81,6 +85,8 @@ impl Session<'_> {
             self.opts
                 .console
                 .say("--before no-reset-no-sync: flash size not detected, not checked");
+        } else if device.secure_download {
+            // Secure Download Mode reads no flash id: the size is unknown, not too small.
         } else if device.flash_size < plan.flash_size.bytes() {
             return Err(Failure::Fatal(DeviceError::FlashTooSmall {
                 found_mb: device.flash_size >> 20,
@@ -93,6 +99,12 @@ impl Session<'_> {
 
 /// `board: esp32c3 v0.4 mac … flash 4 MB (id …), writing at 921600 baud`.
 fn announcement(device: &DeviceReport) -> String {
+    if device.secure_download {
+        return format!(
+            "board: {} in Secure Download Mode, writing at {} baud",
+            device.chip, device.baud
+        );
+    }
     format!(
         "board: {} {} mac {} flash {} MB (id {}), writing at {} baud",
         device.chip,

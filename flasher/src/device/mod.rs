@@ -24,6 +24,7 @@ mod identify;
 mod options;
 mod progress;
 mod retry;
+mod security;
 mod session;
 mod write;
 

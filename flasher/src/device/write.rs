@@ -18,7 +18,9 @@ impl Session<'_> {
     pub(super) fn write(&mut self, plan: &Plan) -> Result<Vec<bool>, Failure> {
         let pieces = chunks(plan);
         let segments = segments(plan, &pieces);
-        let mut progress = Progress::new(plan, &pieces, &self.opts.console, self.opts.verify);
+        // Secure Download Mode allows no MD5: espflash neither verifies nor skips there.
+        let verify = self.opts.verify && !self.flasher.secure_download_mode();
+        let mut progress = Progress::new(plan, &pieces, &self.opts.console, verify);
         let written = self.flasher.write_bins_to_flash(&segments, &mut progress);
         progress.clear();
         written.map_err(|e| match e {
