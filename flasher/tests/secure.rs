@@ -65,6 +65,25 @@ fn signing_key(dir: &Path, name: &str) -> PathBuf {
     key
 }
 
+/// The key digest `espsecure digest-sbv2-public-key` writes for `key`.
+fn key_digest(key: &Path) -> [u8; 32] {
+    let out = key.with_extension("digest");
+    run(
+        &espsecure(),
+        &[
+            "digest-sbv2-public-key",
+            "--keyfile",
+            key.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    fs::read(&out)
+        .unwrap()
+        .try_into()
+        .expect("a 32-byte digest")
+}
+
 /// Signs `file` in place with `key` (`espsecure sign-data --version 2`).
 fn sign(file: &Path, key: &Path) {
     let signed = file.with_extension("signed");
@@ -130,9 +149,15 @@ fn merge_as_built(build: &BuildParts, out: &Path) -> Vec<u8> {
 }
 
 fn board(chip: Chip, security: Security) -> SimBoard {
+    board_trusting(chip, security, Vec::new())
+}
+
+/// A board that trusts the Secure Boot keys of `digests`.
+fn board_trusting(chip: Chip, security: Security, digests: Vec<[u8; 32]>) -> SimBoard {
     let config = BoardConfig::new(chip.name().parse().unwrap())
         .flash_size("4MB".parse().unwrap())
-        .security(security);
+        .security(security)
+        .secure_boot_digests(digests);
     let config = if chip == Chip::Esp32 {
         // Secure Boot V2 (ABS_DONE_1) exists from revision v3.0.
         config.revision("v3.0".parse().unwrap())
@@ -361,6 +386,62 @@ fn boards_with_flash_encryption_are_refused() {
             stderr(&out).contains("--encrypt"),
             "{chip}: {}",
             stderr(&out)
+        );
+    }
+}
+
+const SECURE_BOOT: Security = Security {
+    secure_download: false,
+    secure_boot: true,
+    flash_encryption: false,
+};
+
+/// Where the board's SECURE_BOOT_DIGEST key blocks can be read, the key is compared: a build
+/// signed with a trusted key is written, one signed with another key is refused untouched. The
+/// digest of a signature block is the one espsecure computes.
+#[test]
+fn builds_signed_with_another_key_are_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = signing_key(keys.path(), "trusted.pem");
+    let other = signing_key(keys.path(), "other.pem");
+    let (trusted_digest, other_digest) = (key_digest(&trusted), key_digest(&other));
+    for chip in [Chip::Esp32c3, Chip::Esp32c6] {
+        let tmp = tempfile::tempdir().unwrap();
+        let build = bundle(tmp.path(), chip, Some(&other));
+        let app = fs::read(&build.app.1).unwrap();
+        assert_eq!(
+            firmware::esp_image::signature_key_digests(&app).unwrap(),
+            vec![other_digest],
+            "{chip}: the signature block's key digest differs from espsecure's"
+        );
+        // The board trusts two keys, neither of them the build's.
+        let digests = vec![[0x5A; 32], trusted_digest];
+        let board = board_trusting(chip, SECURE_BOOT, digests.clone());
+        let (out, record) = flash(tmp.path(), chip, &board);
+        assert_refused(chip, &out, &record, board, "SECURE_BOOT_DIGEST");
+        let hex: String = other_digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(stderr(&out).contains(&hex), "{chip}: {}", stderr(&out));
+
+        let tmp = tempfile::tempdir().unwrap();
+        let build = bundle(tmp.path(), chip, Some(&trusted));
+        let expected = merge_as_built(&build, &tmp.path().join("theirs.bin"));
+        let board = board_trusting(chip, SECURE_BOOT, digests);
+        let (out, record) = flash(tmp.path(), chip, &board);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{chip}: {err}");
+        assert!(
+            err.contains("signed with a key the board trusts"),
+            "{chip}: {err}"
+        );
+        assert!(
+            !record["device"]["unchecked"]
+                .as_array()
+                .is_some_and(|u| u.contains(&Value::from("secure_boot_key"))),
+            "{chip}: {record}"
+        );
+        assert!(
+            board.stop() == expected,
+            "{chip}: the flash differs from merge-bin"
         );
     }
 }

@@ -32,16 +32,22 @@ const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
 const UNCHECKED_IN_SECURE_DOWNLOAD: [&str; 5] =
     ["revision", "mac", "flash_id", "flash_size", "md5"];
 
+/// KEY_PURPOSE values of the Secure Boot V2 key digests, SECURE_BOOT_DIGEST0..2 (espefuse
+/// `efuse/<chip>/fields.py`).
+const PURPOSE_SECURE_BOOT_DIGESTS: std::ops::RangeInclusive<u32> = 9..=11;
+
 /// The regions that are images the ROM or the bootloader checks under Secure Boot.
 const SIGNED_REGIONS: [&str; 2] = ["bootloader", "app"];
 
 /// The board's security state, as far as it tells.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Security {
     /// Secure Boot (V2) is enabled; `None` when the board cannot tell.
     pub(super) secure_boot: Option<bool>,
     /// The flash encryption counter and its value; `None` when the board cannot tell.
     pub(super) crypt_cnt: Option<(&'static str, u32)>,
+    /// The Secure Boot V2 public key digests the board trusts; empty when it cannot tell.
+    pub(super) trusted: Vec<[u8; 32]>,
 }
 
 impl Security {
@@ -50,6 +56,7 @@ impl Security {
         Security {
             secure_boot: Some(info.flags & FLAG_SECURE_BOOT_EN != 0),
             crypt_cnt: Some((counter, u32::from(info.flash_crypt_cnt))),
+            trusted: Vec::new(),
         }
     }
 
@@ -92,9 +99,15 @@ impl Session<'_> {
         } else {
             let boot = self.read_efuse(board.chip, boot_field)?;
             let crypt = self.read_efuse(board.chip, crypt_field)?;
+            let trusted = if boot != 0 {
+                self.trusted_digests(board.chip)?
+            } else {
+                Vec::new()
+            };
             Security {
                 secure_boot: Some(boot != 0),
                 crypt_cnt: Some((counter, crypt)),
+                trusted,
             }
         };
         Ok(record(board, security))
@@ -114,16 +127,15 @@ impl Session<'_> {
                 .iter()
                 .filter(|r| SIGNED_REGIONS.contains(&r.label))
             {
-                if !is_signed(region) {
-                    return Err(refusal(SecurityError::Unsigned {
-                        label: region.label,
-                        file: file_of(region),
-                    }));
-                }
+                check_signature(region, &security.trusted).map_err(refusal)?;
             }
-            self.opts
-                .console
-                .say("Secure Boot is enabled: the signed bootloader and app are written as built");
+            self.opts.console.say(if security.trusted.is_empty() {
+                "Secure Boot is enabled: the signed bootloader and app are written as built \
+                 (the board's key digests cannot be read: the signing key is not checked)"
+            } else {
+                "Secure Boot is enabled: the bootloader and app, signed with a key the board \
+                 trusts, are written as built"
+            });
         }
         if self.flasher.secure_download_mode() {
             self.opts.console.say(
@@ -134,18 +146,37 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The key digests in the key blocks whose purpose is SECURE_BOOT_DIGESTn.
+    fn trusted_digests(&mut self, chip: EspChip) -> Result<Vec<[u8; 32]>, Failure> {
+        let Some((purposes, blocks)) = key_fields(chip) else {
+            return Ok(Vec::new());
+        };
+        let mut trusted = Vec::new();
+        for (purpose, block) in purposes.into_iter().zip(blocks) {
+            if PURPOSE_SECURE_BOOT_DIGESTS.contains(&self.read_efuse(chip, purpose)?) {
+                let digest = chip
+                    .read_efuse_le::<[u8; 32]>(self.flasher.connection(), block)
+                    .map_err(|e| self.efuse_failure(&e))?;
+                trusted.push(digest);
+            }
+        }
+        Ok(trusted)
+    }
+
+    fn efuse_failure(&self, e: &espflash::Error) -> Failure {
+        Failure::Connect(DeviceError::Line {
+            port: self.port.to_string(),
+            doing: "reading the security eFuses",
+            reason: describe(e),
+        })
+    }
+
     /// One eFuse field of `chip`, read through the loader.
     fn read_efuse(&mut self, chip: EspChip, field: EfuseField) -> Result<u32, Failure> {
         let bits = field.bit_count;
         let value = chip
             .read_efuse_le::<u32>(self.flasher.connection(), field)
-            .map_err(|e| {
-                Failure::Connect(DeviceError::Line {
-                    port: self.port.to_string(),
-                    doing: "reading the security eFuses",
-                    reason: describe(&e),
-                })
-            })?;
+            .map_err(|e| self.efuse_failure(&e))?;
         let mask = 1u32.checked_shl(bits).map_or(u32::MAX, |m| m - 1);
         Ok(value & mask)
     }
@@ -158,6 +189,9 @@ fn record(board: &mut Board, security: Security) -> Security {
     report.flash_encryption = security.flash_encryption();
     if security.secure_boot.is_none() {
         report.unchecked.push("secure_boot".into());
+    }
+    if security.secure_boot == Some(true) && security.trusted.is_empty() {
+        report.unchecked.push("secure_boot_key".into());
     }
     if security.crypt_cnt.is_none() {
         report.unchecked.push("flash_encryption".into());
@@ -189,9 +223,63 @@ fn fields(chip: EspChip) -> Option<(EfuseField, EfuseField, &'static str)> {
     })
 }
 
-/// Whether the region's image carries a Secure Boot V2 signature block.
-fn is_signed(region: &Region) -> bool {
-    firmware::esp_image::parse(&region.bytes).is_ok_and(|info| info.signed)
+/// The KEY_PURPOSE_0..5 and BLOCK_KEY0..5 fields of the chips whose key blocks carry a
+/// purpose (espflash `target/efuse/<chip>.rs`).
+fn key_fields(chip: EspChip) -> Option<([EfuseField; 6], [EfuseField; 6])> {
+    macro_rules! keys {
+        ($m:ident) => {
+            (
+                [
+                    $m::KEY_PURPOSE_0,
+                    $m::KEY_PURPOSE_1,
+                    $m::KEY_PURPOSE_2,
+                    $m::KEY_PURPOSE_3,
+                    $m::KEY_PURPOSE_4,
+                    $m::KEY_PURPOSE_5,
+                ],
+                [
+                    $m::BLOCK_KEY0,
+                    $m::BLOCK_KEY1,
+                    $m::BLOCK_KEY2,
+                    $m::BLOCK_KEY3,
+                    $m::BLOCK_KEY4,
+                    $m::BLOCK_KEY5,
+                ],
+            )
+        };
+    }
+    Some(match chip {
+        EspChip::Esp32s2 => keys!(esp32s2),
+        EspChip::Esp32s3 => keys!(esp32s3),
+        EspChip::Esp32c3 => keys!(esp32c3),
+        EspChip::Esp32c6 => keys!(esp32c6),
+        EspChip::Esp32h2 => keys!(esp32h2),
+        _ => return None,
+    })
+}
+
+/// Refuses a region whose image has no Secure Boot V2 signature, or, when the board's trusted
+/// key digests are known, whose RSA signatures are all made with other keys (ECDSA-only
+/// signatures are not compared; the ROM checks them at boot).
+fn check_signature(region: &Region, trusted: &[[u8; 32]]) -> Result<(), SecurityError> {
+    let signed = firmware::esp_image::parse(&region.bytes).is_ok_and(|info| info.signed);
+    if !signed {
+        return Err(SecurityError::Unsigned {
+            label: region.label,
+            file: file_of(region),
+        });
+    }
+    let keys = firmware::esp_image::signature_key_digests(&region.bytes).unwrap_or_default();
+    match keys.first() {
+        Some(first) if !trusted.is_empty() && !keys.iter().any(|k| trusted.contains(k)) => {
+            Err(SecurityError::UntrustedKey {
+                label: region.label,
+                file: file_of(region),
+                digest: firmware::manifest::hex(first),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The bundle file a region comes from.
