@@ -146,6 +146,21 @@ mod tests {
     }
 
     #[test]
+    fn digests_sit_in_key_blocks_with_their_purposes() {
+        let digests = [[0x11; 32], core::array::from_fn(|i| i as u8)];
+        let regs = digest_registers(Chip::Esp32c3, &digests);
+        // KEY_PURPOSE_0 = 9 at BLOCK0 bits 88..91, KEY_PURPOSE_1 = 10 at 92..95.
+        assert!(regs.contains(&(0x6000_8834, 9 << 24)));
+        assert!(regs.contains(&(0x6000_8834, 10 << 28)));
+        // BLOCK_KEY0 at 0x6000_889C (espefuse: EFUSE_RD_KEY0_DATA0), BLOCK_KEY1 after it.
+        assert!(regs.contains(&(0x6000_889C, 0x1111_1111)));
+        assert!(regs.contains(&(0x6000_88BC, 0x0302_0100)));
+        assert!(check_digests(Chip::Esp32, &digests).is_err());
+        assert!(check_digests(Chip::Esp32s3, &[[0; 32]; 4]).is_err());
+        assert!(check_digests(Chip::Esp32h2, &digests).is_ok());
+    }
+
+    #[test]
     fn esp32_limits() {
         let sdm = Security {
             secure_download: true,
