@@ -35,9 +35,10 @@ impl Session<'_> {
 
     /// Checks each whole region's MD5 once more, since a garbled command may have put data
     /// elsewhere after its chunk was verified. The ROM leaves the loader after writing, and
-    /// Secure Download Mode allows no MD5: there the per-chunk checks are all there is.
+    /// Secure Download Mode allows no MD5: without the stub the per-chunk checks are all there
+    /// is.
     pub(super) fn verify(&mut self, plan: &Plan) -> Result<(), Failure> {
-        if !self.opts.use_stub() || !self.opts.verify || self.flasher.secure_download_mode() {
+        if !self.stub || !self.opts.verify {
             return Ok(());
         }
         for r in &plan.regions {
