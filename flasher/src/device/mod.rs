@@ -12,6 +12,9 @@
 //!   `connect` (open, reset into the loader, sync, stub; the final reset), `identify` (what the
 //!   board is, and whether it is the one asked for), `write` (the chunked, MD5-checked write
 //!   and the final check of every region).
+//! * `security` handles secured boards: Secure Download Mode (identified from the security
+//!   info, written through the ROM), Secure Boot (unsigned images and untrusted keys refused)
+//!   and flash encryption (refused), all before anything is written.
 //! * `chunk` cuts the plan into [`CHUNK`]s, `progress` shows them being written, [`Console`]
 //!   is where a board's lines and bar go, `failure` says what a failure means for a retry.
 
