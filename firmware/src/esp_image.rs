@@ -20,6 +20,13 @@ const SEGMENT_HEADER_LEN: usize = 8;
 const MAX_SEGMENTS: u8 = 16;
 const CHECKSUM_SEED: u8 = 0xEF;
 const SECURE_BOOT_V2_SIGNATURE_MAGIC: u8 = 0xE7;
+/// Signature block version of RSA-PSS 3072 (espsecure `SIG_BLOCK_VERSION_RSA`).
+const SIGNATURE_VERSION_RSA: u8 = 0x02;
+/// Length of one signature block; a signature sector holds up to three.
+const SIGNATURE_BLOCK_LEN: usize = 1216;
+/// Where an RSA block's public key (n, e, rinv, m') lies: the bytes whose SHA-256 is the key
+/// digest burnt into a board (espsecure `_digest_sbv2_public_key`).
+const RSA_KEY_RANGE: std::ops::Range<usize> = 36..36 + 384 + 4 + 384 + 4;
 
 /// Why bytes are not a valid ESP image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -230,9 +237,7 @@ pub fn parse(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
             return Err(ImageError::Digest);
         }
     }
-    let signature_at = end.div_ceil(4096) * 4096;
-    let signed = bytes.get(signature_at) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC)
-        || bytes.get(end) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC);
+    let signed = signature_sector(bytes, end).is_some();
     Ok(ImageInfo {
         segment_count,
         flash_mode: bytes[2],
@@ -246,6 +251,34 @@ pub fn parse(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
         data_len,
         signed,
     })
+}
+
+/// Where the Secure Boot V2 signature sector of an image ending at `end` starts: the next
+/// 4 KiB boundary, or `end` itself.
+fn signature_sector(bytes: &[u8], end: usize) -> Option<usize> {
+    [end.div_ceil(4096) * 4096, end]
+        .into_iter()
+        .find(|&at| bytes.get(at) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC))
+}
+
+/// The public key digests of an image's Secure Boot V2 RSA signature blocks, in order: the
+/// SHA-256 over each block's public key, as `espsecure digest-sbv2-public-key` computes it and
+/// ESP-IDF burns it into a SECURE_BOOT_DIGESTn key block. ECDSA blocks are left out; an
+/// unsigned image has none.
+pub fn signature_key_digests(bytes: &[u8]) -> Result<Vec<[u8; 32]>, ImageError> {
+    let info = parse(bytes)?;
+    let end = info.data_len + if info.hash_appended { 32 } else { 0 };
+    let Some(sector) = signature_sector(bytes, end) else {
+        return Ok(Vec::new());
+    };
+    let digests = bytes[sector..]
+        .chunks_exact(SIGNATURE_BLOCK_LEN)
+        .take(3)
+        .take_while(|block| block[0] == SECURE_BOOT_V2_SIGNATURE_MAGIC)
+        .filter(|block| block[1] == SIGNATURE_VERSION_RSA)
+        .map(|block| Sha256::digest(&block[RSA_KEY_RANGE]).into())
+        .collect();
+    Ok(digests)
 }
 
 /// The header fields a flasher may rewrite in the bootloader, as esptool's

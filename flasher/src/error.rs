@@ -449,6 +449,9 @@ pub enum DeviceError {
     /// Finding, opening or reaching the port failed (see [`PortError`]).
     #[error("{0}")]
     Port(#[from] PortError),
+    /// The board's security features forbid writing the plan (see [`SecurityError`]).
+    #[error("{0}")]
+    Secured(#[from] SecurityError),
 }
 
 impl DeviceError {
@@ -470,6 +473,7 @@ impl DeviceError {
                 ExitKind::Write
             }
             DeviceError::Port(e) => e.kind(),
+            DeviceError::Secured(_) => ExitKind::Board,
         }
     }
 }
@@ -687,4 +691,49 @@ impl PortError {
             | PortError::Dropped { .. } => ExitKind::Device,
         }
     }
+}
+
+/// Why a secured board (Secure Boot, flash encryption) is not written; found before anything
+/// is written.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// Secure Boot is on and an image of the plan has no Secure Boot V2 signature block.
+    #[error(
+        "the board has Secure Boot enabled, but {file} ({label}) carries no Secure Boot V2 \
+         signature, so the board would not boot it: sign it with `espsecure sign-data --version 2 \
+         --keyfile KEY` (or build with CONFIG_SECURE_BOOT_SIGNED_BINARIES) and build the image again"
+    )]
+    Unsigned {
+        /// The region (`bootloader`, `app`).
+        label: &'static str,
+        /// The bundle file.
+        file: String,
+    },
+    /// Secure Boot is on and no signature of an image is made with a key the board trusts.
+    #[error(
+        "the board has Secure Boot enabled, but {file} ({label}) is signed with a key whose digest \
+         ({digest}) is none of the board's SECURE_BOOT_DIGEST eFuses: sign it with the board's \
+         Secure Boot key and build the image again"
+    )]
+    UntrustedKey {
+        /// The region (`bootloader`, `app`).
+        label: &'static str,
+        /// The bundle file.
+        file: String,
+        /// SHA-256 of the first signature block's public key, hex.
+        digest: String,
+    },
+    /// Flash encryption is on: plaintext written now would not decrypt at boot.
+    #[error(
+        "the board has flash encryption enabled ({counter} = {value:#x}, odd), and plaintext \
+         written to it would not boot; espflash cannot encrypt: write the encrypted build with \
+         `esptool write-flash --encrypt` from a host holding the key, or flash boards before \
+         encryption is enabled"
+    )]
+    FlashEncrypted {
+        /// The eFuse counter (`SPI_BOOT_CRYPT_CNT`, `FLASH_CRYPT_CNT`).
+        counter: &'static str,
+        /// Its value.
+        value: u32,
+    },
 }

@@ -97,6 +97,19 @@ pub struct DeviceReport {
     pub flash_size: Option<u64>,
     /// Baud rate the regions were written at.
     pub baud: u32,
+    /// Whether the ROM ran in Secure Download Mode (only flash writes allowed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secure_download: bool,
+    /// Whether Secure Boot is enabled, if the board tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<bool>,
+    /// Whether flash encryption is enabled, if the board tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_encryption: Option<bool>,
+    /// What the board would not let be read or checked (`mac`, `flash_id`, `flash_size`,
+    /// `md5`, ...); `flash_size` is then 0.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 /// One region of the plan and what happened to it.

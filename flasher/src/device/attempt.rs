@@ -24,8 +24,10 @@ pub(super) fn attempt(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let mut session = Session::connect(port, target, opts)?;
-    let board = session.identify(rate)?;
+    let mut board = session.identify(rate)?;
+    let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
+    session.check_security(&security, plan)?;
     session.check_psram()?;
     session.set_rate(rate)?;
     let connect = started.elapsed();

@@ -17,6 +17,7 @@ use firmware::chip::TargetName;
 
 use super::failure::{self, Failure, describe, is_line_error, nothing_answered};
 use super::options::Options;
+use super::security;
 use super::session::{Session, esp_chip};
 
 /// Baud rate of the ROM loader, which every connection starts at.
@@ -45,17 +46,28 @@ impl<'a> Session<'a> {
             before,
             ROM_BAUD,
         );
-        let flasher = Flasher::connect(
+        let connected = Flasher::connect(
             conn,
             opts.use_stub(),
             opts.verify,
             opts.skip,
             opts.no_sync().then(|| esp_chip(target.chip())),
             None,
-        )
-        .map_err(|e| connect_failure(e, port, target))?;
+        );
+        let (flasher, stub) = match connected {
+            Ok(flasher) => {
+                // espflash runs no stub in Secure Download Mode.
+                let stub = opts.use_stub() && !flasher.secure_download_mode();
+                (flasher, stub)
+            }
+            Err(e) => match security::rom_under_secure_boot(link.path(), &usb, target, opts) {
+                Some(flasher) => (flasher, false),
+                None => return Err(connect_failure(e, port, target)),
+            },
+        };
         Ok(Session {
             flasher,
+            stub,
             link,
             usb,
             port,
@@ -79,6 +91,7 @@ impl<'a> Session<'a> {
     /// still open, for what the board prints next.
     pub(super) fn reset(self, rate: u32) -> Result<Port, Failure> {
         let chip = self.chip();
+        let stub = self.stub;
         let after = after_operation(self.opts.after);
         let serial = self.flasher.into_connection().into_serial();
         let mut conn = Connection::new(
@@ -88,7 +101,7 @@ impl<'a> Session<'a> {
             ResetBeforeOperation::NoResetNoSync,
             rate,
         );
-        conn.reset_after(self.opts.use_stub(), chip).map_err(|e| {
+        conn.reset_after(stub, chip).map_err(|e| {
             Failure::Fatal(DeviceError::Write(format!(
                 "all regions written and verified, but resetting the board failed: {}; \
                  reset it by hand, or pass --after no-reset",
@@ -121,7 +134,7 @@ fn connect_failure(e: espflash::Error, port: &str, target: &TargetName) -> Failu
 
 /// Opens the tty at `port` at the ROM's rate; a port that is missing, busy, forbidden or not a
 /// serial device is said so, with the fix.
-fn open(port: &str) -> Result<Port, DeviceError> {
+pub(super) fn open(port: &str) -> Result<Port, DeviceError> {
     let meta = std::fs::metadata(port).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DeviceError::NotFound(port.to_string()),
         _ => DeviceError::Open {

@@ -28,6 +28,9 @@ pub(super) struct Board {
 impl Session<'_> {
     /// Reads what the board is; `rate` is the rate it is to be written at, for the record.
     pub(super) fn identify(&mut self, rate: u32) -> Result<Board, Failure> {
+        if self.flasher.secure_download_mode() {
+            return Ok(self.identify_in_secure_download(rate));
+        }
         let info = self.flasher.device_info().map_err(|e| {
             Failure::Connect(DeviceError::Line {
                 port: self.port.to_string(),
@@ -47,6 +50,7 @@ impl Session<'_> {
             // Without a sync espflash does not detect the flash and reports its default size.
             flash_size: (!self.opts.no_sync()).then(|| u64::from(info.flash_size.size())),
             baud: rate,
+            ..DeviceReport::default()
         };
         Ok(Board {
             chip: info.chip,
@@ -90,6 +94,8 @@ impl Session<'_> {
             })?;
         }
         match device.flash_size {
+            // Secure Download Mode reads no flash id: the size is unknown, not too small.
+            _ if device.secure_download => {}
             None => self.opts.console.say(&format!(
                 "--before no-reset-no-sync: the board's flash size is unknown; --flash_size {} \
                  is taken on trust",
@@ -109,6 +115,12 @@ impl Session<'_> {
 
 /// `board: esp32c3 v0.4 mac … flash 4 MB (id …), writing at 921600 baud`.
 fn announcement(device: &DeviceReport) -> String {
+    if device.secure_download {
+        return format!(
+            "board: {} in Secure Download Mode, writing at {} baud",
+            device.chip, device.baud
+        );
+    }
     format!(
         "board: {} {} mac {} flash {} (id {}), writing at {} baud",
         device.chip,

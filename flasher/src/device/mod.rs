@@ -16,6 +16,9 @@
 //!   PSRAM eFuses and checks a PSRAM target against them.
 //! * [`boot`] watches the board's output after the final reset (`--expect`, `--monitor`).
 //! * `erase` erases what the plan says before writing, and checks it afterwards.
+//! * `security` handles secured boards: Secure Download Mode (identified from the security
+//!   info, written through the ROM), Secure Boot (unsigned images and untrusted keys refused)
+//!   and flash encryption (refused), all before anything is written.
 //! * `chunk` cuts the plan into [`CHUNK`]s, `progress` shows them being written, [`Console`]
 //!   is where a board's lines and bar go, `failure` says what a failure means for a retry.
 
@@ -32,6 +35,7 @@ mod options;
 mod progress;
 pub mod psram;
 mod retry;
+mod security;
 mod session;
 mod write;
 

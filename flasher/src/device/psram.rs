@@ -20,6 +20,13 @@ impl Session<'_> {
         if asked_mb(self.target).is_none() {
             return Ok(());
         }
+        if self.flasher.secure_download_mode() {
+            self.opts.console.say(&format!(
+                "Secure Download Mode reads no eFuses: the PSRAM of --chip {} is not checked",
+                self.target
+            ));
+            return Ok(());
+        }
         let chip = self.flasher.chip();
         let found = read(chip, self.flasher.connection())
             .map_err(failure::line(self.port, "reading the PSRAM eFuses"))?;

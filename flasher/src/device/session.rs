@@ -16,6 +16,9 @@ use super::options::Options;
 pub(super) struct Session<'a> {
     /// espflash's flasher, stub loaded (unless `--before no-reset-no-sync`).
     pub(super) flasher: Flasher,
+    /// Whether espflash's stub runs (not with `--before no-reset-no-sync`, in Secure Download
+    /// Mode, or on an ESP32-S3 under Secure Boot, whose ROM runs no RAM code).
+    pub(super) stub: bool,
     /// The port as opened: the tty, its USB identity, its network bridge.
     pub(super) link: Link,
     /// The USB ids espflash was given (for the reset after writing).

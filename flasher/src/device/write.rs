@@ -18,7 +18,9 @@ impl Session<'_> {
     pub(super) fn write(&mut self, plan: &Plan) -> Result<Vec<bool>, Failure> {
         let pieces = chunks(plan);
         let segments = segments(plan, &pieces);
-        let mut progress = Progress::new(plan, &pieces, &self.opts.console, self.opts.verify);
+        // Secure Download Mode allows no MD5: espflash neither verifies nor skips there.
+        let verify = self.opts.verify && !self.flasher.secure_download_mode();
+        let mut progress = Progress::new(plan, &pieces, &self.opts.console, verify);
         let written = self.flasher.write_bins_to_flash(&segments, &mut progress);
         progress.clear();
         written.map_err(|e| match e {
@@ -33,9 +35,10 @@ impl Session<'_> {
 
     /// Checks each whole region's MD5 once more, since a garbled command may have put data
     /// elsewhere after its chunk was verified. The ROM leaves the loader after writing, and
-    /// Secure Download Mode allows no MD5: there the per-chunk checks are all there is.
+    /// Secure Download Mode allows no MD5: without the stub the per-chunk checks are all there
+    /// is.
     pub(super) fn verify(&mut self, plan: &Plan) -> Result<(), Failure> {
-        if !self.opts.use_stub() || !self.opts.verify || self.flasher.secure_download_mode() {
+        if !self.stub || !self.opts.verify {
             return Ok(());
         }
         for r in &plan.regions {

@@ -39,6 +39,9 @@ pub struct BoardConfig {
     pub crystal: Option<Crystal>,
     /// Secure Download Mode, Secure Boot, flash encryption.
     pub security: Security,
+    /// Secure Boot V2 public key digests burnt into key blocks KEY0.. (purposes
+    /// SECURE_BOOT_DIGEST0..2), at most three.
+    pub secure_boot_digests: Vec<[u8; 32]>,
     /// Pace the line and flash operations in real time.
     pub realtime: bool,
     /// Time to program one flash page (with `realtime`).
@@ -61,6 +64,7 @@ impl BoardConfig {
             revision: None,
             crystal: None,
             security: Security::default(),
+            secure_boot_digests: Vec::new(),
             realtime: false,
             page_program: PageProgramTime::default(),
             faults: FaultSpec::default(),
@@ -101,6 +105,13 @@ impl BoardConfig {
     /// Sets the security features.
     pub fn security(mut self, security: Security) -> Self {
         self.security = security;
+        self
+    }
+
+    /// Burns Secure Boot V2 public key digests (SHA-256, as `espsecure
+    /// digest-sbv2-public-key` writes them) into the first key blocks.
+    pub fn secure_boot_digests(mut self, digests: Vec<[u8; 32]>) -> Self {
+        self.secure_boot_digests = digests;
         self
     }
 
@@ -150,6 +161,7 @@ impl BoardConfig {
             revision: self.effective_revision(),
             crystal: self.effective_crystal(),
             security: self.security,
+            secure_boot_digests: self.secure_boot_digests.clone(),
         }
     }
 
@@ -178,6 +190,10 @@ impl BoardConfig {
             if on {
                 args.push(flag.to_owned());
             }
+        }
+        for digest in &self.secure_boot_digests {
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            args.extend(["--secure-boot-digest".to_owned(), hex]);
         }
         if self.realtime {
             args.push("--realtime".to_owned());

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::ConfigError;
-use crate::security::Security;
+use crate::security::{self, Security};
 
 /// Address of the word the loader clients read to identify a chip.
 pub const CHIP_MAGIC_REG: u32 = 0x4000_1000;
@@ -472,13 +472,14 @@ const ESP32P4: Facts = Facts {
 };
 
 /// What the board's eFuses and straps say, as chosen by its configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Efuses {
     pub mac: [u8; 6],
     pub psram: Option<Psram>,
     pub revision: Revision,
     pub crystal: Crystal,
     pub security: Security,
+    pub secure_boot_digests: Vec<[u8; 32]>,
 }
 
 impl Chip {
@@ -600,7 +601,8 @@ impl Chip {
         {
             return Err(ConfigError::PsramUnsupported { chip: self, psram });
         }
-        efuses.security.check(self, efuses.revision)
+        efuses.security.check(self, efuses.revision)?;
+        security::check_digests(self, &efuses.secure_boot_digests)
     }
 
     /// Register values that differ from 0 after reset.
@@ -638,6 +640,9 @@ impl Chip {
             facts.flash_crypt_cnt,
             efuses.security.flash_crypt_cnt().into(),
         );
+        for (addr, value) in security::digest_registers(self, &efuses.secure_boot_digests) {
+            regs.set(addr, value);
+        }
         for &(addr, value) in facts.extra {
             regs.set(addr, value);
         }

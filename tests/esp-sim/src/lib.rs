@@ -89,6 +89,16 @@ pub enum ConfigError {
     /// ESP32 Secure Boot V2 exists from revision v3.0.
     #[error("esp32 {0} has no Secure Boot V2 (it needs revision v3.0 or later)")]
     SecureBootNeedsV3(Revision),
+    /// Secure Boot key digests on a chip without key purposes, or too many.
+    #[error(
+        "{chip} cannot hold {count} Secure Boot key digests (ESP32-S2, S3, C3, C6, H2: up to 3)"
+    )]
+    SecureBootDigests {
+        /// The chip.
+        chip: Chip,
+        /// Digests asked for.
+        count: usize,
+    },
     /// Not a page program time.
     #[error("bad page program time `{0}` (expected e.g. 400us or 0.7ms, at most 3ms)")]
     BadPageProgram(String),

@@ -49,6 +49,10 @@ struct Args {
     /// Flash encryption is enabled (the crypt counter is odd).
     #[arg(long)]
     flash_encryption: bool,
+    /// A Secure Boot V2 public key digest (64 hex digits) burnt into the next
+    /// key block; up to three.
+    #[arg(long, value_parser = parse_digest)]
+    secure_boot_digest: Vec<[u8; 32]>,
     /// Create a symlink to the pty at this path.
     #[arg(long)]
     link: Option<PathBuf>,
@@ -138,6 +142,7 @@ fn main() -> Result<()> {
         secure_boot: args.secure_boot,
         flash_encryption: args.flash_encryption,
     };
+    config.secure_boot_digests = args.secure_boot_digest;
     if let Some(faults) = args.faults {
         config = config.faults(faults);
     }
@@ -171,4 +176,17 @@ fn main() -> Result<()> {
         write_atomically(dump, &flash)?;
     }
     Ok(())
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_digest(text: &str) -> Result<[u8; 32], String> {
+    let bad = || format!("`{text}` is not a SHA-256 digest (64 hex digits)");
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut digest = [0; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(digest)
 }

@@ -334,3 +334,51 @@ fn espflash_cannot_identify_an_esp32s2_in_secure_download_mode() {
         .count();
     assert!(refused >= 1);
 }
+
+/// Secure Boot key digests burnt into the key blocks read back through
+/// espefuse (Espressif's eFuse tool) as SECURE_BOOT_DIGESTn blocks holding
+/// the digest bytes in order, on the board run as a process from its
+/// command-line arguments.
+#[test]
+fn espefuse_reads_the_secure_boot_key_digests() {
+    let espefuse = common::esptool().with_file_name("espefuse");
+    assert!(
+        espefuse.is_file(),
+        "espefuse not found next to esptool ({}): install esptool 5.x in .venv",
+        espefuse.display()
+    );
+    let digests: Vec<[u8; 32]> = vec![
+        std::array::from_fn(|i| i as u8),
+        std::array::from_fn(|i| 0xF0 ^ i as u8),
+    ];
+    for chip in [Chip::Esp32c3, Chip::Esp32h2] {
+        let config = BoardConfig::new(chip)
+            .security(Security {
+                secure_boot: true,
+                ..Security::default()
+            })
+            .secure_boot_digests(digests.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let sim = spawn(&config, &dir.path().join("dump.bin"));
+        let out = std::process::Command::new(&espefuse)
+            .args(["--chip", chip.name(), "--before", "no-reset", "--port"])
+            .arg(sim.path())
+            .arg("summary")
+            .output()
+            .expect("espefuse runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{chip}: {text}");
+        for (n, digest) in digests.iter().enumerate() {
+            let purpose = format!("= SECURE_BOOT_DIGEST{n} R/W (0x{:x})", 9 + n);
+            assert!(text.contains(&purpose), "{chip}: {text}");
+            let bytes: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let block = text
+                .split(&format!("BLOCK_KEY{n} (BLOCK{})", 4 + n))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{chip}: no BLOCK_KEY{n}: {text}"));
+            let value = block.lines().nth(3).unwrap_or_default();
+            assert!(value.contains(&bytes.join(" ")), "{chip}: KEY{n}: {value}");
+        }
+        assert!(sim.stop().unwrap().success());
+    }
+}
