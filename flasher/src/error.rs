@@ -25,6 +25,9 @@ pub enum ExitKind {
     Write,
     /// Several boards failed, for different reasons (each board's record says which).
     Mixed,
+    /// The plan was written and verified, but flash outside the plan changed
+    /// (`--check-untouched`).
+    Untouched,
 }
 
 impl ExitKind {
@@ -38,6 +41,7 @@ impl ExitKind {
             ExitKind::Board => 5,
             ExitKind::Write => 6,
             ExitKind::Mixed => 7,
+            ExitKind::Untouched => 8,
         }
     }
 }
@@ -351,9 +355,31 @@ pub enum DeviceError {
         "verifying the flash failed: the MD5 read back differs ({0}); run again, and if it persists the flash may be faulty"
     )]
     Verify(String),
+    /// Flash outside the plan changed while the board was written (`--check-untouched`).
+    #[error(
+        "flash outside the plan changed while writing ({}): a garbled command wrote or erased \
+         there; the regions are right, but the board is not as planned: erase it and run again",
+        changed_ranges(changed)
+    )]
+    Untouched {
+        /// The gaps between regions whose MD5 changed, as (offset, length).
+        changed: Vec<(u32, u32)>,
+    },
+    /// `--check-untouched` cannot be done on this board.
+    #[error("--check-untouched needs the flasher stub's MD5, but {0}: drop --check-untouched")]
+    CannotCheckUntouched(&'static str),
     /// Finding, opening or reaching the port failed (see [`PortError`]).
     #[error("{0}")]
     Port(#[from] PortError),
+}
+
+/// Ranges as `0x9000..0xe000`, comma-separated.
+pub fn changed_ranges(changed: &[(u32, u32)]) -> String {
+    changed
+        .iter()
+        .map(|(offset, len)| format!("{offset:#x}..{:#x}", u64::from(*offset) + u64::from(*len)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DeviceError {
@@ -371,6 +397,8 @@ impl DeviceError {
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
+            DeviceError::Untouched { .. } => ExitKind::Untouched,
+            DeviceError::CannotCheckUntouched(_) => ExitKind::Board,
             DeviceError::Port(e) => e.kind(),
         }
     }

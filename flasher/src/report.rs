@@ -65,8 +65,25 @@ pub struct Report {
     pub device: Option<DeviceReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
+    /// Ranges outside the plan that changed while the board was written
+    /// (`--check-untouched`; absent when none did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_outside: Vec<RangeReport>,
+    /// What the outcome does not say alone: a reset that failed after the flash was verified,
+    /// retries whose stray writes were not checked (absent when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
+}
+
+/// A range of flash.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RangeReport {
+    /// First byte.
+    pub offset: u32,
+    /// Length in bytes.
+    pub size: u32,
 }
 
 /// What the board reported.

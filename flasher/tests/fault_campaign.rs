@@ -75,6 +75,7 @@ fn options() -> Options {
         verify: true,
         skip: true,
         console: Console::shared("campaign", None),
+        check_untouched: None,
     }
 }
 

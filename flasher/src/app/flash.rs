@@ -140,6 +140,7 @@ fn write_boards(
         verify: !args.no_verify,
         skip: !args.no_skip,
         console: Console::single(),
+        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
     };
     let finished = station::flash_all(plan, &args.chip, ports, &options, base, log, started);
     for record in &finished.records {

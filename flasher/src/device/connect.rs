@@ -75,8 +75,10 @@ impl<'a> Session<'a> {
     }
 
     /// Ends the attempt with the reset `--after` asks for, on the connection espflash gives
-    /// back (at `rate`), then the part of it a network port does itself.
-    pub(super) fn reset(self, rate: u32) -> Result<(), Failure> {
+    /// back (at `rate`), then the part of it a network port does itself. It comes after the
+    /// final check, so it sends nothing that can change the flash (see [`after_operation`]).
+    /// The flash is verified by then: a reset that fails is a warning, returned.
+    pub(super) fn reset(self, rate: u32) -> Result<Vec<String>, Failure> {
         let chip = self.chip();
         let after = after_operation(self.opts.after);
         let serial = self.flasher.into_connection().into_serial();
@@ -87,14 +89,18 @@ impl<'a> Session<'a> {
             ResetBeforeOperation::NoResetNoSync,
             rate,
         );
-        conn.reset_after(self.opts.use_stub(), chip).map_err(|e| {
-            Failure::Fatal(DeviceError::Write(format!(
-                "all regions written and verified, but resetting the board failed: {}; \
-                 reset it by hand, or pass --after no-reset",
-                describe(&e)
-            )))
-        })?;
-        self.link.finish(after).map_err(Failure::Fatal)
+        let mut warnings = Vec::new();
+        let reset = conn
+            .reset_after(self.opts.use_stub(), chip)
+            .map_err(|e| describe(&e));
+        let finished = reset.and_then(|()| self.link.finish(after).map_err(|e| e.to_string()));
+        if let Err(reason) = finished {
+            warnings.push(format!(
+                "all regions written and verified, but resetting the board failed: {reason}; \
+                 reset it by hand"
+            ));
+        }
+        Ok(warnings)
     }
 }
 
@@ -185,10 +191,15 @@ fn before_operation(before: Before) -> ResetBeforeOperation {
     }
 }
 
+/// The reset espflash does for `--after`. None sends a command that can write: a hard reset
+/// only toggles RTS, a watchdog reset writes RTC watchdog registers. `no-reset` leaves the board
+/// in the loader that wrote it: espflash's way out of the stub (a FLASH_BEGIN of size 0, then a
+/// FLASH_END that reboots into the ROM) would send, after the final check, a command whose
+/// garbled size makes a loader that erases on FLASH_BEGIN erase from 0; so the stub stays.
 fn after_operation(after: After) -> ResetAfterOperation {
     match after {
         After::HardReset => ResetAfterOperation::HardReset,
-        After::NoReset => ResetAfterOperation::NoReset,
+        After::NoReset => ResetAfterOperation::NoResetNoStub,
         After::NoResetStub => ResetAfterOperation::NoResetNoStub,
         After::WatchdogReset => ResetAfterOperation::WatchdogReset,
     }

@@ -11,7 +11,8 @@
 //! * `attempt` is one attempt as its phases, each a method of a `Session` (one connection):
 //!   `connect` (open, reset into the loader, sync, stub; the final reset), `identify` (what the
 //!   board is, and whether it is the one asked for), `write` (the chunked, MD5-checked write
-//!   and the final check of every region).
+//!   and the final check of every region), `untouched` (`--check-untouched`: the flash outside
+//!   the plan hashed before writing and after the final check).
 //! * `chunk` cuts the plan into [`CHUNK`]s, `progress` shows them being written, [`Console`]
 //!   is where a board's lines and bar go, `failure` says what a failure means for a retry.
 
@@ -25,6 +26,7 @@ mod options;
 mod progress;
 mod retry;
 mod session;
+mod untouched;
 mod write;
 
 pub use chunk::CHUNK;
@@ -32,3 +34,4 @@ pub use connect::ROM_BAUD;
 pub use console::Console;
 pub use options::{Contact, Options, Outcome};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
+pub use untouched::{Gap, Untouched, gaps};

@@ -6,6 +6,7 @@ use crate::cli::{After, Before};
 use crate::report::DeviceReport;
 
 use super::console::Console;
+use super::untouched::{Gap, Untouched};
 
 /// How to talk to the board.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct Options {
     pub skip: bool,
     /// Where progress goes.
     pub console: Console,
+    /// Check that the flash outside the plan is as expected after writing
+    /// (`--check-untouched`), or `None`.
+    pub check_untouched: Option<Untouched>,
 }
 
 impl Options {
@@ -46,6 +50,9 @@ pub struct Outcome {
     pub connect: Duration,
     /// Time to write and verify (last attempt).
     pub write: Duration,
+    /// What the board's record should warn about (a failed reset, retries not checked for
+    /// stray writes).
+    pub warnings: Vec<String>,
 }
 
 /// What is known about a board so far, kept across attempts and on failure.
@@ -55,4 +62,7 @@ pub struct Contact {
     pub device: Option<DeviceReport>,
     /// Attempts made.
     pub attempts: u32,
+    /// With `--check-untouched`, the gaps between regions and the MD5 each must keep, taken
+    /// before the first write of the first attempt that got that far.
+    pub untouched: Option<Vec<Gap>>,
 }
