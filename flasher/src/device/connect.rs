@@ -32,11 +32,12 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>, Failure> {
         let port = resolved.port.as_str();
         let link = Link::prepare(resolved).map_err(Failure::Fatal)?;
-        let serial = open(link.path()).map_err(Failure::Fatal)?;
+        let mut serial = open(link.path()).map_err(Failure::Fatal)?;
         let usb = link.usb_port_info();
         let before = link
             .enter_loader(before_operation(opts.before))
             .map_err(Failure::Fatal)?;
+        let before = without_modem_lines(&mut serial, before, port, opts);
         // The requested reset runs after the final check, on the connection given back.
         let conn = Connection::new(
             serial,
@@ -180,6 +181,31 @@ fn open_classic(port: &str, reason: &str) -> Result<Port, DeviceError> {
             reason: reason.to_string(),
         }),
     }
+}
+
+/// `before`, or `NoReset` when it resets through DTR/RTS but `serial` has no modem lines (a
+/// pseudo-terminal): then the flasher says so and syncs with a board in download mode already,
+/// as esptool does on a socket, instead of failing the reset.
+fn without_modem_lines(
+    serial: &mut Port,
+    before: ResetBeforeOperation,
+    port: &str,
+    opts: &Options,
+) -> ResetBeforeOperation {
+    use serialport::SerialPort;
+    let resets = matches!(
+        before,
+        ResetBeforeOperation::DefaultReset | ResetBeforeOperation::UsbReset
+    );
+    // Reading a modem line takes the ioctl a reset needs, without changing any line.
+    if !resets || serial.read_carrier_detect().is_ok() {
+        return before;
+    }
+    opts.console.say(&format!(
+        "note: {port} cannot drive DTR/RTS (a pseudo-terminal?): no reset into the loader, \
+         syncing with a board in download mode already"
+    ));
+    ResetBeforeOperation::NoReset
 }
 
 fn before_operation(before: Before) -> ResetBeforeOperation {

@@ -102,7 +102,10 @@ impl Session<'_> {
     fn gap_md5(&mut self, offset: u32, len: u32) -> Result<u128, Failure> {
         self.flasher
             .checksum_md5(offset, len)
-            .map_err(failure::line(self.port, "hashing the flash outside the plan"))
+            .map_err(failure::line(
+                self.port,
+                "hashing the flash outside the plan",
+            ))
     }
 
     /// The flash outside the plan can be hashed only by the stub outside Secure Download Mode.
@@ -129,9 +132,6 @@ mod tests {
             erased_md5(0x2345),
             u128::from_be_bytes(Md5::digest(&bytes).into())
         );
-        assert_eq!(
-            erased_md5(0),
-            u128::from_be_bytes(Md5::digest([]).into())
-        );
+        assert_eq!(erased_md5(0), u128::from_be_bytes(Md5::digest([]).into()));
     }
 }
