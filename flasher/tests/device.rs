@@ -546,3 +546,70 @@ fn on_a_pty_the_default_resets_are_skipped_and_a_failed_final_reset_warns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(board.stop() == fs::read(&merged).unwrap());
 }
+
+#[test]
+fn expected_erased_gaps_are_checked_without_a_first_pass() {
+    use flasher::device::{self, Console, Contact, Options, Untouched};
+    use flasher::error::DeviceError;
+    use flasher::port::ResolvedPort;
+
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let plan = flasher::plan::make(&flasher::plan::Request {
+        firmware_dir: tmp.path().join("fw"),
+        target: "esp32c3".parse().unwrap(),
+        flash_size: "4MB".parse().unwrap(),
+        override_pt: None,
+    })
+    .unwrap();
+    let gaps = device::gaps(&plan);
+    let last = *gaps.last().unwrap();
+    assert_eq!(u64::from(last.0 + last.1), 4 << 20, "{gaps:x?}");
+    let opts = Options {
+        baud: None,
+        before: flasher::cli::Before::NoReset,
+        after: flasher::cli::After::NoReset,
+        verify: true,
+        skip: true,
+        console: Console::shared("erased", None),
+        check_untouched: Some(Untouched::Erased),
+    };
+    let target = "esp32c3".parse().unwrap();
+    let write = |board: &SimBoard| {
+        let port = ResolvedPort::device(board.path().to_str().unwrap());
+        device::write(&plan, &target, &port, &opts, &mut Contact::default())
+    };
+    // An erased board: the gaps read as erased, and only after writing (no MD5 before it).
+    let blank = board(Chip::Esp32c3, "4MB");
+    write(&blank).unwrap();
+    let commands = blank.commands();
+    let first_write = commands
+        .iter()
+        .position(|c| c.command == Some(Opcode::FlashDeflBegin))
+        .unwrap();
+    let md5s_before: Vec<_> = commands[..first_write]
+        .iter()
+        .filter(|c| c.command == Some(Opcode::SpiFlashMd5))
+        .map(|c| c.args[0])
+        .collect();
+    assert!(
+        md5s_before.iter().all(|a| plan
+            .regions
+            .iter()
+            .any(|r| r.offset <= *a && u64::from(*a) < r.end())),
+        "a gap was hashed before writing: {md5s_before:x?}"
+    );
+    // A board with old bytes in the last gap is not as the plan expects.
+    let mut old = vec![0xFF; 4 << 20];
+    old[last.0 as usize + 0x1000] = 0;
+    let dirty = SimBoard::start(
+        BoardConfig::new(esp_sim::Chip::Esp32c3)
+            .flash_size("4MB".parse().unwrap())
+            .initial_flash(old),
+    )
+    .unwrap();
+    match write(&dirty) {
+        Err(DeviceError::Untouched { changed }) => assert_eq!(changed, vec![last]),
+        other => panic!("expected a changed gap, got {other:?}"),
+    }
+}
