@@ -29,7 +29,8 @@ Examples:
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
-failed for different reasons, 8 written but did not boot (--expect).";
+failed for different reasons, 8 written but did not boot (--expect), 9 written and verified
+but flash outside the plan changed (--check-untouched).";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
@@ -105,6 +106,10 @@ pub struct Args {
     #[arg(long = "report-append", alias = "report_append", value_name = "FILE")]
     pub report_append: Option<PathBuf>,
 
+    /// Hash the flash outside the plan (each gap between regions, by the stub's MD5) before
+    /// writing and again after the final check; any change fails the board with exit code 9.
+    #[arg(long = "check-untouched", alias = "check_untouched")]
+    pub check_untouched: bool,
     /// At the desk and on the line: board information, erasing, monitoring.
     #[command(flatten)]
     pub desk: DeskArgs,
@@ -252,7 +257,8 @@ pub enum After {
     /// Pulse RTS to reset into the new firmware.
     #[value(alias = "hard_reset")]
     HardReset,
-    /// Leave the board in the loader.
+    /// Leave the board in the loader that wrote it: the flasher stub (the ROM with
+    /// --before no-reset-no-sync). Nothing is sent after the final check.
     #[value(alias = "no_reset")]
     NoReset,
     /// Leave the board in the flasher stub.

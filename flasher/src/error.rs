@@ -27,6 +27,9 @@ pub enum ExitKind {
     Mixed,
     /// The board was written but did not print the expected lines after its reset.
     Boot,
+    /// The plan was written and verified, but flash outside the plan changed
+    /// (`--check-untouched`).
+    Untouched,
 }
 
 impl ExitKind {
@@ -41,6 +44,7 @@ impl ExitKind {
             ExitKind::Write => 6,
             ExitKind::Mixed => 7,
             ExitKind::Boot => 8,
+            ExitKind::Untouched => 9,
         }
     }
 }
@@ -446,12 +450,34 @@ pub enum DeviceError {
         "verifying the flash failed: the MD5 read back differs ({0}); run again, and if it persists the flash may be faulty"
     )]
     Verify(String),
+    /// Flash outside the plan changed while the board was written (`--check-untouched`).
+    #[error(
+        "flash outside the plan changed while writing ({}): a garbled command wrote or erased \
+         there; the regions are right, but the board is not as planned: erase it and run again",
+        changed_ranges(changed)
+    )]
+    Untouched {
+        /// The gaps between regions whose MD5 changed, as (offset, length).
+        changed: Vec<(u32, u32)>,
+    },
+    /// `--check-untouched` cannot be done on this board.
+    #[error("--check-untouched needs the flasher stub's MD5, but {0}: drop --check-untouched")]
+    CannotCheckUntouched(&'static str),
     /// Finding, opening or reaching the port failed (see [`PortError`]).
     #[error("{0}")]
     Port(#[from] PortError),
     /// The board's security features forbid writing the plan (see [`SecurityError`]).
     #[error("{0}")]
     Secured(#[from] SecurityError),
+}
+
+/// Ranges as `0x9000..0xe000`, comma-separated.
+pub fn changed_ranges(changed: &[(u32, u32)]) -> String {
+    changed
+        .iter()
+        .map(|(offset, len)| format!("{offset:#x}..{:#x}", u64::from(*offset) + u64::from(*len)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DeviceError {
@@ -472,6 +498,8 @@ impl DeviceError {
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
+            DeviceError::Untouched { .. } => ExitKind::Untouched,
+            DeviceError::CannotCheckUntouched(_) => ExitKind::Board,
             DeviceError::Port(e) => e.kind(),
             DeviceError::Secured(_) => ExitKind::Board,
         }

@@ -71,8 +71,25 @@ pub struct Report {
     /// What the board printed after its reset, when `--expect` watched it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot: Option<crate::device::boot::BootRecord>,
+    /// Ranges outside the plan that changed while the board was written
+    /// (`--check-untouched`; absent when none did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_outside: Vec<RangeReport>,
+    /// What the outcome does not say alone: a reset that failed after the flash was verified,
+    /// retries whose stray writes were not checked (absent when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
+}
+
+/// A range of flash.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RangeReport {
+    /// First byte.
+    pub offset: u32,
+    /// Length in bytes.
+    pub size: u32,
 }
 
 /// What the board reported.

@@ -14,10 +14,10 @@ use std::time::Instant;
 use indicatif::MultiProgress;
 
 use crate::device::{self, Console, Contact, Options};
-use crate::error::ExitKind;
+use crate::error::{DeviceError, ExitKind};
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
-use crate::report::{self, Report};
+use crate::report::{self, RangeReport, Report};
 use firmware::chip::TargetName;
 
 /// The short name of a port for progress lines (`ttyUSB0`).
@@ -138,6 +138,10 @@ fn flash_one(
             }
             record.timings_ms.connect = outcome.connect.as_millis() as u64;
             record.timings_ms.write = outcome.write.as_millis() as u64;
+            for warning in &outcome.warnings {
+                opts.console.say(&format!("warning: {warning}"));
+            }
+            record.warnings = outcome.warnings;
             let written = outcome.skipped.iter().filter(|s| !**s).count();
             opts.console.say(&format!(
                 "done: {written} of {} regions written, {} already in place, in {:.1} s",
@@ -146,7 +150,15 @@ fn flash_one(
                 board_started.elapsed().as_secs_f64()
             ));
         }
-        Err(e) => failed(&mut record, e.kind(), &e.to_string()),
+        Err(e) => {
+            if let DeviceError::Untouched { changed } = &e {
+                record.changed_outside = changed
+                    .iter()
+                    .map(|&(offset, size)| RangeReport { offset, size })
+                    .collect();
+            }
+            failed(&mut record, e.kind(), &e.to_string());
+        }
     }
     record.timings_ms.total = started.elapsed().as_millis() as u64;
     record.time = report::utc_now();

@@ -152,6 +152,7 @@ fn write_boards(
         skip: !args.no_skip,
         console: Console::single(),
         boot: boot_watch(args, plan),
+        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
     };
     let finished = station::flash_all(plan, args.target(), ports, &options, base, log, started);
     for record in &finished.records {

@@ -28,6 +28,7 @@ pub(super) fn info(args: &Args) -> u8 {
         skip: false,
         console: Console::single(),
         boot: None,
+        check_untouched: None,
     };
     let results: Vec<Result<BoardInfo, DeviceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ports

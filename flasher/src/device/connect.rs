@@ -33,11 +33,12 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>, Failure> {
         let port = resolved.port.as_str();
         let link = Link::prepare(resolved).map_err(Failure::Fatal)?;
-        let serial = open(link.path()).map_err(Failure::Fatal)?;
+        let mut serial = open(link.path()).map_err(Failure::Fatal)?;
         let usb = link.usb_port_info();
         let before = link
             .enter_loader(before_operation(opts.before))
             .map_err(Failure::Fatal)?;
+        let before = without_modem_lines(&mut serial, before, port, opts);
         // The requested reset runs after the final check, on the connection given back.
         let conn = Connection::new(
             serial,
@@ -87,9 +88,11 @@ impl<'a> Session<'a> {
     }
 
     /// Ends the attempt with the reset `--after` asks for, on the connection espflash gives
-    /// back (at `rate`), then the part of it a network port does itself; returns the port,
-    /// still open, for what the board prints next.
-    pub(super) fn reset(self, rate: u32) -> Result<Port, Failure> {
+    /// back (at `rate`), then the part of it a network port does itself. It comes after the
+    /// final check, so it sends nothing that can change the flash (see [`after_operation`]).
+    /// The flash is verified by then: a reset that fails is a warning, returned.
+    /// Also returns the port, still open, for what the board prints next.
+    pub(super) fn reset(self, rate: u32) -> Result<(Port, Vec<String>), Failure> {
         let chip = self.chip();
         let stub = self.stub;
         let after = after_operation(self.opts.after);
@@ -101,15 +104,16 @@ impl<'a> Session<'a> {
             ResetBeforeOperation::NoResetNoSync,
             rate,
         );
-        conn.reset_after(stub, chip).map_err(|e| {
-            Failure::Fatal(DeviceError::Write(format!(
-                "all regions written and verified, but resetting the board failed: {}; \
-                 reset it by hand, or pass --after no-reset",
-                describe(&e)
-            )))
-        })?;
-        self.link.finish(after).map_err(Failure::Fatal)?;
-        Ok(conn.into_serial())
+        let mut warnings = Vec::new();
+        let reset = conn.reset_after(stub, chip).map_err(|e| describe(&e));
+        let finished = reset.and_then(|()| self.link.finish(after).map_err(|e| e.to_string()));
+        if let Err(reason) = finished {
+            warnings.push(format!(
+                "all regions written and verified, but resetting the board failed: {reason}; \
+                 reset it by hand"
+            ));
+        }
+        Ok((conn.into_serial(), warnings))
     }
 }
 
@@ -191,6 +195,31 @@ fn open_classic(port: &str, reason: &str) -> Result<Port, DeviceError> {
     }
 }
 
+/// `before`, or `NoReset` when it resets through DTR/RTS but `serial` has no modem lines (a
+/// pseudo-terminal): then the flasher says so and syncs with a board in download mode already,
+/// as esptool does on a socket, instead of failing the reset.
+fn without_modem_lines(
+    serial: &mut Port,
+    before: ResetBeforeOperation,
+    port: &str,
+    opts: &Options,
+) -> ResetBeforeOperation {
+    use serialport::SerialPort;
+    let resets = matches!(
+        before,
+        ResetBeforeOperation::DefaultReset | ResetBeforeOperation::UsbReset
+    );
+    // Reading a modem line takes the ioctl a reset needs, without changing any line.
+    if !resets || serial.read_carrier_detect().is_ok() {
+        return before;
+    }
+    opts.console.say(&format!(
+        "note: {port} cannot drive DTR/RTS (a pseudo-terminal?): no reset into the loader, \
+         syncing with a board in download mode already"
+    ));
+    ResetBeforeOperation::NoReset
+}
+
 fn before_operation(before: Before) -> ResetBeforeOperation {
     match before {
         Before::DefaultReset => ResetBeforeOperation::DefaultReset,
@@ -200,10 +229,15 @@ fn before_operation(before: Before) -> ResetBeforeOperation {
     }
 }
 
+/// The reset espflash does for `--after`. None sends a command that can write: a hard reset
+/// only toggles RTS, a watchdog reset writes RTC watchdog registers. `no-reset` leaves the board
+/// in the loader that wrote it: espflash's way out of the stub (a FLASH_BEGIN of size 0, then a
+/// FLASH_END that reboots into the ROM) would send, after the final check, a command whose
+/// garbled size makes a loader that erases on FLASH_BEGIN erase from 0; so the stub stays.
 fn after_operation(after: After) -> ResetAfterOperation {
     match after {
         After::HardReset => ResetAfterOperation::HardReset,
-        After::NoReset => ResetAfterOperation::NoReset,
+        After::NoReset => ResetAfterOperation::NoResetNoStub,
         After::NoResetStub => ResetAfterOperation::NoResetNoStub,
         After::WatchdogReset => ResetAfterOperation::WatchdogReset,
     }

@@ -11,7 +11,8 @@
 //! * `attempt` is one attempt as its phases, each a method of a `Session` (one connection):
 //!   `connect` (open, reset into the loader, sync, stub; the final reset), `identify` (what the
 //!   board is, and whether it is the one asked for), `write` (the chunked, MD5-checked write
-//!   and the final check of every region).
+//!   and the final check of every region), `untouched` (`--check-untouched`: the flash outside
+//!   the plan hashed before writing and after the final check).
 //! * [`info`] reads what a board is for `--info`, writing nothing; [`psram`] reads the
 //!   PSRAM eFuses and checks a PSRAM target against them.
 //! * [`boot`] watches the board's output after the final reset (`--expect`, `--monitor`).
@@ -37,6 +38,7 @@ pub mod psram;
 mod retry;
 mod security;
 mod session;
+mod untouched;
 mod write;
 
 pub use chunk::CHUNK;
@@ -44,3 +46,4 @@ pub use connect::ROM_BAUD;
 pub use console::Console;
 pub use options::{Contact, Options, Outcome};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
+pub use untouched::{Gap, Untouched, gaps};

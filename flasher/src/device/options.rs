@@ -7,6 +7,7 @@ use crate::report::DeviceReport;
 
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
+use super::untouched::{Gap, Untouched};
 
 /// How to talk to the board.
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct Options {
     pub console: Console,
     /// What to watch after the final reset (`--expect`, `--monitor`).
     pub boot: Option<BootWatch>,
+    /// Check that the flash outside the plan is as expected after writing
+    /// (`--check-untouched`), or `None`.
+    pub check_untouched: Option<Untouched>,
 }
 
 impl Options {
@@ -49,6 +53,9 @@ pub struct Outcome {
     pub connect: Duration,
     /// Time to write and verify (last attempt).
     pub write: Duration,
+    /// What the board's record should warn about (a failed reset, retries not checked for
+    /// stray writes).
+    pub warnings: Vec<String>,
 }
 
 /// What is known about a board so far, kept across attempts and on failure.
@@ -60,4 +67,7 @@ pub struct Contact {
     pub attempts: u32,
     /// What the board printed after its reset, when it was watched.
     pub boot: Option<BootRecord>,
+    /// With `--check-untouched`, the gaps between regions and the MD5 each must keep, taken
+    /// before the first write of the first attempt that got that far.
+    pub untouched: Option<Vec<Gap>>,
 }

@@ -172,7 +172,7 @@ impl Loader {
             // Anything else ends the transfer, as a new command would.
             self.read = None;
         }
-        let request = match Request::parse(frame) {
+        let mut request = match Request::parse(frame) {
             Ok(request) => request,
             Err(MalformedRequest::NotARequest) => return out,
             Err(MalformedRequest::LengthMismatch { op, .. }) => {
@@ -180,6 +180,7 @@ impl Loader {
                 return out;
             }
         };
+        faults.command(request.op, &mut request.data);
         self.record(&request);
         let command = Opcode::from_byte(request.op);
         if self.security.secure_download && !command.is_some_and(allowed_in_secure_download) {
