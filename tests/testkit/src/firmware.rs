@@ -99,7 +99,7 @@ pub fn image(
     v.extend_from_slice(&chip.image_chip_id().to_le_bytes());
     v.push(0); // legacy minimum revision
     v.extend_from_slice(&0u16.to_le_bytes()); // minimum revision, full
-    v.extend_from_slice(&99u16.to_le_bytes()); // maximum revision, full
+    v.extend_from_slice(&399u16.to_le_bytes()); // maximum revision, full
     v.extend_from_slice(&[0; 4]);
     v.push(u8::from(hash_appended));
     let mut checksum = 0xEFu8;
