@@ -132,13 +132,10 @@ impl Rows {
 
     /// `plan` with row `id`'s NVS image as its region `nvs`.
     pub fn board_plan(&self, plan: &Plan, id: &RowId) -> anyhow::Result<Plan> {
-        let bytes = self
-            .batch
-            .image(id)
-            .map_err(|source| NvsError::Batch {
-                values: self.values.clone(),
-                source,
-            })?;
+        let bytes = self.batch.image(id).map_err(|source| NvsError::Batch {
+            values: self.values.clone(),
+            source,
+        })?;
         let data = BoardData {
             partition: self.partition.clone(),
             bytes,

@@ -271,10 +271,12 @@ pub(super) fn nvs_partition<'t>(
         }
     };
     let is_nvs = |p: &esp_idf_part::Partition| p.subtype() == SubType::Data(DataType::Nvs);
-    let part = table.find(label).ok_or_else(|| PlanError::NoDataPartition {
-        label: label.to_string(),
-        available: labels(&|_| true),
-    })?;
+    let part = table
+        .find(label)
+        .ok_or_else(|| PlanError::NoDataPartition {
+            label: label.to_string(),
+            available: labels(&|_| true),
+        })?;
     if !is_nvs(part) {
         return Err(PlanError::NotNvs {
             label: label.to_string(),
