@@ -33,7 +33,7 @@ pub enum NvsError {
         /// The values file.
         values: PathBuf,
         /// Why.
-        source: MassError,
+        source: Box<MassError>,
     },
     /// Rows whose values do not fit their types or the partition.
     #[error(
@@ -103,7 +103,7 @@ impl Rows {
         let part = plan.nvs_partition(&args.nvs_partition)?;
         let batch = Batch::open(config, values, part.size()).map_err(|source| NvsError::Batch {
             values: values.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let refused = batch.check();
         if !refused.is_empty() {
@@ -134,7 +134,7 @@ impl Rows {
     pub fn board_plan(&self, plan: &Plan, id: &RowId) -> anyhow::Result<Plan> {
         let bytes = self.batch.image(id).map_err(|source| NvsError::Batch {
             values: self.values.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let data = BoardData {
             partition: self.partition.clone(),
