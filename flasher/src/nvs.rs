@@ -316,3 +316,96 @@ fn board_base(base: &Report, board_plan: &Plan, row: &RowId) -> Report {
     }
     base
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Integrity, Region, Source};
+    use crate::report::DeviceReport;
+    use firmware::chip::Chip;
+
+    const CONFIG: &str = "device,namespace,\nserial,data,string\nunit,data,u8\n";
+    const VALUES: &str = "id,serial,unit\nA1,AB01,1\nA2,AB02,2\n";
+
+    fn plan() -> Plan {
+        let table = firmware::partition::parse_csv(
+            "nvs,data,nvs,0x9000,0x6000\nphy_init,data,phy,0xf000,0x1000\nfactory,app,factory,0x10000,0x100000\n",
+        )
+        .unwrap();
+        let region = |offset, label, source| Region {
+            offset,
+            bytes: vec![0; 16],
+            label,
+            source,
+        };
+        Plan {
+            target: "esp32".into(),
+            chip: Chip::Esp32,
+            flash_size: "4MB".parse().unwrap(),
+            table_offset: 0x8000,
+            table,
+            regions: vec![
+                region(0x8000, "partition-table", Source::Generated("t".into())),
+                region(0x10000, "app", Source::File("app.bin".into())),
+            ],
+            integrity: Integrity::Unchecked,
+            notes: Vec::new(),
+        }
+    }
+
+    fn labels(regions: impl Iterator<Item = String>) -> Vec<String> {
+        regions.collect()
+    }
+
+    #[test]
+    fn boards_get_their_rows_between_the_shared_regions_and_the_journal_keeps_the_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = Rows {
+            batch: Batch::new(CONFIG, VALUES, 0x6000, dir.path()).unwrap(),
+            partition: "nvs".into(),
+            values: dir.path().join("values.csv"),
+        };
+        let station = Station::open(rows, None).unwrap();
+        let (plan, mut base) = (plan(), Report::default());
+        base.set_plan(&plan);
+        let expected = ["partition-table", "nvs", "app"].map(String::from).to_vec();
+        let write = |code: u8| {
+            let expected = expected.clone();
+            move |board: &Plan, base: &Report| {
+                assert_eq!(
+                    labels(board.regions.iter().map(|r| r.label.into())),
+                    expected
+                );
+                assert_eq!(
+                    labels(base.regions.iter().map(|r| r.label.clone())),
+                    expected
+                );
+                let mut record = base.clone();
+                record.device = Some(DeviceReport {
+                    mac: Some("02:00:00:00:00:01".into()),
+                    ..DeviceReport::default()
+                });
+                if code != 0 {
+                    station::failed(&mut record, ExitKind::Write, "verify failed");
+                }
+                record
+            }
+        };
+        let ok = station.board(&plan, "/dev/ttyUSB0", &base, write(0));
+        assert_eq!((ok.exit_code, ok.nvs_row.as_deref()), (0, Some("A1")));
+        let bad = station.board(&plan, "/dev/ttyUSB1", &base, write(6));
+        assert_eq!((bad.exit_code, bad.nvs_row.as_deref()), (6, Some("A2")));
+        let none = station.board(&plan, "/dev/ttyUSB2", &base, |_: &Plan, _: &Report| {
+            panic!("a board without a row is not started")
+        });
+        assert_eq!((none.exit_code, none.nvs_row), (8, None));
+        assert!(none.error.unwrap().contains("no row of"));
+        assert_eq!(
+            station.summary(),
+            "nvs: 1 rows done, 1 failed (A2), 0 in doubt, 0 free; check those boards, then give a row back with --nvs-release ID"
+        );
+        let journal = std::fs::read_to_string(dir.path().join("values.csv.journal")).unwrap();
+        assert!(journal.contains("done A1 02:00:00:00:00:01\n"), "{journal}");
+        assert!(journal.contains("failed A2 verify failed\n"), "{journal}");
+    }
+}
