@@ -30,7 +30,7 @@ Examples:
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
 failed for different reasons, 8 written but did not boot (--expect), 9 written and verified
-but flash outside the plan changed (--check-untouched).";
+but flash outside the plan changed (--check-untouched), 10 boards left without an --nvs-values row.";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
@@ -113,6 +113,38 @@ pub struct Args {
     /// At the desk and on the line: board information, erasing, monitoring.
     #[command(flatten)]
     pub desk: DeskArgs,
+
+    /// Per-board data (a manufacturing station): an NVS image per board from a row of this
+    /// values CSV (ESP-IDF's mass manufacturing format), each row to exactly one board.
+    #[arg(long = "nvs-values", value_name = "FILE.csv", requires = "nvs_config")]
+    pub nvs_values: Option<PathBuf>,
+
+    /// The mass manufacturing config CSV of --nvs-values (key,type,encoding[,REPEAT]).
+    #[arg(long = "nvs-config", value_name = "FILE.csv", requires = "nvs_values")]
+    pub nvs_config: Option<PathBuf>,
+
+    /// The data/nvs partition the per-board image goes to.
+    #[arg(
+        long = "nvs-partition",
+        value_name = "LABEL",
+        default_value = "nvs",
+        requires = "nvs_values"
+    )]
+    pub nvs_partition: String,
+
+    /// The journal recording which row went to which board (default: VALUES.csv.journal).
+    #[arg(long = "nvs-journal", value_name = "FILE", requires = "nvs_values")]
+    pub nvs_journal: Option<PathBuf>,
+
+    /// Give a failed or in-doubt row back to the station, then exit without writing a board
+    /// (repeat it for several rows).
+    #[arg(long = "nvs-release", value_name = "ID", requires = "nvs_values")]
+    pub nvs_release: Vec<String>,
+
+    /// With --dry-run or --merge-out: show or write the plan with this row's NVS image (no
+    /// journal entry).
+    #[arg(long = "nvs-row", value_name = "ID", requires = "nvs_values")]
+    pub nvs_row: Option<String>,
 }
 
 impl Args {

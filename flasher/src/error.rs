@@ -30,6 +30,8 @@ pub enum ExitKind {
     /// The plan was written and verified, but flash outside the plan changed
     /// (`--check-untouched`).
     Untouched,
+    /// Boards were left without a per-board data row (`--nvs-values` ran out of rows).
+    NoRow,
 }
 
 impl ExitKind {
@@ -45,6 +47,7 @@ impl ExitKind {
             ExitKind::Mixed => 7,
             ExitKind::Boot => 8,
             ExitKind::Untouched => 9,
+            ExitKind::NoRow => 10,
         }
     }
 }
@@ -281,13 +284,39 @@ pub enum PlanError {
         /// Its start.
         second_start: u32,
     },
+    /// The partition asked for a board's data is not in the table written.
+    #[error(
+        "the partition table written has no partition `{label}` (it has: {available}); pass one of them to --nvs-partition"
+    )]
+    NoDataPartition {
+        /// The label asked for.
+        label: String,
+        /// The table's labels, comma-separated.
+        available: String,
+    },
+    /// The partition asked for a board's NVS data is not of type data/nvs.
+    #[error(
+        "partition `{label}` is {ty}/{subtype}, not data/nvs (data/nvs partitions: {available}); pass one of them to --nvs-partition"
+    )]
+    NotNvs {
+        /// The label asked for.
+        label: String,
+        /// Its type.
+        ty: String,
+        /// Its subtype.
+        subtype: String,
+        /// The table's data/nvs labels, comma-separated (`none` when there is none).
+        available: String,
+    },
 }
 
 impl PlanError {
     /// The kind of failure, for the exit code.
     pub fn kind(&self) -> ExitKind {
         match self {
-            PlanError::TargetNotInImage { .. }
+            PlanError::NoDataPartition { .. }
+            | PlanError::NotNvs { .. }
+            | PlanError::TargetNotInImage { .. }
             | PlanError::Layout(_)
             | PlanError::NoModel { .. }
             | PlanError::SlotTooSmall { .. }

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::plan::{Erase, Integrity, Plan};
+use crate::plan::{Erase, Integrity, Plan, Region};
 
 /// The report of a whole run: one record per board (one record without a port when no board
 /// was asked for).
@@ -60,6 +60,9 @@ pub struct Report {
     /// Whether the bundle was checked against its manifest (absent when no plan was made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_verified: Option<bool>,
+    /// The `--nvs-values` row written to the board (its id, never its values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvs_row: Option<String>,
     /// What the board reported, when one was connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceReport>,
@@ -159,6 +162,20 @@ pub struct EraseReport {
     pub size: Option<u32>,
 }
 
+impl RegionReport {
+    /// The record of `region`, before it is written.
+    pub fn of(region: &Region) -> RegionReport {
+        RegionReport {
+            label: region.label.to_string(),
+            offset: region.offset,
+            size: region.bytes.len(),
+            md5: region.md5_hex(),
+            source: region.source.to_string(),
+            skipped: None,
+        }
+    }
+}
+
 /// Stage durations in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
@@ -176,18 +193,7 @@ impl Report {
     /// Records the plan's regions and integrity.
     pub fn set_plan(&mut self, plan: &Plan) {
         self.bundle_verified = Some(matches!(plan.integrity, Integrity::Verified { .. }));
-        self.regions = plan
-            .regions
-            .iter()
-            .map(|r| RegionReport {
-                label: r.label.to_string(),
-                offset: r.offset,
-                size: r.bytes.len(),
-                md5: r.md5_hex(),
-                source: r.source.to_string(),
-                skipped: None,
-            })
-            .collect();
+        self.regions = plan.regions.iter().map(RegionReport::of).collect();
         self.erased = plan
             .erases
             .iter()

@@ -15,6 +15,7 @@ use indicatif::MultiProgress;
 
 use crate::device::{self, Console, Contact, Options};
 use crate::error::{DeviceError, ExitKind};
+use crate::nvs;
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
 use crate::report::{self, RangeReport, Report};
@@ -40,8 +41,11 @@ pub struct Finished {
 /// Writes `plan` to the board on each of `ports` at once, with `options` (whose console is set
 /// per board). Each record starts from `base` (the plan's part of the report);
 /// it is appended to `log` as soon as its board is done. `started` is when the run began.
+/// With `nvs`, each board first takes its own row, and is written with that row's image.
+#[allow(clippy::too_many_arguments)]
 pub fn flash_all(
     plan: &Plan,
+    nvs: Option<&nvs::Station>,
     target: &TargetName,
     ports: &[ResolvedPort],
     options: &Options,
@@ -67,7 +71,13 @@ pub fn flash_all(
                 };
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let record = flash_one(plan, target, port, &opts, base, started);
+                    let write = |plan: &Plan, base: &Report| {
+                        flash_one(plan, target, port, &opts, base, started)
+                    };
+                    let record = match nvs {
+                        Some(nvs) => nvs.board(plan, &port.port, base, write),
+                        None => write(plan, base),
+                    };
                     if let Some(log) = log
                         && let Err(e) = report::append_line(log, &record.to_line())
                     {

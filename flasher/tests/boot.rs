@@ -164,7 +164,10 @@ fn an_app_the_bootloader_would_refuse_is_refused_before_writing() {
     assert!(err.contains("requires chip revision"), "{err}");
     let r = record(&report);
     assert_eq!(r["exit_code"], 5, "{r}");
-    assert!(board.flash().iter().all(|&b| b == 0xFF), "the board was written");
+    assert!(
+        board.flash().iter().all(|&b| b == 0xFF),
+        "the board was written"
+    );
 }
 
 #[test]

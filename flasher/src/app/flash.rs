@@ -10,6 +10,7 @@ use crate::cli::{After, Args, Before};
 use crate::device::boot::BootWatch;
 use crate::device::{self, Console};
 use crate::error::{ExitKind, UsageError};
+use crate::nvs;
 use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::report::{self, Report};
@@ -65,7 +66,8 @@ fn carry_out(
     log: Option<&File>,
     started: Instant,
 ) -> anyhow::Result<Finished> {
-    if args.uses_device() {
+    nvs::check_args(args)?;
+    if args.uses_device() && args.nvs_release.is_empty() {
         if args.port.is_empty() {
             return Err(UsageError::MissingPort.into());
         }
@@ -81,6 +83,17 @@ fn carry_out(
     if args.desk.expect.as_ref().is_some_and(Vec::is_empty) && app_banner(&plan).is_empty() {
         return Err(UsageError::NoAppBanner.into());
     }
+    let rows = nvs::Rows::open(args, &plan)?;
+    if let Some(rows) = &rows
+        && !args.nvs_release.is_empty()
+    {
+        nvs::release(rows, args.nvs_journal.as_deref(), &args.nvs_release)?;
+        return Ok(Finished::default());
+    }
+    let plan = with_row(args, rows.as_ref(), plan, base)?;
+    if args.dry_run {
+        print!("{}", plan.describe());
+    }
     if let Some(path) = &args.merge_out {
         report::write_atomic(path, &plan.merged())
             .with_context(|| format!("cannot write the merged image to {}", path.display()))?;
@@ -94,11 +107,41 @@ fn carry_out(
     if ports.is_empty() {
         return Ok(without_boards(base, log, started));
     }
-    Ok(write_boards(args, &plan, ports, base, log, started))
+    let station = match rows {
+        Some(rows) => Some(nvs::Station::open(rows, args.nvs_journal.as_deref())?),
+        None => None,
+    };
+    let finished = write_boards(args, &plan, station.as_ref(), ports, base, log, started);
+    if let Some(station) = &station {
+        eprintln!("{}", station.summary());
+    }
+    Ok(finished)
 }
 
-/// The plan, its notes printed (and the plan itself with `--dry-run`); the plan's part of the
-/// records goes into `base`.
+/// The plan of `--nvs-row`'s board for `--dry-run` and `--merge-out` (no journal entry), else
+/// `plan` with a note on the rows it leaves out.
+fn with_row(
+    args: &Args,
+    rows: Option<&nvs::Rows>,
+    plan: Plan,
+    base: &mut Report,
+) -> anyhow::Result<Plan> {
+    let Some(rows) = rows else {
+        return Ok(plan);
+    };
+    let Some(id) = &args.nvs_row else {
+        if !args.uses_device() {
+            eprintln!("note: {}", rows.note());
+        }
+        return Ok(plan);
+    };
+    let plan = rows.board_plan(&plan, &mfg::RowId::new(id))?;
+    base.set_plan(&plan);
+    base.nvs_row = Some(id.clone());
+    Ok(plan)
+}
+
+/// The plan, its notes printed; the plan's part of the records goes into `base`.
 fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
@@ -111,9 +154,6 @@ fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result
     base.timings_ms.plan = started.elapsed().as_millis() as u64;
     for note in &plan.notes {
         eprintln!("note: {note}");
-    }
-    if args.dry_run {
-        print!("{}", plan.describe());
     }
     Ok(plan)
 }
@@ -139,6 +179,7 @@ fn without_boards(base: &Report, log: Option<&File>, started: Instant) -> Finish
 fn write_boards(
     args: &Args,
     plan: &Plan,
+    nvs: Option<&nvs::Station>,
     ports: &[ResolvedPort],
     base: &Report,
     log: Option<&File>,
@@ -154,7 +195,16 @@ fn write_boards(
         boot: boot_watch(args, plan),
         check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
     };
-    let finished = station::flash_all(plan, args.target(), ports, &options, base, log, started);
+    let finished = station::flash_all(
+        plan,
+        nvs,
+        args.target(),
+        ports,
+        &options,
+        base,
+        log,
+        started,
+    );
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{DeviceError, ExitKind, PlanError, PortError, UsageError};
+use crate::nvs::NvsError;
 use crate::report::{self, Report, RunReport};
 use crate::station::{self, Finished};
 
@@ -16,6 +17,8 @@ pub fn exit_kind(e: &anyhow::Error) -> ExitKind {
     } else if let Some(e) = e.downcast_ref::<DeviceError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<PortError>() {
+        e.kind()
+    } else if let Some(e) = e.downcast_ref::<NvsError>() {
         e.kind()
     } else if e.downcast_ref::<UsageError>().is_some() {
         ExitKind::Usage

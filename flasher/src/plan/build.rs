@@ -1,7 +1,7 @@
 //! Turning a loaded target into the plan: one step per region kind (bootloader, partition
 //! table, OTA data, app, model, data images), then the placement rules over the whole flash.
 
-use esp_idf_part::{PartitionTable, Type};
+use esp_idf_part::{DataType, PartitionTable, SubType, Type};
 use firmware::chip::TargetName;
 use firmware::esp_image::{self, FlashMode, HeaderPatch, ImageError, ImageInfo};
 use firmware::flash_size::FlashSize;
@@ -12,7 +12,7 @@ use firmware::placement::{
 };
 
 use super::load::{BundleFile, DataFile, Loaded};
-use super::{Integrity, Plan, Region, Request, Source};
+use super::{BoardData, Integrity, Plan, Region, Request, Source};
 use crate::error::PlanError;
 
 /// Which table the partitions come from: the build's, or `--override_pt`'s for this flash.
@@ -323,6 +323,68 @@ fn data_placement(d: &DataFile, offset: u32, v: DataViolation) -> PlanError {
         offset,
         reason: v.to_string(),
     }
+}
+
+/// The data/nvs partition `label` of `table`, or an error naming the table's labels.
+pub(super) fn nvs_partition<'t>(
+    table: &'t PartitionTable,
+    label: &str,
+) -> Result<&'t esp_idf_part::Partition, PlanError> {
+    let labels = |keep: &dyn Fn(&esp_idf_part::Partition) -> bool| {
+        let names: Vec<String> = table
+            .partitions()
+            .iter()
+            .filter(|p| keep(p))
+            .map(|p| p.name())
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let is_nvs = |p: &esp_idf_part::Partition| p.subtype() == SubType::Data(DataType::Nvs);
+    let part = table
+        .find(label)
+        .ok_or_else(|| PlanError::NoDataPartition {
+            label: label.to_string(),
+            available: labels(&|_| true),
+        })?;
+    if !is_nvs(part) {
+        return Err(PlanError::NotNvs {
+            label: label.to_string(),
+            ty: part.ty().to_string(),
+            subtype: part.subtype().to_string(),
+            available: labels(&is_nvs),
+        });
+    }
+    Ok(part)
+}
+
+/// `plan` plus one board's NVS image as the region `nvs` at its partition.
+pub(super) fn with_board_data(plan: &Plan, data: BoardData) -> Result<Plan, PlanError> {
+    let part = nvs_partition(&plan.table, &data.partition)?;
+    fits(&data.bytes, &data.what, part, None)?;
+    let region = Region {
+        offset: part.offset(),
+        bytes: data.bytes,
+        label: "nvs",
+        source: Source::Generated(data.what),
+    };
+    let mut regions = plan.regions.clone();
+    regions.push(region);
+    Ok(Plan {
+        target: plan.target.clone(),
+        chip: plan.chip,
+        flash_size: plan.flash_size,
+        table_offset: plan.table_offset,
+        table: plan.table.clone(),
+        regions: place(regions, plan.flash_size)?,
+        integrity: plan.integrity,
+        notes: plan.notes.clone(),
+        images: plan.images.clone(),
+        erases: plan.erases.clone(),
+    })
 }
 
 /// Pads every region to a multiple of 4 as esptool does, sorts them, and checks that they lie

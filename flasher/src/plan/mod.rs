@@ -193,6 +193,31 @@ impl Plan {
     }
 }
 
+/// One board's own bytes on top of the shared plan: an NVS image for one data/nvs partition.
+#[derive(Debug, Clone)]
+pub struct BoardData {
+    /// The partition's label in the table written.
+    pub partition: String,
+    /// The image, as long as the partition.
+    pub bytes: Vec<u8>,
+    /// What it is (`NVS row SN-0001`), shown as `generated: ...`.
+    pub what: String,
+}
+
+impl Plan {
+    /// The data/nvs partition `label` of the table this plan writes.
+    pub fn nvs_partition(&self, label: &str) -> Result<&esp_idf_part::Partition, PlanError> {
+        build::nvs_partition(&self.table, label)
+    }
+
+    /// This plan with one board's data added as the region `nvs`: a per-board step that
+    /// copies the shared regions as they are (nothing is read or checked again but the new
+    /// region's place).
+    pub fn for_board(&self, data: BoardData) -> Result<Plan, PlanError> {
+        build::with_board_data(self, data)
+    }
+}
+
 /// Works out the plan for `req`.
 pub fn make(req: &Request) -> Result<Plan, PlanError> {
     let root = req.firmware_dir.as_path();
