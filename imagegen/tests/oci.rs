@@ -313,3 +313,49 @@ fn unpack_extracts_each_platform_and_checks_digests() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its digest"));
     assert!(!root.exists());
 }
+
+/// The digests of the sample image built from fixed inputs, as this version of imagegen makes
+/// them: a change to how images are assembled or serialized shows here first. Both ways of
+/// fixing the creation time give the same image.
+#[test]
+fn sample_image_digests_are_pinned() {
+    const INDEX: &str = "sha256:ae171c5aeab78d57e8f501b77fcda9301170e8f8755e2b1ab59c207c60720301";
+    const ARCHIVE: &str = "8dcd764418a7a0598b7d778b3806b44e30306a80b6414d253641d41c2f4975fc";
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sample(tmp.path());
+    let mut digests = Vec::new();
+    for (run, created) in [("flag", Some("1700000000")), ("env", None)] {
+        let layout = tmp.path().join(format!("layout-{run}"));
+        let archive = tmp.path().join(format!("flash-{run}.tar"));
+        let mut args = s.args();
+        if let Some(c) = created {
+            args.extend(["--created".into(), c.into()]);
+        }
+        args.extend([
+            "--output".into(),
+            layout.display().to_string(),
+            "--archive".into(),
+            archive.display().to_string(),
+            "--archive-platform".into(),
+            "linux/amd64".into(),
+        ]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegen"));
+        cmd.args(&args).env_remove("SOURCE_DATE_EPOCH");
+        if created.is_none() {
+            cmd.env("SOURCE_DATE_EPOCH", "2023-11-14T22:13:20Z");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let index = index_digest(&out);
+        assert_eq!(layout_refs(&layout)["demo-1.2.0"].0, index);
+        digests.push((index, sha256_hex(&fs::read(&archive).unwrap())));
+    }
+    for (index, archive) in &digests {
+        assert_eq!(index, INDEX, "index digest of the sample image");
+        assert_eq!(archive, ARCHIVE, "sha256 of the sample archive");
+    }
+}
