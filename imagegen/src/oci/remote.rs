@@ -1,15 +1,14 @@
-//! Pushing an OCI layout to a registry, with the exact bytes of the layout so every digest is
-//! kept.
+//! Pushing a [`Store`] (built in memory or read from an OCI layout) to a registry, with its
+//! exact bytes so every digest is kept.
 //!
 //! Order: every blob (skipped when the registry has it, mounted from another repository when
 //! asked and allowed), then every manifest and index by digest, children first, and only then the
 //! tags. A push that fails part-way therefore never leaves a tag pointing at an incomplete image.
 //! Transient failures (HTTP 5xx, lost connections) are retried with exponential backoff.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,17 +16,11 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
-use serde_json::Value;
 
+use super::Blob;
+use super::store::{Plan, Store};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result, read};
-use crate::image::{REF_NAME, check_tag};
-use crate::unpack::blob;
-
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Where to push: a registry and a repository in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,139 +163,15 @@ pub struct PushReport {
     pub tags: Vec<(String, String)>,
 }
 
-/// A manifest or index read from the layout.
-struct Document {
-    digest: String,
-    media_type: String,
-    bytes: Vec<u8>,
-}
-
-/// Everything a push sends, in order.
-struct Plan {
-    blobs: Vec<(String, Vec<u8>)>,
-    manifests: Vec<Document>,
-    tags: Vec<(String, usize)>,
-}
-
-/// Reads the layout at `layout` and lists what pushing `tags` (every tag when empty) sends:
-/// each blob checked against its digest.
-fn plan(layout: &Path, tags: &[String]) -> Result<Plan> {
-    let index_path = layout.join("index.json");
-    let index: Value = serde_json::from_slice(&read(&index_path)?).map_err(|e| {
-        Error::input(
-            &index_path,
-            format!("not valid JSON ({e})"),
-            "point --layout at an OCI image layout (imagegen build --output)",
-        )
-    })?;
-    let refs: Vec<(String, Value)> = index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| Some((d["annotations"][REF_NAME].as_str()?.to_string(), d.clone())))
-        .collect();
-    for tag in tags {
-        if !refs.iter().any(|(t, _)| t == tag) {
-            let known: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
-            return Err(Error::input(
-                &index_path,
-                format!("has no tag '{tag}'"),
-                format!("pick one of: {}", known.join(", ")),
-            ));
-        }
+/// Pushes every tag of `store` to `dest`: the blobs, then the manifests and indexes by digest,
+/// then the tags.
+pub fn push(store: &Store, dest: &Destination, options: &PushOptions) -> Result<PushReport> {
+    let plan = store
+        .plan()
+        .map_err(|e| Error::Usage(format!("{e}: the image to push is incomplete; rebuild it")))?;
+    if plan.tags.is_empty() {
+        return Err(Error::Usage("nothing to push: the image has no tag".into()));
     }
-    let selected: Vec<&(String, Value)> = refs
-        .iter()
-        .filter(|(t, _)| tags.is_empty() || tags.contains(t))
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::input(
-            &index_path,
-            "names no tag",
-            "build the layout with imagegen build --output or imagegen ota --output",
-        ));
-    }
-    let mut plan = Plan {
-        blobs: Vec::new(),
-        manifests: Vec::new(),
-        tags: Vec::new(),
-    };
-    let mut seen = BTreeSet::new();
-    for (tag, desc) in selected {
-        check_tag(tag)?;
-        visit(layout, desc, &mut plan, &mut seen)?;
-        let digest = desc["digest"].as_str().unwrap_or_default();
-        let doc = plan
-            .manifests
-            .iter()
-            .position(|m| m.digest == digest)
-            .expect("visited");
-        plan.tags.push((tag.clone(), doc));
-    }
-    Ok(plan)
-}
-
-/// Adds the manifest or index `desc` and everything below it to `plan`, children first.
-fn visit(layout: &Path, desc: &Value, plan: &mut Plan, seen: &mut BTreeSet<String>) -> Result<()> {
-    let digest = desc["digest"].as_str().unwrap_or_default().to_string();
-    if !seen.insert(digest.clone()) {
-        return Ok(());
-    }
-    let bytes = blob(layout, desc)?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::input(
-            layout,
-            format!("manifest {digest} is not valid JSON ({e})"),
-            "rebuild the layout",
-        )
-    })?;
-    let media_type = desc["mediaType"]
-        .as_str()
-        .or_else(|| doc["mediaType"].as_str())
-        .unwrap_or(MANIFEST)
-        .to_string();
-    match media_type.as_str() {
-        INDEX | DOCKER_LIST => {
-            for child in doc["manifests"].as_array().into_iter().flatten() {
-                visit(layout, child, plan, seen)?;
-            }
-        }
-        MANIFEST | DOCKER_MANIFEST => {
-            let parts = std::iter::once(&doc["config"])
-                .chain(doc["layers"].as_array().into_iter().flatten());
-            for part in parts {
-                let d = part["digest"].as_str().unwrap_or_default().to_string();
-                if seen.insert(d.clone()) {
-                    plan.blobs.push((d, blob(layout, part)?));
-                }
-            }
-        }
-        other => {
-            return Err(Error::input(
-                layout,
-                format!(
-                    "{digest} has media type '{other}', which is neither a manifest nor an index"
-                ),
-                "rebuild the layout",
-            ));
-        }
-    }
-    plan.manifests.push(Document {
-        digest,
-        media_type,
-        bytes,
-    });
-    Ok(())
-}
-
-/// Pushes the tags `tags` (every tag when empty) of the OCI layout at `layout` to `dest`.
-pub fn push(
-    layout: &Path,
-    dest: &Destination,
-    tags: &[String],
-    options: &PushOptions,
-) -> Result<PushReport> {
-    let plan = plan(layout, tags)?;
     for repo in &options.mount_from {
         check_repository(repo)?;
     }
@@ -398,75 +267,79 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Sends the plan: blobs, manifests by digest, then tags.
-    async fn send(&self, plan: &Plan) -> Result<PushReport> {
+    /// Sends the plan in the one order that never leaves a tag on an incomplete image: every
+    /// blob, then every manifest and index by digest (children first), then the tags.
+    async fn send(&self, plan: &Plan<'_>) -> Result<PushReport> {
         let mut report = PushReport::default();
-        let retries = self.options.retries;
-        let c = &self.client;
-        for (digest, bytes) in &plan.blobs {
-            let target = self.dest.at_digest(digest);
-            let step = format!("checking blob {digest}");
-            if retrying(retries, || c.blob_exists(&target, digest))
-                .await
-                .map_err(|e| self.explain(e, &step))?
-            {
-                report.present += 1;
-                continue;
-            }
-            let mut mounted = false;
-            for from in &self.options.mount_from {
-                let source = Reference::with_digest(
-                    self.dest.registry.clone(),
-                    from.clone(),
-                    digest.clone(),
-                );
-                if c.mount_blob(&target, &source, digest).await.is_ok() {
-                    mounted = true;
-                    break;
-                }
-            }
-            if mounted {
-                report.mounted += 1;
-                continue;
-            }
-            let step = format!("uploading blob {digest}");
-            retrying(retries, || c.push_blob(&target, bytes.clone(), digest))
-                .await
-                .map_err(|e| self.explain(e, &step))?;
-            report.uploaded += 1;
+        for blob in &plan.blobs {
+            self.send_blob(blob, &mut report).await?;
         }
-        for doc in &plan.manifests {
-            let target = self.dest.at_digest(&doc.digest);
-            let step = format!("putting manifest {}", doc.digest);
-            retrying(retries, || self.put_manifest(&target, doc))
-                .await
-                .map_err(|e| self.explain(e, &step))?;
+        for manifest in &plan.manifests {
+            let target = self.dest.at_digest(manifest.digest());
+            self.put_manifest(
+                &target,
+                manifest,
+                &format!("putting manifest {}", manifest.digest()),
+            )
+            .await?;
             report.manifests += 1;
         }
-        for (tag, doc) in &plan.tags {
-            let doc = &plan.manifests[*doc];
+        for (tag, manifest) in &plan.tags {
             let target = self.dest.reference(tag);
-            let step = format!("tagging {tag}");
-            retrying(retries, || self.put_manifest(&target, doc))
-                .await
-                .map_err(|e| self.explain(e, &step))?;
-            report.tags.push((tag.clone(), doc.digest.clone()));
+            self.put_manifest(&target, manifest, &format!("tagging {tag}"))
+                .await?;
+            report
+                .tags
+                .push((tag.to_string(), manifest.digest().to_string()));
         }
         Ok(report)
     }
 
-    async fn put_manifest(
-        &self,
-        target: &Reference,
-        doc: &Document,
-    ) -> std::result::Result<String, OciDistributionError> {
-        let content_type = doc
-            .media_type
-            .parse()
-            .expect("media types are valid header values");
-        self.client
-            .push_manifest_raw(target, doc.bytes.clone(), content_type)
+    /// Sends one blob unless the registry has it or can mount it from `--mount-from`.
+    async fn send_blob(&self, blob: &Blob, report: &mut PushReport) -> Result<()> {
+        let retries = self.options.retries;
+        let c = &self.client;
+        let digest = blob.digest();
+        let target = self.dest.at_digest(digest);
+        let step = format!("checking blob {digest}");
+        if retrying(retries, || c.blob_exists(&target, digest))
             .await
+            .map_err(|e| self.explain(e, &step))?
+        {
+            report.present += 1;
+            return Ok(());
+        }
+        for from in &self.options.mount_from {
+            let source =
+                Reference::with_digest(self.dest.registry.clone(), from.clone(), digest.into());
+            if c.mount_blob(&target, &source, digest).await.is_ok() {
+                report.mounted += 1;
+                return Ok(());
+            }
+        }
+        let step = format!("uploading blob {digest}");
+        retrying(retries, || {
+            c.push_blob(&target, blob.bytes().to_vec(), digest)
+        })
+        .await
+        .map_err(|e| self.explain(e, &step))?;
+        report.uploaded += 1;
+        Ok(())
+    }
+
+    /// Puts the manifest or index `manifest` at `target` (a digest or a tag), with retries.
+    async fn put_manifest(&self, target: &Reference, manifest: &Blob, step: &str) -> Result<()> {
+        let media_type = manifest.media_type().to_string();
+        retrying(self.options.retries, || {
+            let content_type = media_type
+                .parse()
+                .expect("media types are valid header values");
+            self.client
+                .push_manifest_raw(target, manifest.bytes().to_vec(), content_type)
+        })
+        .await
+        .map_err(|e| self.explain(e, step))?;
+        Ok(())
     }
 
     /// How often a failed step was retried, for messages.
@@ -480,86 +353,145 @@ impl<'a> Pusher<'a> {
 
     /// One line naming the problem and its fix.
     fn explain(&self, e: OciDistributionError, step: &str) -> Error {
-        let detail = root_cause(&e);
-        let (code, body) = status(&e);
+        let (problem, fix) = self.describe(&Failure::of(&e, self.plain_http), step);
+        Error::Registry {
+            registry: self.dest.to_string(),
+            problem,
+            fix,
+        }
+    }
+
+    /// The problem and the fix for `failure` while doing `step`.
+    fn describe(&self, failure: &Failure, step: &str) -> (String, String) {
         let dest = self.dest;
-        let creds_fix = "log in with docker login, set IMAGEGEN_REGISTRY_USERNAME and IMAGEGEN_REGISTRY_PASSWORD, or pass --username and --password-stdin";
-        let (problem, fix): (String, String) = if body.contains("NAME_INVALID") {
-            (
-                format!("the registry rejected the repository name '{}'", dest.repository),
-                "choose a repository name the registry accepts (lowercase, and under a project or namespace you own)".into(),
-            )
-        } else if body.contains("TAG_INVALID") {
-            (
+        let (problem, fix) = match failure {
+            Failure::NameInvalid => (
+                format!(
+                    "the registry rejected the repository name '{}'",
+                    dest.repository
+                ),
+                "choose a repository name the registry accepts (lowercase, and under a project or namespace you own)",
+            ),
+            Failure::TagInvalid => (
                 format!("the registry rejected a tag while {step}"),
-                "use tags of letters, digits, '_', '.' and '-'".into(),
-            )
-        } else if code == Some(401) || matches!(e, OciDistributionError::UnauthorizedError { .. }) {
-            match &self.options.credentials {
-                Some(c) => (
-                    format!(
-                        "authentication failed (401) for user '{}' from {} while {step}",
-                        c.username, c.origin
-                    ),
-                    "check the user name and password (or token)".into(),
-                ),
-                None => (
-                    format!("the registry requires authentication (401) while {step}"),
-                    creds_fix.into(),
-                ),
-            }
-        } else if code == Some(403) || body.contains("DENIED") {
-            (
+                "use tags of letters, digits, '_', '.' and '-'",
+            ),
+            Failure::Unauthorized => return self.unauthorized(step),
+            Failure::Denied => (
                 format!("access denied (403) to {} while {step}", dest.repository),
-                "give the account push rights to this repository, or push to one it may write"
-                    .into(),
-            )
-        } else if code == Some(404) {
-            (
+                "give the account push rights to this repository, or push to one it may write",
+            ),
+            Failure::NotFound => (
                 format!("not found (404) while {step}"),
-                "check the registry address and the repository path (some registries need the project created first)".into(),
-            )
-        } else if code == Some(400) && self.plain_http {
-            (
+                "check the registry address and the repository path (some registries need the project created first)",
+            ),
+            Failure::SpeaksHttps => (
                 "the registry speaks HTTPS, not plain HTTP".into(),
-                "drop --insecure (and pass --ca-file if its certificate is private)".into(),
-            )
-        } else if let Some(code) = code.filter(|c| *c >= 500) {
-            (
+                "drop --insecure (and pass --ca-file if its certificate is private)",
+            ),
+            Failure::ServerError(code) => (
                 format!(
                     "the registry failed (HTTP {code}) while {step}, {}",
                     self.retried()
                 ),
-                "try again later, and check the registry's logs and storage".into(),
-            )
-        } else if is_certificate_error(&detail) {
-            (
+                "try again later, and check the registry's logs and storage",
+            ),
+            Failure::Untrusted(detail) => (
                 format!("its TLS certificate is not trusted ({detail})"),
-                "pass the CA that signed it with --ca-file FILE (PEM), or add that CA to the system roots".into(),
-            )
-        } else if code.is_none() && matches!(e, OciDistributionError::RequestError(_)) {
-            (
+                "pass the CA that signed it (or its own certificate, if self-signed) with --ca-file FILE (PEM), put it in /etc/docker/certs.d/HOST:PORT/ca.crt, or add that CA to the system roots",
+            ),
+            Failure::Unreachable(detail) => (
                 format!(
                     "cannot reach the registry ({detail}) while {step}, {}",
                     self.retried()
                 ),
-                "check that it is running and that the address and port are right, then push again"
-                    .into(),
-            )
-        } else {
-            let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-            (
+                "check that it is running and that the address and port are right, then push again",
+            ),
+            Failure::Other { detail, body } => (
                 format!(
                     "{step} failed ({detail}{}{body})",
                     if body.is_empty() { "" } else { ": " }
                 ),
-                "check the registry and push again".into(),
-            )
+                "check the registry and push again",
+            ),
         };
-        Error::Registry {
-            registry: dest.to_string(),
-            problem,
-            fix,
+        (problem, fix.into())
+    }
+
+    /// The problem and the fix for a 401: the credentials used, or how to give some.
+    fn unauthorized(&self, step: &str) -> (String, String) {
+        match &self.options.credentials {
+            Some(c) => (
+                format!(
+                    "authentication failed (401) for user '{}' from {} while {step}",
+                    c.username, c.origin
+                ),
+                "check the user name and password (or token)".into(),
+            ),
+            None => (
+                format!("the registry requires authentication (401) while {step}"),
+                "log in with docker login, set IMAGEGEN_REGISTRY_USERNAME and IMAGEGEN_REGISTRY_PASSWORD, or pass --username and --password-stdin".into(),
+            ),
+        }
+    }
+}
+
+/// What a failed registry request means for the user, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The registry refused the repository name.
+    NameInvalid,
+    /// The registry refused a tag.
+    TagInvalid,
+    /// 401: no or wrong credentials.
+    Unauthorized,
+    /// 403: the account may not push here.
+    Denied,
+    /// 404.
+    NotFound,
+    /// A 400 to plain HTTP: the registry wants TLS.
+    SpeaksHttps,
+    /// HTTP 5xx.
+    ServerError(u16),
+    /// The TLS certificate was refused (the reason).
+    Untrusted(String),
+    /// No connection (the reason).
+    Unreachable(String),
+    /// Anything else: the innermost error and the registry's answer.
+    Other {
+        /// The innermost error.
+        detail: String,
+        /// The registry's answer, on one line.
+        body: String,
+    },
+}
+
+impl Failure {
+    /// Classifies `e`; `plain_http` tells whether the request went over plain HTTP.
+    fn of(e: &OciDistributionError, plain_http: bool) -> Failure {
+        let detail = root_cause(e);
+        let (code, body) = status(e);
+        if body.contains("NAME_INVALID") {
+            Failure::NameInvalid
+        } else if body.contains("TAG_INVALID") {
+            Failure::TagInvalid
+        } else if code == Some(401) || matches!(e, OciDistributionError::UnauthorizedError { .. }) {
+            Failure::Unauthorized
+        } else if code == Some(403) || body.contains("DENIED") {
+            Failure::Denied
+        } else if code == Some(404) {
+            Failure::NotFound
+        } else if code == Some(400) && plain_http {
+            Failure::SpeaksHttps
+        } else if let Some(code) = code.filter(|c| *c >= 500) {
+            Failure::ServerError(code)
+        } else if is_certificate_error(&detail) {
+            Failure::Untrusted(detail)
+        } else if code.is_none() && matches!(e, OciDistributionError::RequestError(_)) {
+            Failure::Unreachable(detail)
+        } else {
+            let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            Failure::Other { detail, body }
         }
     }
 }
