@@ -40,29 +40,39 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Cli::try_parse_from(args).map_err(|e| match e.kind() {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    Cli::try_parse_from(&args).map_err(|e| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => NotRun::Print(e.render().to_string()),
-        _ => NotRun::Usage(usage_error(&e)),
+        _ => NotRun::Usage(usage_error(&e, subcommand(&args))),
+    })
+}
+
+/// The subcommand `args` name, if any (for the `--help` a usage error points at).
+fn subcommand(args: &[std::ffi::OsString]) -> Option<String> {
+    let command = <Cli as clap::CommandFactory>::command();
+    args.iter().skip(1).find_map(|a| {
+        let a = a.to_str()?;
+        command
+            .get_subcommands()
+            .any(|c| c.get_name() == a)
+            .then(|| a.to_string())
     })
 }
 
 /// One line for a clap error: its message (the lines before the usage, joined), its tip if any,
-/// and the `--help` to read.
-fn usage_error(e: &clap::Error) -> Error {
+/// and the `--help` to read (that of `subcommand`, if one was named).
+fn usage_error(e: &clap::Error, subcommand: Option<String>) -> Error {
     let text = e.render().to_string();
     let mut problem = Vec::new();
     let mut tips = Vec::new();
-    let mut command = "imagegen".to_string();
+    let command = match subcommand {
+        Some(sub) => format!("imagegen {sub}"),
+        None => "imagegen".into(),
+    };
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(usage) = line.strip_prefix("Usage: ") {
-            command = usage
-                .split_whitespace()
-                .take_while(|w| !w.starts_with(['[', '<', '-']))
-                .collect::<Vec<_>>()
-                .join(" ");
+        if line.starts_with("Usage: ") || line.starts_with("For more information") {
         } else if let Some(tip) = line.strip_prefix("tip: ") {
             tips.push(tip.to_string());
-        } else if line.starts_with("For more information") {
         } else {
             problem.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
         }

@@ -359,3 +359,76 @@ fn sample_image_digests_are_pinned() {
         assert_eq!(archive, ARCHIVE, "sha256 of the sample archive");
     }
 }
+
+/// `--platforms` builds an image for fewer platforms on purpose: one image in the index, and
+/// the archive loads under the index tag.
+#[test]
+fn explicit_platforms_build_a_smaller_image() {
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    let other = if host == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sample(tmp.path());
+    let layout = tmp.path().join("layout");
+    let archive = tmp.path().join("flash.tar");
+    let mut args = s.args();
+    let at = args
+        .iter()
+        .position(|a| a.starts_with(&format!("{other}=")))
+        .unwrap();
+    args.drain(at - 1..=at);
+    args.extend([
+        "--platforms".into(),
+        host.into(),
+        "--output".into(),
+        layout.display().to_string(),
+        "--archive".into(),
+        archive.display().to_string(),
+    ]);
+    let out = imagegen(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = index_digest(&out);
+    let index: Value = serde_json::from_slice(&blob(&layout, &digest)).unwrap();
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [host]);
+    // docker load's manifest.json gives the single image the index tag.
+    let mut tar = tar::Archive::new(fs::File::open(&archive).unwrap());
+    let manifest = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+        .map(|mut e| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            text
+        })
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    let tags = manifest[0]["RepoTags"].as_array().unwrap();
+    assert!(
+        tags.iter().any(|t| t == "demo-flash:demo-1.2.0"),
+        "{manifest}"
+    );
+}
