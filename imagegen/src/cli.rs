@@ -136,6 +136,8 @@ struct RegistryArgs {
     #[arg(long)]
     insecure: bool,
     /// CA certificate (PEM) to trust besides the system roots, for a registry with a private CA.
+    /// The *.crt files of /etc/docker/certs.d/HOST:PORT/ (or $IMAGEGEN_DOCKER_CERTS_D/HOST:PORT/)
+    /// are trusted too, as Docker does.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// User name; the password is read from standard input (--password-stdin). Default:
@@ -170,6 +172,7 @@ impl RegistryArgs {
         Ok(PushOptions {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
+            certs_dir: Some(remote::certs_dir()),
             credentials: credentials::resolve(
                 &dest.registry,
                 self.username.as_deref(),

@@ -20,7 +20,8 @@ use testkit::tools::{require, run_ok};
 const INDEX_TAG: &str = "demo-1.2.0";
 
 /// Runs imagegen with `args`, `stdin` piped in and `env` set, isolated from the caller's
-/// credentials (empty Docker config, no IMAGEGEN_REGISTRY_* variables).
+/// credentials and certificates (empty Docker config and certs.d, no IMAGEGEN_REGISTRY_*
+/// variables).
 fn imagegen(args: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> Output {
     let empty = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegen"));
@@ -29,6 +30,7 @@ fn imagegen(args: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> Out
         .env_remove("IMAGEGEN_REGISTRY_USERNAME")
         .env_remove("IMAGEGEN_REGISTRY_PASSWORD")
         .env("DOCKER_CONFIG", empty.path())
+        .env("IMAGEGEN_DOCKER_CERTS_D", empty.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -299,6 +301,31 @@ fn auth_and_tls_from_flags_environment_and_docker_config() {
     fails(
         &imagegen(&push_args(&layout, &dest, &[]), None, &[]),
         &[&dest, "TLS certificate is not trusted", "--ca-file"],
+    );
+    // The CA in a Docker-style certs.d directory, as docker trusts it: no --ca-file needed.
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&reg.addr)).unwrap();
+    fs::copy(&ca, certs_d.join(&reg.addr).join("ca.crt")).unwrap();
+    let env = [
+        ("IMAGEGEN_DOCKER_CERTS_D", certs_d.display().to_string()),
+        ("IMAGEGEN_REGISTRY_USERNAME", USER.to_string()),
+        ("IMAGEGEN_REGISTRY_PASSWORD", PASSWORD.to_string()),
+    ];
+    let certs_dest = format!("{}/acme/certs-d", reg.addr);
+    let out = ok(&imagegen(
+        &push_args(&layout, &certs_dest, &["--tag", INDEX_TAG]),
+        None,
+        &env,
+    ));
+    assert!(
+        out.contains(&format!("tag {certs_dest}:{INDEX_TAG} {digest}")),
+        "{out}"
+    );
+    // Another registry's directory is not trusted for this one.
+    fs::rename(certs_d.join(&reg.addr), certs_d.join("127.0.0.1:1")).unwrap();
+    fails(
+        &imagegen(&push_args(&layout, &certs_dest, &[]), None, &env),
+        &[&certs_dest, "TLS certificate is not trusted", "certs.d"],
     );
     // No credentials.
     fails(

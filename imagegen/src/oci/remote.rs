@@ -140,6 +140,9 @@ pub struct PushOptions {
     pub insecure: bool,
     /// Extra CA certificates (PEM) trusted besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Docker's per-registry certificate directory (`/etc/docker/certs.d`): the `*.crt` files
+    /// of `<dir>/<host:port>/` are trusted for that registry. `None` reads none.
+    pub certs_dir: Option<PathBuf>,
     /// Credentials; `None` pushes anonymously.
     pub credentials: Option<Credentials>,
     /// How many times a transient failure is retried (backoff 0.5 s, 1 s, 2 s, ...).
@@ -185,6 +188,55 @@ pub fn push(store: &Store, dest: &Destination, options: &PushOptions) -> Result<
     })
 }
 
+/// Environment variable naming the directory of per-registry certificates, as Docker's
+/// `/etc/docker/certs.d` (the default).
+pub const CERTS_DIR_ENV: &str = "IMAGEGEN_DOCKER_CERTS_D";
+
+/// The directory of per-registry certificates: [`CERTS_DIR_ENV`], else `/etc/docker/certs.d`.
+pub fn certs_dir() -> PathBuf {
+    std::env::var_os(CERTS_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/etc/docker/certs.d"), PathBuf::from)
+}
+
+/// The certificates trusted for `dest` besides the system roots, as Docker trusts them: every
+/// `*.crt` in `<certs_dir>/<host:port>/`, and `--ca-file`.
+fn trusted_certificates(dest: &Destination, options: &PushOptions) -> Result<Vec<Certificate>> {
+    let mut files = Vec::new();
+    if let Some(dir) = &options.certs_dir {
+        let dir = dir.join(&dest.registry);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        }
+    }
+    files.extend(options.ca_file.iter().cloned());
+    files.iter().map(|path| pem_certificate(path)).collect()
+}
+
+/// Reads the PEM certificate at `path`.
+fn pem_certificate(path: &std::path::Path) -> Result<Certificate> {
+    let data = read(path)?;
+    if !data
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(Error::input(
+            path,
+            "is not a PEM certificate",
+            "pass the registry's CA certificate in PEM form (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(Certificate {
+        encoding: CertificateEncoding::Pem,
+        data,
+    })
+}
+
 /// A connected client and what it needs to explain failures.
 struct Pusher<'a> {
     client: Client,
@@ -200,24 +252,7 @@ impl<'a> Pusher<'a> {
     async fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<Pusher<'a>> {
         // The ring provider: no C build of aws-lc. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut extra = Vec::new();
-        if let Some(path) = &options.ca_file {
-            let data = read(path)?;
-            if !data
-                .windows(27)
-                .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-            {
-                return Err(Error::input(
-                    path,
-                    "is not a PEM certificate",
-                    "pass the registry's CA certificate in PEM form (-----BEGIN CERTIFICATE-----)",
-                ));
-            }
-            extra.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+        let extra = trusted_certificates(dest, options)?;
         let client = |protocol: ClientProtocol| {
             Client::new(ClientConfig {
                 protocol,
