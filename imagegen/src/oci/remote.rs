@@ -433,7 +433,7 @@ impl<'a> Pusher<'a> {
             ),
             Failure::Untrusted(detail) => (
                 format!("its TLS certificate is not trusted ({detail})"),
-                "pass the CA that signed it (or its own certificate, if self-signed) with --ca-file FILE (PEM), put it in /etc/docker/certs.d/HOST:PORT/ca.crt, or add that CA to the system roots",
+                "pass the CA that signed it with --ca-file FILE (PEM), put it in /etc/docker/certs.d/HOST:PORT/ca.crt, or add that CA to the system roots",
             ),
             Failure::Unreachable(detail) => (
                 format!(
