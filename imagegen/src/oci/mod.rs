@@ -6,14 +6,17 @@
 //! - [`Layout`]: an OCI image layout directory, read into a store (digests checked) or written
 //!   from one;
 //! - [`archive`]: the archive `docker load` and `oci-archive:` tools take;
-//! - [`remote`]: the registry client, pushing a store.
+//! - [`remote`]: pushing a store to a registry, over a small client of the distribution API
+//!   (`registry`) that trusts what [`trust`] says.
 
 pub mod archive;
 mod blob;
 pub mod image;
 pub mod layout;
+mod registry;
 pub mod remote;
 mod store;
+pub mod trust;
 
 pub use blob::Blob;
 pub use image::{Entry, Image, ImageSpec, Index, Layer, Timestamp, with_parent_dirs};

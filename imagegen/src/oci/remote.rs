@@ -12,15 +12,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use super::registry::{Client, HttpError};
+use super::trust::Trust;
 
 use super::Blob;
 use super::store::{Plan, Store};
 use crate::credentials::Credentials;
-use crate::error::{Error, Result, read};
+use crate::error::{Error, Result};
 
 /// Where to push: a registry and a repository in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +33,6 @@ impl Destination {
     /// The same registry, repository `<repository>/<child>`.
     pub fn child(&self, child: &str) -> Result<Destination> {
         format!("{self}/{child}").parse()
-    }
-
-    fn reference(&self, tag: &str) -> Reference {
-        Reference::with_tag(self.registry.clone(), self.repository.clone(), tag.into())
-    }
-
-    fn at_digest(&self, digest: &str) -> Reference {
-        Reference::with_digest(
-            self.registry.clone(),
-            self.repository.clone(),
-            digest.into(),
-        )
     }
 
     /// Whether the registry is on this machine (loopback), where plain HTTP is allowed.
@@ -201,7 +187,7 @@ pub fn certs_dir() -> PathBuf {
 
 /// The certificates trusted for `dest` besides the system roots, as Docker trusts them: every
 /// `*.crt` in `<certs_dir>/<host:port>/`, and `--ca-file`.
-fn trusted_certificates(dest: &Destination, options: &PushOptions) -> Result<Vec<Certificate>> {
+fn trust(dest: &Destination, options: &PushOptions) -> Result<Trust> {
     let mut files = Vec::new();
     if let Some(dir) = &options.certs_dir {
         let dir = dir.join(&dest.registry);
@@ -215,26 +201,7 @@ fn trusted_certificates(dest: &Destination, options: &PushOptions) -> Result<Vec
         }
     }
     files.extend(options.ca_file.iter().cloned());
-    files.iter().map(|path| pem_certificate(path)).collect()
-}
-
-/// Reads the PEM certificate at `path`.
-fn pem_certificate(path: &std::path::Path) -> Result<Certificate> {
-    let data = read(path)?;
-    if !data
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Err(Error::input(
-            path,
-            "is not a PEM certificate",
-            "pass the registry's CA certificate in PEM form (-----BEGIN CERTIFICATE-----)",
-        ));
-    }
-    Ok(Certificate {
-        encoding: CertificateEncoding::Pem,
-        data,
-    })
+    Trust::from_files(&files)
 }
 
 /// A connected client and what it needs to explain failures.
@@ -248,57 +215,46 @@ struct Pusher<'a> {
 
 impl<'a> Pusher<'a> {
     /// Builds the client, chooses HTTPS or (for `--insecure`, or a loopback registry that does
-    /// not speak TLS) HTTP, and authenticates.
+    /// not speak TLS) HTTP, and logs in.
     async fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<Pusher<'a>> {
-        // The ring provider: no C build of aws-lc. Installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let extra = trusted_certificates(dest, options)?;
-        let client = |protocol: ClientProtocol| {
-            Client::new(ClientConfig {
-                protocol,
-                extra_root_certificates: extra.clone(),
-                use_monolithic_push: true,
-                connect_timeout: Some(Duration::from_secs(10)),
-                read_timeout: Some(Duration::from_secs(120)),
-                ..ClientConfig::default()
-            })
+        let tls = trust(dest, options)?.client_config()?;
+        let client = |plain_http: bool| {
+            Client::new(
+                tls.clone(),
+                plain_http,
+                &dest.registry,
+                &dest.repository,
+                &options.mount_from,
+                options.credentials.clone(),
+            )
         };
-        let auth = match &options.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password().to_string()),
-            None => RegistryAuth::Anonymous,
-        };
-        let reference = dest.reference("latest");
         let mut pusher = Pusher {
-            client: client(if options.insecure {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            }),
+            client: client(options.insecure).map_err(|e| Pusher::failed(dest, options, e))?,
             dest,
             options,
             plain_http: options.insecure,
         };
-        let first = retrying(options.retries, || {
-            pusher
-                .client
-                .auth(&reference, &auth, RegistryOperation::Push)
-        })
-        .await;
-        match first {
-            Ok(_) => Ok(pusher),
+        match retrying(options.retries, || pusher.client.login()).await {
+            Ok(()) => Ok(pusher),
             Err(e) if !options.insecure && dest.is_loopback() && speaks_plain_http(&e) => {
-                pusher.client = client(ClientProtocol::Http);
+                pusher.client = client(true).map_err(|e| pusher.explain(e, "connecting"))?;
                 pusher.plain_http = true;
-                retrying(options.retries, || {
-                    pusher
-                        .client
-                        .auth(&reference, &auth, RegistryOperation::Push)
-                })
-                .await
-                .map_err(|e| pusher.explain(e, "connecting"))?;
+                retrying(options.retries, || pusher.client.login())
+                    .await
+                    .map_err(|e| pusher.explain(e, "connecting"))?;
                 Ok(pusher)
             }
             Err(e) => Err(pusher.explain(e, "connecting")),
+        }
+    }
+
+    /// The error for a client that could not even be built.
+    fn failed(dest: &Destination, options: &PushOptions, e: HttpError) -> Error {
+        let _ = options;
+        Error::Registry {
+            registry: dest.to_string(),
+            problem: format!("cannot set up the connection ({e})"),
+            fix: "check --ca-file and the certs.d directory".into(),
         }
     }
 
@@ -310,9 +266,8 @@ impl<'a> Pusher<'a> {
             self.send_blob(blob, &mut report).await?;
         }
         for manifest in &plan.manifests {
-            let target = self.dest.at_digest(manifest.digest());
             self.put_manifest(
-                &target,
+                manifest.digest(),
                 manifest,
                 &format!("putting manifest {}", manifest.digest()),
             )
@@ -320,8 +275,7 @@ impl<'a> Pusher<'a> {
             report.manifests += 1;
         }
         for (tag, manifest) in &plan.tags {
-            let target = self.dest.reference(tag);
-            self.put_manifest(&target, manifest, &format!("tagging {tag}"))
+            self.put_manifest(tag, manifest, &format!("tagging {tag}"))
                 .await?;
             report
                 .tags
@@ -335,9 +289,8 @@ impl<'a> Pusher<'a> {
         let retries = self.options.retries;
         let c = &self.client;
         let digest = blob.digest();
-        let target = self.dest.at_digest(digest);
         let step = format!("checking blob {digest}");
-        if retrying(retries, || c.blob_exists(&target, digest))
+        if retrying(retries, || c.blob_exists(digest))
             .await
             .map_err(|e| self.explain(e, &step))?
         {
@@ -345,36 +298,29 @@ impl<'a> Pusher<'a> {
             return Ok(());
         }
         for from in &self.options.mount_from {
-            let source =
-                Reference::with_digest(self.dest.registry.clone(), from.clone(), digest.into());
-            if c.mount_blob(&target, &source, digest).await.is_ok() {
+            if c.mount(digest, from).await {
                 report.mounted += 1;
                 return Ok(());
             }
         }
         let step = format!("uploading blob {digest}");
-        retrying(retries, || {
-            c.push_blob(&target, blob.bytes().to_vec(), digest)
-        })
-        .await
-        .map_err(|e| self.explain(e, &step))?;
+        retrying(retries, || c.upload(digest, blob.bytes()))
+            .await
+            .map_err(|e| self.explain(e, &step))?;
         report.uploaded += 1;
         Ok(())
     }
 
-    /// Puts the manifest or index `manifest` at `target` (a digest or a tag), with retries.
-    async fn put_manifest(&self, target: &Reference, manifest: &Blob, step: &str) -> Result<()> {
+    /// Puts the manifest or index `manifest` at `reference` (its digest or a tag), with
+    /// retries.
+    async fn put_manifest(&self, reference: &str, manifest: &Blob, step: &str) -> Result<()> {
         let media_type = manifest.media_type().to_string();
         retrying(self.options.retries, || {
-            let content_type = media_type
-                .parse()
-                .expect("media types are valid header values");
             self.client
-                .push_manifest_raw(target, manifest.bytes().to_vec(), content_type)
+                .put_manifest(reference, &media_type, manifest.bytes())
         })
         .await
-        .map_err(|e| self.explain(e, step))?;
-        Ok(())
+        .map_err(|e| self.explain(e, step))
     }
 
     /// How often a failed step was retried, for messages.
@@ -387,7 +333,7 @@ impl<'a> Pusher<'a> {
     }
 
     /// One line naming the problem and its fix.
-    fn explain(&self, e: OciDistributionError, step: &str) -> Error {
+    fn explain(&self, e: HttpError, step: &str) -> Error {
         let (problem, fix) = self.describe(&Failure::of(&e, self.plain_http), step);
         Error::Registry {
             registry: self.dest.to_string(),
@@ -503,64 +449,30 @@ enum Failure {
 
 impl Failure {
     /// Classifies `e`; `plain_http` tells whether the request went over plain HTTP.
-    fn of(e: &OciDistributionError, plain_http: bool) -> Failure {
-        let detail = root_cause(e);
-        let (code, body) = status(e);
-        if body.contains("NAME_INVALID") {
-            Failure::NameInvalid
-        } else if body.contains("TAG_INVALID") {
-            Failure::TagInvalid
-        } else if code == Some(401) || matches!(e, OciDistributionError::UnauthorizedError { .. }) {
-            Failure::Unauthorized
-        } else if code == Some(403) || body.contains("DENIED") {
-            Failure::Denied
-        } else if code == Some(404) {
-            Failure::NotFound
-        } else if code == Some(400) && plain_http {
-            Failure::SpeaksHttps
-        } else if let Some(code) = code.filter(|c| *c >= 500) {
-            Failure::ServerError(code)
-        } else if is_certificate_error(&detail) {
-            Failure::Untrusted(detail)
-        } else if code.is_none() && matches!(e, OciDistributionError::RequestError(_)) {
-            Failure::Unreachable(detail)
-        } else {
-            let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-            Failure::Other { detail, body }
+    fn of(e: &HttpError, plain_http: bool) -> Failure {
+        match e {
+            HttpError::Transport(detail) if is_certificate_error(detail) => {
+                Failure::Untrusted(detail.clone())
+            }
+            HttpError::Transport(detail) => Failure::Unreachable(detail.clone()),
+            HttpError::Status { status, body } => {
+                let codes = body.to_ascii_uppercase();
+                match *status {
+                    _ if codes.contains("NAME_INVALID") => Failure::NameInvalid,
+                    _ if codes.contains("TAG_INVALID") => Failure::TagInvalid,
+                    401 => Failure::Unauthorized,
+                    _ if *status == 403 || codes.contains("DENIED") => Failure::Denied,
+                    404 => Failure::NotFound,
+                    400 if plain_http => Failure::SpeaksHttps,
+                    500.. => Failure::ServerError(*status),
+                    _ => Failure::Other {
+                        detail: e.to_string(),
+                        body: body.clone(),
+                    },
+                }
+            }
         }
     }
-}
-
-/// The HTTP status of a failed request and the registry's answer, if any.
-fn status(e: &OciDistributionError) -> (Option<u16>, String) {
-    match e {
-        OciDistributionError::ServerError { code, message, .. } => (Some(*code), message.clone()),
-        OciDistributionError::RequestError(r) => (r.status().map(|s| s.as_u16()), String::new()),
-        OciDistributionError::UnauthorizedError { .. } => (Some(401), String::new()),
-        OciDistributionError::RegistryError { envelope, .. } => (
-            None,
-            envelope
-                .errors
-                .iter()
-                .map(|e| format!("{:?} {}", e.code, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-                .to_ascii_uppercase(),
-        ),
-        _ => (None, String::new()),
-    }
-}
-
-/// The innermost error message, on one line.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last: &dyn std::error::Error = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn is_certificate_error(detail: &str) -> bool {
@@ -569,32 +481,28 @@ fn is_certificate_error(detail: &str) -> bool {
 }
 
 /// Whether a TLS attempt failed because the server answered in plain HTTP.
-fn speaks_plain_http(e: &OciDistributionError) -> bool {
-    let d = root_cause(e).to_ascii_lowercase();
+fn speaks_plain_http(e: &HttpError) -> bool {
+    let HttpError::Transport(detail) = e else {
+        return false;
+    };
+    let d = detail.to_ascii_lowercase();
     d.contains("invalidcontenttype") || d.contains("corrupt message")
 }
 
 /// Whether `e` may go away by itself: HTTP 5xx or a lost connection (not a TLS refusal).
-fn transient(e: &OciDistributionError) -> bool {
+fn transient(e: &HttpError) -> bool {
     match e {
-        OciDistributionError::ServerError { code, .. } => *code >= 500,
-        OciDistributionError::RequestError(r) => match r.status() {
-            Some(s) => s.is_server_error(),
-            None => {
-                let d = root_cause(e);
-                !is_certificate_error(&d) && !speaks_plain_http(e)
-            }
-        },
-        _ => false,
+        HttpError::Status { status, .. } => *status >= 500,
+        HttpError::Transport(detail) => !is_certificate_error(detail) && !speaks_plain_http(e),
     }
 }
 
 /// Runs `f` until it succeeds, fails for good, or `retries` retries of transient failures are
 /// spent, waiting 0.5 s, 1 s, 2 s, ... in between.
-async fn retrying<T, F, Fut>(retries: u32, mut f: F) -> std::result::Result<T, OciDistributionError>
+async fn retrying<T, F, Fut>(retries: u32, mut f: F) -> std::result::Result<T, HttpError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
+    Fut: Future<Output = std::result::Result<T, HttpError>>,
 {
     let mut delay = Duration::from_millis(500);
     let mut attempt = 0;
@@ -650,10 +558,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let error = |code| OciDistributionError::ServerError {
-            code,
-            url: "http://127.0.0.1/v2/".into(),
-            message: String::new(),
+        let error = |status| HttpError::Status {
+            status,
+            body: String::new(),
         };
         let mut calls = 0;
         let result = runtime.block_on(retrying(3, || {
