@@ -97,14 +97,7 @@ impl Bundle {
                 "remove it or choose another directory",
             ));
         }
-        let tmp = crate::sink::temp_sibling(dest)?;
-        let result = self
-            .write_into(&tmp)
-            .and_then(|()| std::fs::rename(&tmp, dest).map_err(|e| Error::write(dest, e)));
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+        crate::atomic::write(dest, |tmp| self.write_into(tmp))
     }
 
     fn write_into(&self, dir: &Path) -> Result<()> {

@@ -119,6 +119,8 @@ fn explicit_files_and_a_model() {
         &spec,
         "--flasher",
         &format!("linux/amd64={}", s.amd64.display()),
+        "--platforms",
+        "linux/amd64",
         "--model",
         &model.display().to_string(),
         "--output",
