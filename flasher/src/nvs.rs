@@ -400,7 +400,7 @@ mod tests {
         let none = station.board(&plan, "/dev/ttyUSB2", &base, |_: &Plan, _: &Report| {
             panic!("a board without a row is not started")
         });
-        assert_eq!((none.exit_code, none.nvs_row), (8, None));
+        assert_eq!((none.exit_code, none.nvs_row), (10, None));
         assert!(none.error.unwrap().contains("no row of"));
         assert_eq!(
             station.summary(),

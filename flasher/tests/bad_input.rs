@@ -208,17 +208,60 @@ fn unusable_ports_exit_4() {
     drop(holder);
     assert_untouched(board, "port errors");
 
-    // Nothing answers: a reset by DTR/RTS is impossible on a pty, as on a board not in download mode.
-    let board = quiet_board();
-    let port = board.path().to_str().unwrap().to_string();
-    let out = run(tmp.path(), Some(&port), &["--before", "default-reset"]);
-    assert_error(
-        &out,
-        DEVICE,
-        &["no ESP bootloader answered", "download mode"],
-        "no answer",
+    // Nothing answers: a serial line with no loader on the other end (a board not in download
+    // mode), here a pseudo-terminal whose other side reads and never replies.
+    let silent = SilentLine::open();
+    let out = run(
+        tmp.path(),
+        Some(silent.path()),
+        &["--before", "default-reset"],
     );
-    assert!(board.stop().iter().all(|&b| b == 0xFF));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(DEVICE), "no answer: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no answer: {err}"));
+    for word in ["no ESP bootloader answered", "download mode"] {
+        assert!(line.contains(word), "no answer: '{word}' missing in: {err}");
+    }
+}
+
+/// A pseudo-terminal whose other side swallows what is written and never answers.
+struct SilentLine {
+    path: String,
+    /// The other side, kept open so that the line stays up.
+    _master: std::fs::File,
+}
+
+impl SilentLine {
+    fn open() -> SilentLine {
+        use std::os::fd::FromRawFd;
+        // SAFETY: posix_openpt returns a new descriptor owned by the File below; ptsname's
+        // string is copied before any other pty call.
+        let (master, path) = unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(fd >= 0, "posix_openpt");
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let name = std::ffi::CStr::from_ptr(libc::ptsname(fd));
+            let path = name.to_str().unwrap().to_string();
+            (std::fs::File::from_raw_fd(fd), path)
+        };
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            while std::io::Read::read(&mut reader, &mut sink).is_ok_and(|n| n > 0) {}
+        });
+        SilentLine {
+            path,
+            _master: master,
+        }
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 #[test]

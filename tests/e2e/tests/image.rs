@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use e2e::{TAG, host_platform, run, sample_bundle, sample_image, static_flashers};
-use esp_sim::{BoardConfig, Chip, FlashSize, SimBoard};
+use esp_sim::{BoardConfig, Chip, FlashSize, Psram, SimBoard};
 use testkit::tools::require;
 
 /// Flashes a simulated board with `flasher` (a command prefix: the executable, or qemu and it)
@@ -20,9 +20,12 @@ fn flash_and_check(
     chip: Chip,
     size: &str,
 ) {
-    let board =
-        SimBoard::start(BoardConfig::new(chip).flash_size(size.parse::<FlashSize>().unwrap()))
-            .unwrap();
+    let mut config = BoardConfig::new(chip).flash_size(size.parse::<FlashSize>().unwrap());
+    // A PSRAM variant is checked against the board's eFuses: give the board that PSRAM.
+    if target.ends_with("r8") {
+        config = config.psram(Psram::Mb8);
+    }
+    let board = SimBoard::start(config).unwrap();
     let mut cmd = Command::new(prefix[0]);
     cmd.args(&prefix[1..])
         .arg("--port")
@@ -115,9 +118,12 @@ fn docker_available() -> bool {
 /// /dev/pts bind-mounted (a pty given with --device gives EIO or fails, devpts being per mount
 /// namespace) and char major 136 allowed by a cgroup rule.
 fn docker_flash(image: &str, target: &str, chip: Chip, size: &str) -> Vec<u8> {
-    let board =
-        SimBoard::start(BoardConfig::new(chip).flash_size(size.parse::<FlashSize>().unwrap()))
-            .unwrap();
+    let mut config = BoardConfig::new(chip).flash_size(size.parse::<FlashSize>().unwrap());
+    // A PSRAM variant is checked against the board's eFuses: give the board that PSRAM.
+    if target.ends_with("r8") {
+        config = config.psram(Psram::Mb8);
+    }
+    let board = SimBoard::start(config).unwrap();
     let pty = board
         .path()
         .file_name()
