@@ -319,8 +319,8 @@ fn unpack_extracts_each_platform_and_checks_digests() {
 /// fixing the creation time give the same image.
 #[test]
 fn sample_image_digests_are_pinned() {
-    const INDEX: &str = "sha256:ae171c5aeab78d57e8f501b77fcda9301170e8f8755e2b1ab59c207c60720301";
-    const ARCHIVE: &str = "8dcd764418a7a0598b7d778b3806b44e30306a80b6414d253641d41c2f4975fc";
+    const INDEX: &str = "sha256:0ff8245bdd023e20f97e67eed69032d7c75bfff5cb6ec8cce58b4dbc07b9e931";
+    const ARCHIVE: &str = "ee88ab96dbd025a3ffc94f70cc1446d0c775e7793f10c1ce0240b29ce5ce6b84";
     let tmp = tempfile::tempdir().unwrap();
     let s = sample(tmp.path());
     let mut digests = Vec::new();

@@ -241,8 +241,8 @@ fn raw_artifacts_need_a_semantic_version() {
 /// creation time, as this version of imagegen makes them.
 #[test]
 fn ota_digests_are_pinned() {
-    const INDEX: &str = "sha256:e070ed5b2c992520d27df8c1c1babbdeb93cf9b9d02d4e2128edef7a45d16fa8";
-    const RAW: &str = "2968af8870e00f4ce7597d8ac5086458abdd928b526859f535509e5cdcd57780";
+    const INDEX: &str = "sha256:8d24ce2ba5138be6c52dd6c08f1c9942ee1f2262d45b6760b799ceaefa48b2c3";
+    const RAW: &str = "b42e73549b68c03870c357794354d4d27bf7d3728d29602d784a9681f152687c";
     let tmp = tempfile::tempdir().unwrap();
     let s = ota_sample(tmp.path());
     let mut args = ota_args(&s, &tmp.path().join("ota"));
