@@ -6,11 +6,13 @@
 //! manifest, [`flash_image`] (over the generic [`image`] types) assembles the per-platform images
 //! and the index, and [`sink`] writes an OCI layout or an archive. [`ota`] builds the OTA images
 //! from the same bundle; [`remote`] pushes a layout to a registry with [`credentials`];
+//! [`sign`] signs what is pushed in [`cosign`]'s format and [`verify`] checks those signatures;
 //! [`unpack`] reads one platform back out of a layout. [`cli`] is the command line the binary
 //! runs.
 
 pub mod bundle;
 pub mod cli;
+pub mod cosign;
 pub mod credentials;
 pub mod elf;
 pub mod error;
@@ -20,5 +22,7 @@ pub mod inputs;
 pub mod ota;
 pub mod platform;
 pub mod remote;
+pub mod sign;
 pub mod sink;
 pub mod unpack;
+pub mod verify;

@@ -4,6 +4,9 @@
 //! Order: every blob (skipped when the registry has it, mounted from another repository when
 //! asked and allowed), then every manifest and index by digest, children first, and only then the
 //! tags. A push that fails part-way therefore never leaves a tag pointing at an incomplete image.
+//! With a signing key ([`PushOptions::signer`]), every manifest and index is signed
+//! ([`crate::sign`]) and its signature put under `sha256-<hex>.sig` after the manifests and
+//! before any release tag, so no release is ever tagged unsigned.
 //! Transient failures (HTTP 5xx, lost connections) are retried with exponential backoff.
 
 use std::collections::BTreeSet;
@@ -19,9 +22,11 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::Value;
 
+use crate::cosign;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result, read};
 use crate::image::{REF_NAME, check_tag};
+use crate::sign::Signer;
 use crate::unpack::blob;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -44,11 +49,11 @@ impl Destination {
         format!("{self}/{child}").parse()
     }
 
-    fn reference(&self, tag: &str) -> Reference {
+    pub(crate) fn reference(&self, tag: &str) -> Reference {
         Reference::with_tag(self.registry.clone(), self.repository.clone(), tag.into())
     }
 
-    fn at_digest(&self, digest: &str) -> Reference {
+    pub(crate) fn at_digest(&self, digest: &str) -> Reference {
         Reference::with_digest(
             self.registry.clone(),
             self.repository.clone(),
@@ -153,6 +158,8 @@ pub struct PushOptions {
     pub retries: u32,
     /// Repositories of the same registry to mount missing blobs from before uploading them.
     pub mount_from: Vec<String>,
+    /// Key to sign every pushed manifest and index with (cosign format); `None` signs nothing.
+    pub signer: Option<Signer>,
 }
 
 /// What a push did.
@@ -168,6 +175,8 @@ pub struct PushReport {
     pub manifests: usize,
     /// Tags put, with the digest each points at.
     pub tags: Vec<(String, String)>,
+    /// Signature tags put (`sha256-<hex>.sig`), with the digest each signs.
+    pub signatures: Vec<(String, String)>,
 }
 
 /// A manifest or index read from the layout.
@@ -181,6 +190,8 @@ struct Document {
 struct Plan {
     blobs: Vec<(String, Vec<u8>)>,
     manifests: Vec<Document>,
+    /// Signature manifests, each with its `sha256-<hex>.sig` tag and the digest it signs.
+    signatures: Vec<(String, String, Document)>,
     tags: Vec<(String, usize)>,
 }
 
@@ -225,6 +236,7 @@ fn plan(layout: &Path, tags: &[String]) -> Result<Plan> {
     let mut plan = Plan {
         blobs: Vec::new(),
         manifests: Vec::new(),
+        signatures: Vec::new(),
         tags: Vec::new(),
     };
     let mut seen = BTreeSet::new();
@@ -302,23 +314,60 @@ pub fn push(
     tags: &[String],
     options: &PushOptions,
 ) -> Result<PushReport> {
-    let plan = plan(layout, tags)?;
+    let mut plan = plan(layout, tags)?;
     for repo in &options.mount_from {
         check_repository(repo)?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the network runtime ({e})")))?;
-    runtime.block_on(async {
-        let pusher = Pusher::connect(dest, options).await?;
+    if let Some(signer) = &options.signer {
+        add_signatures(&mut plan, dest, signer);
+    }
+    runtime()?.block_on(async {
+        let pusher = Pusher::connect(dest, options, RegistryOperation::Push).await?;
         pusher.send(&plan).await
     })
 }
 
+/// The single-threaded runtime the registry client runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the network runtime ({e})")))
+}
+
+/// Adds a signature of every manifest and index of `plan`: its two blobs (config and payload)
+/// go with the others, its manifest under its `.sig` tag.
+fn add_signatures(plan: &mut Plan, dest: &Destination, signer: &Signer) {
+    let repository = cosign::docker_reference(&dest.registry, &dest.repository);
+    for doc in &plan.manifests {
+        let image = signer.signature_image(&repository, &doc.digest);
+        for blob in [&image.config, &image.payload] {
+            let digest = cosign::digest(blob);
+            if !plan.blobs.iter().any(|(d, _)| *d == digest) {
+                plan.blobs.push((digest, blob.clone()));
+            }
+        }
+        let manifest = Document {
+            digest: cosign::digest(&image.manifest),
+            media_type: cosign::MANIFEST_MEDIA_TYPE.into(),
+            bytes: image.manifest,
+        };
+        plan.signatures
+            .push((image.tag, doc.digest.clone(), manifest));
+    }
+}
+
+/// The credentials of `options` as the client takes them.
+pub(crate) fn registry_auth(options: &PushOptions) -> RegistryAuth {
+    match &options.credentials {
+        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password().to_string()),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
 /// A connected client and what it needs to explain failures.
-struct Pusher<'a> {
-    client: Client,
+pub(crate) struct Pusher<'a> {
+    pub(crate) client: Client,
     dest: &'a Destination,
     options: &'a PushOptions,
     /// Whether the client speaks plain HTTP.
@@ -327,8 +376,12 @@ struct Pusher<'a> {
 
 impl<'a> Pusher<'a> {
     /// Builds the client, chooses HTTPS or (for `--insecure`, or a loopback registry that does
-    /// not speak TLS) HTTP, and authenticates.
-    async fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<Pusher<'a>> {
+    /// not speak TLS) HTTP, and authenticates for `operation`.
+    pub(crate) async fn connect(
+        dest: &'a Destination,
+        options: &'a PushOptions,
+        operation: RegistryOperation,
+    ) -> Result<Pusher<'a>> {
         // The ring provider: no C build of aws-lc. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut extra = Vec::new();
@@ -359,10 +412,7 @@ impl<'a> Pusher<'a> {
                 ..ClientConfig::default()
             })
         };
-        let auth = match &options.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password().to_string()),
-            None => RegistryAuth::Anonymous,
-        };
+        let auth = registry_auth(options);
         let reference = dest.reference("latest");
         let mut pusher = Pusher {
             client: client(if options.insecure {
@@ -377,7 +427,7 @@ impl<'a> Pusher<'a> {
         let first = retrying(options.retries, || {
             pusher
                 .client
-                .auth(&reference, &auth, RegistryOperation::Push)
+                .auth(&reference, &auth, operation)
         })
         .await;
         match first {
@@ -388,7 +438,7 @@ impl<'a> Pusher<'a> {
                 retrying(options.retries, || {
                     pusher
                         .client
-                        .auth(&reference, &auth, RegistryOperation::Push)
+                        .auth(&reference, &auth, operation)
                 })
                 .await
                 .map_err(|e| pusher.explain(e, "connecting"))?;
@@ -443,6 +493,14 @@ impl<'a> Pusher<'a> {
                 .map_err(|e| self.explain(e, &step))?;
             report.manifests += 1;
         }
+        for (tag, signed, doc) in &plan.signatures {
+            let target = self.dest.reference(tag);
+            let step = format!("putting the signature {tag}");
+            retrying(retries, || self.put_manifest(&target, doc))
+                .await
+                .map_err(|e| self.explain(e, &step))?;
+            report.signatures.push((tag.clone(), signed.clone()));
+        }
         for (tag, doc) in &plan.tags {
             let doc = &plan.manifests[*doc];
             let target = self.dest.reference(tag);
@@ -479,7 +537,7 @@ impl<'a> Pusher<'a> {
     }
 
     /// One line naming the problem and its fix.
-    fn explain(&self, e: OciDistributionError, step: &str) -> Error {
+    pub(crate) fn explain(&self, e: OciDistributionError, step: &str) -> Error {
         let detail = root_cause(&e);
         let (code, body) = status(&e);
         let dest = self.dest;
