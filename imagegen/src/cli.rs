@@ -9,8 +9,8 @@ use crate::image::Timestamp;
 use crate::inputs::{SourceFile, TargetInput};
 use crate::platform::Platform;
 use crate::remote::{self, Destination, PushOptions};
-use crate::sink::{archive, layout};
 use crate::sign::{self, Signer};
+use crate::sink::{archive, layout};
 use crate::verify::{self, LayoutSource, PublicKey, RegistrySource};
 use crate::{credentials, ota};
 use clap::{Args, Parser, Subcommand};
@@ -114,9 +114,11 @@ impl SignArgs {
 /// One line of standard input, without its line ending.
 fn read_stdin_line(what: &str) -> Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| Error::Usage(format!("cannot read {what} from standard input ({e}): pipe it in")))?;
+    std::io::stdin().read_line(&mut line).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read {what} from standard input ({e}): pipe it in"
+        ))
+    })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
@@ -529,7 +531,10 @@ fn verify(args: VerifyArgs) -> Result<()> {
             let (dest, reference) = verify::parse_reference(&args.reference)?;
             let options = args.registry.options(&dest)?;
             let mut source = RegistrySource::connect(&dest, &options)?;
-            (verify::verify(&mut source, &reference, &key)?, args.reference.clone())
+            (
+                verify::verify(&mut source, &reference, &key)?,
+                args.reference.clone(),
+            )
         }
     };
     for check in &checks {

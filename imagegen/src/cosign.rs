@@ -44,7 +44,10 @@ pub fn signature_tag(digest: &str) -> String {
 /// `Repository.Name()`): Docker Hub is `index.docker.io`, and its one-part names are under
 /// `library/`.
 pub fn docker_reference(registry: &str, repository: &str) -> String {
-    if matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+    if matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
         if repository.contains('/') {
             format!("index.docker.io/{repository}")
         } else {

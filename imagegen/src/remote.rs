@@ -425,9 +425,7 @@ impl<'a> Pusher<'a> {
             plain_http: options.insecure,
         };
         let first = retrying(options.retries, || {
-            pusher
-                .client
-                .auth(&reference, &auth, operation)
+            pusher.client.auth(&reference, &auth, operation)
         })
         .await;
         match first {
@@ -436,9 +434,7 @@ impl<'a> Pusher<'a> {
                 pusher.client = client(ClientProtocol::Http);
                 pusher.plain_http = true;
                 retrying(options.retries, || {
-                    pusher
-                        .client
-                        .auth(&reference, &auth, operation)
+                    pusher.client.auth(&reference, &auth, operation)
                 })
                 .await
                 .map_err(|e| pusher.explain(e, "connecting"))?;

@@ -78,9 +78,7 @@ impl Signer {
                 ));
             }
         };
-        Ok(Signer {
-            key: secret.into(),
-        })
+        Ok(Signer { key: secret.into() })
     }
 
     /// The public key (PEM, SubjectPublicKeyInfo) that verifies this key's signatures, as
@@ -175,7 +173,11 @@ fn decrypt(path: &Path, json: &[u8], password: &[u8]) -> Result<Vec<u8>> {
         return Err(broken("not scrypt and nacl/secretbox"));
     }
     let params = &kdf["params"];
-    let (n, r, p) = (params["N"].as_u64(), params["r"].as_u64(), params["p"].as_u64());
+    let (n, r, p) = (
+        params["N"].as_u64(),
+        params["r"].as_u64(),
+        params["p"].as_u64(),
+    );
     // The parameters cosign writes; anything else could make scrypt take forever.
     let log_n = match (n, r, p) {
         (Some(32768), Some(8), Some(1)) => 15,
@@ -201,7 +203,9 @@ fn decrypt(path: &Path, json: &[u8], password: &[u8]) -> Result<Vec<u8>> {
             Error::input(
                 path,
                 "cannot be opened with this password",
-                format!("set {PASSWORD_VARIABLE} to the key's password (or pass --sign-password-stdin)"),
+                format!(
+                    "set {PASSWORD_VARIABLE} to the key's password (or pass --sign-password-stdin)"
+                ),
             )
         })
 }

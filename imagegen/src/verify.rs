@@ -110,9 +110,11 @@ impl std::fmt::Display for Check {
 /// Checks the signatures of the image at `reference` in `source` with `key`: one [`Check`]
 /// for the top manifest, then one per manifest of an index.
 pub fn verify(source: &mut dyn Source, reference: &str, key: &PublicKey) -> Result<Vec<Check>> {
-    let top = source
-        .manifest(reference)?
-        .ok_or_else(|| Error::Usage(format!("no image at '{reference}': check the tag or digest")))?;
+    let top = source.manifest(reference)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no image at '{reference}': check the tag or digest"
+        ))
+    })?;
     let digest = cosign::digest(&top);
     let doc: Value = serde_json::from_slice(&top).unwrap_or_default();
     let mut subjects = Vec::new();
@@ -158,7 +160,9 @@ fn check(source: &mut dyn Source, digest: &str, key: &PublicKey) -> Result<Verdi
         } else {
             match claim(&payload) {
                 None => "the payload is not a cosign container image signature".into(),
-                Some(c) if c.digest != digest => format!("the payload signs {}, not this manifest", c.digest),
+                Some(c) if c.digest != digest => {
+                    format!("the payload signs {}, not this manifest", c.digest)
+                }
                 Some(_) => return Ok(Verdict::Signed),
             }
         };
@@ -171,7 +175,10 @@ fn check(source: &mut dyn Source, digest: &str, key: &PublicKey) -> Result<Verdi
 
 /// The error for checks that are not all [`Verdict::Signed`], if any.
 pub fn failure(checks: &[Check], reference: &str, key: &Path) -> Option<Error> {
-    let bad = checks.iter().filter(|c| c.verdict != Verdict::Signed).count();
+    let bad = checks
+        .iter()
+        .filter(|c| c.verdict != Verdict::Signed)
+        .count();
     (bad > 0).then(|| {
         Error::Unverified(format!(
             "{bad} of {} manifests of {reference} have no valid signature by {}: sign them with `imagegen push --sign-key` (or cosign sign) and check that this is the matching public key",
@@ -207,7 +214,11 @@ impl Source for LayoutSource {
         } else {
             let path = self.dir.join("index.json");
             let index: Value = serde_json::from_slice(&read(&path)?).map_err(|e| {
-                Error::input(&path, format!("not valid JSON ({e})"), "point --layout at an OCI image layout")
+                Error::input(
+                    &path,
+                    format!("not valid JSON ({e})"),
+                    "point --layout at an OCI image layout",
+                )
             })?;
             index["manifests"]
                 .as_array()
@@ -248,8 +259,7 @@ impl<'a> RegistrySource<'a> {
     /// Connects to `dest` for reading.
     pub fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<RegistrySource<'a>> {
         let runtime = runtime()?;
-        let pusher =
-            runtime.block_on(Pusher::connect(dest, options, RegistryOperation::Pull))?;
+        let pusher = runtime.block_on(Pusher::connect(dest, options, RegistryOperation::Pull))?;
         Ok(RegistrySource {
             runtime,
             pusher,
@@ -264,10 +274,11 @@ fn not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::ServerError { code, .. } => *code == 404,
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| format!("{:?}", e.code).to_ascii_uppercase().contains("UNKNOWN")),
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            format!("{:?}", e.code)
+                .to_ascii_uppercase()
+                .contains("UNKNOWN")
+        }),
         _ => false,
     }
 }
@@ -335,9 +346,15 @@ mod tests {
     #[test]
     fn references() {
         let (d, r) = parse_reference("127.0.0.1:5000/acme/app:demo-1.2.0").unwrap();
-        assert_eq!((d.to_string().as_str(), r.as_str()), ("127.0.0.1:5000/acme/app", "demo-1.2.0"));
+        assert_eq!(
+            (d.to_string().as_str(), r.as_str()),
+            ("127.0.0.1:5000/acme/app", "demo-1.2.0")
+        );
         let (d, r) = parse_reference("ghcr.io/acme/app@sha256:ab").unwrap();
-        assert_eq!((d.to_string().as_str(), r.as_str()), ("ghcr.io/acme/app", "sha256:ab"));
+        assert_eq!(
+            (d.to_string().as_str(), r.as_str()),
+            ("ghcr.io/acme/app", "sha256:ab")
+        );
         assert!(parse_reference("127.0.0.1:5000/acme/app").is_err());
     }
 }

@@ -95,21 +95,44 @@ fn keys(dir: &Path) -> Keys {
     openssl(
         dir,
         &[
-            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
             "pkcs8.key",
         ],
     );
-    openssl(dir, &["pkey", "-in", "pkcs8.key", "-pubout", "-out", "pkcs8.pub"]);
+    openssl(
+        dir,
+        &["pkey", "-in", "pkcs8.key", "-pubout", "-out", "pkcs8.pub"],
+    );
     // `ecparam -genkey` writes an EC PARAMETERS block before the SEC1 key.
     openssl(
         dir,
-        &["ecparam", "-name", "prime256v1", "-genkey", "-out", "sec1.key"],
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "sec1.key",
+        ],
     );
-    openssl(dir, &["ec", "-in", "sec1.key", "-pubout", "-out", "sec1.pub"]);
+    openssl(
+        dir,
+        &["ec", "-in", "sec1.key", "-pubout", "-out", "sec1.pub"],
+    );
     openssl(
         dir,
         &[
-            "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
             "rsa.key",
         ],
     );
@@ -156,7 +179,12 @@ fn verify_args(public: &Path, reference: &str) -> Vec<String> {
 
 /// The sigstore crate's cosign verification of `REPO@DIGEST` with the public key `public`:
 /// the `.sig` layers whose payload names the digest, at least one signed by the key.
-fn sigstore_verifies(reg: &Registry, repo: &str, digest: &str, public: &Path) -> Result<(), String> {
+fn sigstore_verifies(
+    reg: &Registry,
+    repo: &str,
+    digest: &str,
+    public: &Path,
+) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -180,8 +208,12 @@ fn sigstore_verifies(reg: &Registry, repo: &str, digest: &str, public: &Path) ->
         let key = std::fs::read(public).unwrap();
         let verifier = PublicKeyVerifier::try_from(&key).map_err(|e| e.to_string())?;
         let constraints: Vec<Box<dyn VerificationConstraint>> = vec![Box::new(verifier)];
-        verify_constraints(&layers, constraints.iter())
-            .map_err(|e| format!("{} unsatisfied constraints", e.unsatisfied_constraints.len()))
+        verify_constraints(&layers, constraints.iter()).map_err(|e| {
+            format!(
+                "{} unsatisfied constraints",
+                e.unsatisfied_constraints.len()
+            )
+        })
     })
 }
 
@@ -254,7 +286,10 @@ fn signed_flash_image_verifies_with_sigstore_and_imagegen_and_tags_come_last() {
     assert_eq!(digests.len(), 3, "index and two platforms");
     for d in &digests {
         let tag = format!("{}.sig", d.replace(':', "-"));
-        assert!(text.contains(&format!("signature {dest}:{tag} {d}")), "{text}");
+        assert!(
+            text.contains(&format!("signature {dest}:{tag} {d}")),
+            "{text}"
+        );
         sigstore_verifies(&reg, "acme/app-flash", d, public)
             .unwrap_or_else(|e| panic!("sigstore refused {d}: {e}"));
         assert!(
@@ -271,7 +306,10 @@ fn signed_flash_image_verifies_with_sigstore_and_imagegen_and_tags_come_last() {
         _ => 2,
     };
     let kinds: Vec<i32> = puts.iter().map(kind).collect();
-    assert!(kinds.windows(2).all(|w| w[0] <= w[1]), "PUT order: {puts:?}");
+    assert!(
+        kinds.windows(2).all(|w| w[0] <= w[1]),
+        "PUT order: {puts:?}"
+    );
     assert_eq!(kinds.iter().filter(|k| **k == 1).count(), 3, "{puts:?}");
     assert!(kinds.contains(&2), "{puts:?}");
 
@@ -280,8 +318,14 @@ fn signed_flash_image_verifies_with_sigstore_and_imagegen_and_tags_come_last() {
     let out = imagegen(&verify_args(public, &reference), &[], None);
     let lines = ok(&out);
     assert_eq!(lines.lines().count(), 3, "{lines}");
-    assert!(lines.starts_with(&format!("verified {index} index")), "{lines}");
-    assert!(lines.contains(" linux/amd64") && lines.contains(" linux/arm64"), "{lines}");
+    assert!(
+        lines.starts_with(&format!("verified {index} index")),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(" linux/amd64") && lines.contains(" linux/arm64"),
+        "{lines}"
+    );
     assert!(lines.lines().all(|l| l.starts_with("verified ")), "{lines}");
 
     // The wrong key: every manifest BAD, exit 3.
@@ -317,19 +361,28 @@ fn tamper_signature(reg: &Registry, repo: &str, digest: &str, tamper: impl Fn(&s
         let layer = &mut manifest["layers"][0];
         let old = layer["digest"].as_str().unwrap().to_string();
         let mut payload = Vec::new();
-        let blob_at = oci_client::Reference::with_digest(registry.clone(), repository.clone(), old.clone());
-        client.pull_blob(&blob_at, old.as_str(), &mut payload).await.unwrap();
+        let blob_at =
+            oci_client::Reference::with_digest(registry.clone(), repository.clone(), old.clone());
+        client
+            .pull_blob(&blob_at, old.as_str(), &mut payload)
+            .await
+            .unwrap();
         let forged = tamper(std::str::from_utf8(&payload).unwrap()).into_bytes();
         assert_ne!(forged, payload, "the tampering changes the payload");
         let forged_digest = format!("sha256:{}", firmware::manifest::sha256_hex(&forged));
-        client.push_blob(&blob_at, forged.clone(), &forged_digest).await.unwrap();
+        client
+            .push_blob(&blob_at, forged.clone(), &forged_digest)
+            .await
+            .unwrap();
         layer["digest"] = forged_digest.into();
         layer["size"] = forged.len().into();
         client
             .push_manifest_raw(
                 &at,
                 serde_json::to_vec(&manifest).unwrap(),
-                "application/vnd.oci.image.manifest.v1+json".parse().unwrap(),
+                "application/vnd.oci.image.manifest.v1+json"
+                    .parse()
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -347,8 +400,19 @@ fn ota_index_and_raw_artifacts_are_signed_and_tampering_is_refused() {
         for (name, dir) in &s.builds {
             a.extend(["--target".into(), format!("{name}={}", dir.display())]);
         }
-        a.extend(strings(&["--app-type", "demo", "--version", "1.2.0", "--output"]));
-        a.push(tmp.path().join(repo.replace('/', "-")).display().to_string());
+        a.extend(strings(&[
+            "--app-type",
+            "demo",
+            "--version",
+            "1.2.0",
+            "--output",
+        ]));
+        a.push(
+            tmp.path()
+                .join(repo.replace('/', "-"))
+                .display()
+                .to_string(),
+        );
         if raw {
             a.push("--raw".into());
         }
@@ -361,7 +425,11 @@ fn ota_index_and_raw_artifacts_are_signed_and_tampering_is_refused() {
     let text = ota(false, &keys.pkcs8.0, "acme/app");
     let index = text.lines().find_map(|l| l.strip_prefix("index ")).unwrap();
     let reference = format!("{}/acme/app@{index}", reg.addr);
-    let lines = ok(&imagegen(&verify_args(&keys.pkcs8.1, &reference), &[], None));
+    let lines = ok(&imagegen(
+        &verify_args(&keys.pkcs8.1, &reference),
+        &[],
+        None,
+    ));
     assert_eq!(lines.lines().count(), 4, "index and three targets: {lines}");
     for target in ["esp32", "esp32c3", "esp32s3r8"] {
         assert!(lines.contains(&format!(" custom/{target}\n")), "{lines}");
@@ -392,7 +460,10 @@ fn ota_index_and_raw_artifacts_are_signed_and_tampering_is_refused() {
     });
     assert!(sigstore_verifies(&reg, "acme/fw/esp32", digest, &keys.sec1.1).is_err());
     let out = imagegen(
-        &verify_args(&keys.sec1.1, &format!("{}/acme/fw/esp32@{digest}", reg.addr)),
+        &verify_args(
+            &keys.sec1.1,
+            &format!("{}/acme/fw/esp32@{digest}", reg.addr),
+        ),
         &[],
         None,
     );
@@ -403,9 +474,18 @@ fn ota_index_and_raw_artifacts_are_signed_and_tampering_is_refused() {
     let (layout, index) = flash_layout(&s, tmp.path());
     let dest = format!("{}/acme/unsigned", reg.addr);
     ok(&imagegen(&push_args(&layout, &dest, &[]), &[], None));
-    let out = imagegen(&verify_args(&keys.sec1.1, &format!("{dest}@{index}")), &[], None);
+    let out = imagegen(
+        &verify_args(&keys.sec1.1, &format!("{dest}@{index}")),
+        &[],
+        None,
+    );
     fails(&out, 3, &["3 of 3 manifests"]);
-    assert_eq!(stdout(&out).matches("MISSING ").count(), 3, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("MISSING ").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -422,7 +502,12 @@ fn failed_signature_push_leaves_no_release_tag() {
         &push_args(
             &layout,
             &dest,
-            &["--sign-key", keys.pkcs8.0.to_str().unwrap(), "--retries", "0"],
+            &[
+                "--sign-key",
+                keys.pkcs8.0.to_str().unwrap(),
+                "--retries",
+                "0",
+            ],
         ),
         &[],
         None,
@@ -430,8 +515,15 @@ fn failed_signature_push_leaves_no_release_tag() {
     fails(&out, 1, &["putting the signature sha256-", ".sig"]);
     assert!(proxy.triggered());
     let puts = manifest_puts(&reg, "acme/app-flash");
-    assert!(puts.iter().any(|r| r.starts_with("sha256:")), "manifests went first: {puts:?}");
-    assert_eq!(tags(&reg, "acme/app-flash"), Vec::<String>::new(), "no tag at all");
+    assert!(
+        puts.iter().any(|r| r.starts_with("sha256:")),
+        "manifests went first: {puts:?}"
+    );
+    assert_eq!(
+        tags(&reg, "acme/app-flash"),
+        Vec::<String>::new(),
+        "no tag at all"
+    );
 }
 
 #[test]
@@ -463,8 +555,16 @@ fn key_kinds_and_passwords() {
             vec![("COSIGN_PASSWORD", "wrong")],
             vec!["cannot be opened with this password", "COSIGN_PASSWORD"],
         ),
-        (&keys.rsa, vec![], vec!["is an RSA key", "ECDSA P-256", "cosign generate-key-pair"]),
-        (public, vec![], vec!["holds a 'PUBLIC KEY' block", "ECDSA P-256"]),
+        (
+            &keys.rsa,
+            vec![],
+            vec!["is an RSA key", "ECDSA P-256", "cosign generate-key-pair"],
+        ),
+        (
+            public,
+            vec![],
+            vec!["holds a 'PUBLIC KEY' block", "ECDSA P-256"],
+        ),
     ];
     for (i, (path, env, expect)) in cases.iter().enumerate() {
         let repo = format!("refused{i}");
