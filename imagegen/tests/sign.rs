@@ -334,6 +334,40 @@ fn signed_flash_image_verifies_with_sigstore_and_imagegen_and_tags_come_last() {
     let lines = stdout(&out);
     assert_eq!(lines.matches("BAD ").count(), 3, "{lines}");
     assert!(lines.contains("does not match the key"), "{lines}");
+
+    // A mirror in an OCI layout (skopeo copies the image and its signature tags): the same
+    // checks with --layout.
+    let mirror = tmp.path().join("mirror");
+    let copy = |from: String, to: &str| {
+        run_ok(
+            Command::new(require("skopeo"))
+                .args(["copy", "--all", "--preserve-digests"])
+                .args(reg.skopeo_flags("src"))
+                .arg(from)
+                .arg(format!("oci:{}:{to}", mirror.display())),
+        );
+    };
+    copy(
+        format!("docker://{}/acme/app-flash@{index}", reg.addr),
+        "demo-1.2.0",
+    );
+    for d in &digests {
+        let tag = format!("{}.sig", d.replace(':', "-"));
+        copy(reg.docker_ref("acme/app-flash", &tag), &tag);
+    }
+    let layout_verify = |public: &Path| {
+        let mut a = strings(&["verify", "--layout"]);
+        a.push(mirror.display().to_string());
+        a.extend([
+            "--key".into(),
+            public.display().to_string(),
+            "demo-1.2.0".into(),
+        ]);
+        imagegen(&a, &[], None)
+    };
+    let lines = ok(&layout_verify(public));
+    assert_eq!(lines.matches("verified ").count(), 3, "{lines}");
+    fails(&layout_verify(&keys.sec1.1), 3, &["3 of 3 manifests"]);
 }
 
 /// Replaces the payload of the signature of `digest` in `repo` by `tamper(payload)`, keeping the
@@ -526,6 +560,9 @@ fn failed_signature_push_leaves_no_release_tag() {
     );
 }
 
+/// A signing key refused: the key, the environment, what the message names.
+type Refusal<'a> = (&'a Path, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 #[test]
 fn key_kinds_and_passwords() {
     let tmp = tempfile::tempdir().unwrap();
@@ -548,7 +585,7 @@ fn key_kinds_and_passwords() {
     ok(&imagegen(&verify_args(public, &reference), &[], None));
 
     // Refused before anything is sent: no password, a wrong one, an RSA key, a public key.
-    let cases: [(&Path, Vec<(&str, &str)>, Vec<&str>); 4] = [
+    let cases: [Refusal; 4] = [
         (encrypted, vec![], vec!["is encrypted", "COSIGN_PASSWORD"]),
         (
             encrypted,
