@@ -584,6 +584,19 @@ fn key_kinds_and_passwords() {
     let reference = format!("{}@{index}", dest("stdin"));
     ok(&imagegen(&verify_args(public, &reference), &[], None));
 
+    // The older label of the same format (cosign before sigstore's rename).
+    let older = tmp.path().join("keys/older-cosign.key");
+    let text = std::fs::read_to_string(encrypted).unwrap();
+    std::fs::write(
+        &older,
+        text.replace("SIGSTORE PRIVATE KEY", "COSIGN PRIVATE KEY"),
+    )
+    .unwrap();
+    let args = push_args(&layout, &dest("older"), &["--sign-key", &key(&older)]);
+    ok(&imagegen(&args, &[("COSIGN_PASSWORD", PASSWORD)], None));
+    let reference = format!("{}@{index}", dest("older"));
+    ok(&imagegen(&verify_args(public, &reference), &[], None));
+
     // Refused before anything is sent: no password, a wrong one, an RSA key, a public key.
     let cases: [Refusal; 4] = [
         (encrypted, vec![], vec!["is encrypted", "COSIGN_PASSWORD"]),
