@@ -18,23 +18,35 @@ pub enum Chip {
     Esp32s2,
     /// ESP32-S3 (Xtensa LX7, dual core).
     Esp32s3,
+    /// ESP32-C2 / ESP8684 (RISC-V).
+    Esp32c2,
     /// ESP32-C3 (RISC-V).
     Esp32c3,
+    /// ESP32-C5 (RISC-V, dual band).
+    Esp32c5,
     /// ESP32-C6 (RISC-V).
     Esp32c6,
+    /// ESP32-C61 (RISC-V).
+    Esp32c61,
     /// ESP32-H2 (RISC-V).
     Esp32h2,
+    /// ESP32-P4 (RISC-V, dual core).
+    Esp32p4,
 }
 
 impl Chip {
     /// Every supported chip, in the order used for listings.
-    pub const ALL: [Chip; 6] = [
+    pub const ALL: [Chip; 10] = [
         Chip::Esp32,
         Chip::Esp32s2,
         Chip::Esp32s3,
+        Chip::Esp32c2,
         Chip::Esp32c3,
+        Chip::Esp32c5,
         Chip::Esp32c6,
+        Chip::Esp32c61,
         Chip::Esp32h2,
+        Chip::Esp32p4,
     ];
 
     /// The lower-case name ESP-IDF and esptool use (`esp32s3`).
@@ -43,21 +55,30 @@ impl Chip {
             Chip::Esp32 => "esp32",
             Chip::Esp32s2 => "esp32s2",
             Chip::Esp32s3 => "esp32s3",
+            Chip::Esp32c2 => "esp32c2",
             Chip::Esp32c3 => "esp32c3",
+            Chip::Esp32c5 => "esp32c5",
             Chip::Esp32c6 => "esp32c6",
+            Chip::Esp32c61 => "esp32c61",
             Chip::Esp32h2 => "esp32h2",
+            Chip::Esp32p4 => "esp32p4",
         }
     }
 
-    /// The chip id carried in bytes 12..14 of an image's extended header.
+    /// The chip id carried in bytes 12..14 of an image's extended header (esptool's
+    /// `IMAGE_CHIP_ID`).
     pub fn image_chip_id(self) -> u16 {
         match self {
             Chip::Esp32 => 0,
             Chip::Esp32s2 => 2,
             Chip::Esp32s3 => 9,
+            Chip::Esp32c2 => 12,
             Chip::Esp32c3 => 5,
+            Chip::Esp32c5 => 23,
             Chip::Esp32c6 => 13,
+            Chip::Esp32c61 => 20,
             Chip::Esp32h2 => 16,
+            Chip::Esp32p4 => 18,
         }
     }
 
@@ -66,11 +87,18 @@ impl Chip {
         Chip::ALL.into_iter().find(|c| c.image_chip_id() == id)
     }
 
-    /// Where the ROM looks for the second-stage bootloader.
+    /// Where the ROM looks for the second-stage bootloader (esptool's
+    /// `BOOTLOADER_FLASH_OFFSET`).
     pub fn bootloader_offset(self) -> u32 {
         match self {
             Chip::Esp32 | Chip::Esp32s2 => 0x1000,
-            _ => 0x0,
+            Chip::Esp32c5 | Chip::Esp32p4 => 0x2000,
+            Chip::Esp32s3
+            | Chip::Esp32c2
+            | Chip::Esp32c3
+            | Chip::Esp32c6
+            | Chip::Esp32c61
+            | Chip::Esp32h2 => 0x0,
         }
     }
 }
@@ -84,8 +112,8 @@ impl fmt::Display for Chip {
 /// A chip name that is not one of the supported chips.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown chip '{0}': use one of esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32h2 \
-     (optionally with a PSRAM suffix such as r2 or r8)"
+    "unknown chip '{0}': use one of esp32, esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, \
+     esp32c6, esp32c61, esp32h2, esp32p4 (optionally with a PSRAM suffix such as r2 or r8)"
 )]
 pub struct UnknownChip(pub String);
 
@@ -160,13 +188,18 @@ mod tests {
         assert_eq!(t.chip(), Chip::Esp32);
         assert!("esp32s3r".parse::<TargetName>().is_err());
         assert!("esp8266".parse::<TargetName>().is_err());
-        assert!("esp32p4".parse::<TargetName>().is_err());
+        assert!("esp32h4".parse::<TargetName>().is_err());
+        let t: TargetName = "esp32p4".parse().unwrap();
+        assert_eq!(t.chip(), Chip::Esp32p4);
+        let t: TargetName = "esp32c61".parse().unwrap();
+        assert_eq!(t.chip(), Chip::Esp32c61);
     }
 
     #[test]
     fn chip_ids_round_trip() {
         for chip in Chip::ALL {
             assert_eq!(Chip::from_image_chip_id(chip.image_chip_id()), Some(chip));
+            assert_eq!(chip.name().parse::<Chip>(), Ok(chip));
         }
     }
 }

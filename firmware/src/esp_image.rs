@@ -20,6 +20,13 @@ const SEGMENT_HEADER_LEN: usize = 8;
 const MAX_SEGMENTS: u8 = 16;
 const CHECKSUM_SEED: u8 = 0xEF;
 const SECURE_BOOT_V2_SIGNATURE_MAGIC: u8 = 0xE7;
+/// Signature block version of RSA-PSS 3072 (espsecure `SIG_BLOCK_VERSION_RSA`).
+const SIGNATURE_VERSION_RSA: u8 = 0x02;
+/// Length of one signature block; a signature sector holds up to three.
+const SIGNATURE_BLOCK_LEN: usize = 1216;
+/// Where an RSA block's public key (n, e, rinv, m') lies: the bytes whose SHA-256 is the key
+/// digest burnt into a board (espsecure `_digest_sbv2_public_key`).
+const RSA_KEY_RANGE: std::ops::Range<usize> = 36..36 + 384 + 4 + 384 + 4;
 
 /// Why bytes are not a valid ESP image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,14 +125,17 @@ pub fn flash_size_from_code(code: u8) -> Option<u64> {
     (code < 8).then(|| (1u64 << 20) << code)
 }
 
-/// The header nibble for a flash frequency (`80m`) on `chip`, as esptool encodes it.
+/// The header nibble for a flash frequency (`80m`) on `chip`, as esptool's targets encode it
+/// (`FLASH_FREQUENCY`, inherited from the ESP32 table where a target does not override it).
 pub fn flash_freq_code(chip: Chip, freq: &str) -> Option<u8> {
     let freq = freq.to_ascii_lowercase();
     let table: &[(&str, u8)] = match chip {
-        Chip::Esp32 | Chip::Esp32s2 | Chip::Esp32c3 => {
+        Chip::Esp32 | Chip::Esp32s2 | Chip::Esp32c3 | Chip::Esp32p4 => {
             &[("80m", 0xF), ("40m", 0x0), ("26m", 0x1), ("20m", 0x2)]
         }
         Chip::Esp32s3 => &[("120m", 0xF), ("80m", 0xF), ("40m", 0x0), ("20m", 0x2)],
+        Chip::Esp32c2 => &[("60m", 0xF), ("30m", 0x0), ("20m", 0x1), ("15m", 0x2)],
+        Chip::Esp32c5 | Chip::Esp32c61 => &[("80m", 0xF), ("40m", 0x0), ("20m", 0x2)],
         Chip::Esp32c6 => &[("80m", 0x0), ("40m", 0x0), ("20m", 0x2)],
         Chip::Esp32h2 => &[("48m", 0xF), ("24m", 0x0), ("16m", 0x1), ("12m", 0x2)],
     };
@@ -145,6 +155,14 @@ pub struct ImageInfo {
     pub entry: u32,
     /// Chip id from the extended header.
     pub chip_id: u16,
+    /// Byte 14: the legacy minimum chip revision (the major revision, the minor one on the
+    /// ESP32-C3).
+    pub min_rev: u8,
+    /// Bytes 15..17: the minimum chip revision as `major * 100 + minor`.
+    pub min_rev_full: u16,
+    /// Bytes 17..19: the maximum chip revision as `major * 100 + minor`; 0 (images from before
+    /// the field existed) and 0xFFFF mean no limit.
+    pub max_rev_full: u16,
     /// Whether a SHA-256 of the image follows the checksum.
     pub hash_appended: bool,
     /// Length up to and including the checksum byte (what the digest covers).
@@ -219,19 +237,48 @@ pub fn parse(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
             return Err(ImageError::Digest);
         }
     }
-    let signature_at = end.div_ceil(4096) * 4096;
-    let signed = bytes.get(signature_at) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC)
-        || bytes.get(end) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC);
+    let signed = signature_sector(bytes, end).is_some();
     Ok(ImageInfo {
         segment_count,
         flash_mode: bytes[2],
         flash_size_freq: bytes[3],
         entry: u32_at(bytes, 4),
         chip_id: u16::from_le_bytes([bytes[12], bytes[13]]),
+        min_rev: bytes[14],
+        min_rev_full: u16::from_le_bytes([bytes[15], bytes[16]]),
+        max_rev_full: u16::from_le_bytes([bytes[17], bytes[18]]),
         hash_appended,
         data_len,
         signed,
     })
+}
+
+/// Where the Secure Boot V2 signature sector of an image ending at `end` starts: the next
+/// 4 KiB boundary, or `end` itself.
+fn signature_sector(bytes: &[u8], end: usize) -> Option<usize> {
+    [end.div_ceil(4096) * 4096, end]
+        .into_iter()
+        .find(|&at| bytes.get(at) == Some(&SECURE_BOOT_V2_SIGNATURE_MAGIC))
+}
+
+/// The public key digests of an image's Secure Boot V2 RSA signature blocks, in order: the
+/// SHA-256 over each block's public key, as `espsecure digest-sbv2-public-key` computes it and
+/// ESP-IDF burns it into a SECURE_BOOT_DIGESTn key block. ECDSA blocks are left out; an
+/// unsigned image has none.
+pub fn signature_key_digests(bytes: &[u8]) -> Result<Vec<[u8; 32]>, ImageError> {
+    let info = parse(bytes)?;
+    let end = info.data_len + if info.hash_appended { 32 } else { 0 };
+    let Some(sector) = signature_sector(bytes, end) else {
+        return Ok(Vec::new());
+    };
+    let digests = bytes[sector..]
+        .chunks_exact(SIGNATURE_BLOCK_LEN)
+        .take(3)
+        .take_while(|block| block[0] == SECURE_BOOT_V2_SIGNATURE_MAGIC)
+        .filter(|block| block[1] == SIGNATURE_VERSION_RSA)
+        .map(|block| Sha256::digest(&block[RSA_KEY_RANGE]).into())
+        .collect();
+    Ok(digests)
 }
 
 /// The header fields a flasher may rewrite in the bootloader, as esptool's

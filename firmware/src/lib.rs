@@ -14,6 +14,7 @@
 //! - [`placement`]: the rules every flash layout obeys (files inside their partitions and the
 //!   flash, nothing overlapping, the table's own sector free), written once and returning typed
 //!   violations that each tool words in its own terms.
+//! - [`revision`]: the chip revisions an image accepts, checked against a board's.
 //! - [`time`]: RFC 3339 timestamps.
 #![warn(missing_docs)]
 
@@ -25,5 +26,6 @@ pub mod manifest;
 pub mod override_table;
 pub mod partition;
 pub mod placement;
+pub mod revision;
 pub mod sdkconfig;
 pub mod time;

@@ -9,6 +9,7 @@
 //! /firmware/<target>/artifacts/sdkconfig
 //! /firmware/<target>/artifacts/partitions.csv
 //! /firmware/<target>/artifacts/<app>.bin
+//! /firmware/<target>/artifacts/data/<file>            (data images the build flashes)
 //! ```
 //!
 //! [`Manifest`] is the contract between `imagegen`, which writes it, and `flasher`, which reads
@@ -23,7 +24,12 @@ use crate::esp_image::FlashMode;
 /// File name of the manifest at the bundle root.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The manifest format this build writes and the newest it reads.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
+/// The version written when no target has [`Role::Data`] files: readers of version 1 handle such
+/// a manifest completely, so it stays what it always was.
+pub const MANIFEST_VERSION_WITHOUT_DATA: u32 = 1;
+/// Folder below a target's artifacts that holds its data images.
+pub const DATA_DIR: &str = "data";
 /// File name of the optional model at the bundle root.
 pub const MODEL_FILE: &str = "model.bin";
 /// Folder below a target's folder that holds its files.
@@ -117,6 +123,9 @@ pub enum Role {
     PartitionsCsv,
     /// Model data for a `tflite_model` partition.
     Model,
+    /// A data image the build flashes at its own offset (a model pack, a SPIFFS/FAT/LittleFS
+    /// image, pre-built NVS): `name` says which (format version 2).
+    Data,
 }
 
 /// One file of the bundle.
@@ -133,6 +142,14 @@ pub struct FileEntry {
     pub size: u64,
     /// Lower-case hex SHA-256 of the contents.
     pub sha256: String,
+    /// For [`Role::Data`]: the build's name for the file (its `flasher_args.json` key, else its
+    /// file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the file must be written encrypted (flash encryption in development mode). No
+    /// imagegen writes such a bundle; a flasher refuses one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 impl FileEntry {
@@ -144,6 +161,16 @@ impl FileEntry {
             offset,
             size: data.len() as u64,
             sha256: sha256_hex(data),
+            name: None,
+            encrypted: false,
+        }
+    }
+
+    /// A [`Role::Data`] entry named `name`.
+    pub fn data(name: &str, path: String, offset: u32, data: &[u8]) -> FileEntry {
+        FileEntry {
+            name: Some(name.to_string()),
+            ..FileEntry::new(Role::Data, path, Some(offset), data)
         }
     }
 
@@ -188,6 +215,20 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// The lowest format version that describes `targets` completely: 2 when any target has a
+    /// [`Role::Data`] file (a version-1 reader would not write it), else 1.
+    pub fn version_for(targets: &[Target]) -> u32 {
+        let has_data = targets
+            .iter()
+            .flat_map(|t| &t.files)
+            .any(|f| f.role == Role::Data);
+        if has_data {
+            MANIFEST_VERSION
+        } else {
+            MANIFEST_VERSION_WITHOUT_DATA
+        }
+    }
+
     /// Parses and checks a manifest: version and path safety.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let manifest: Manifest = serde_json::from_slice(bytes)?;
@@ -237,7 +278,7 @@ mod tests {
 
     fn manifest() -> Manifest {
         Manifest {
-            manifest_version: MANIFEST_VERSION,
+            manifest_version: MANIFEST_VERSION_WITHOUT_DATA,
             app_type: Some("demo".into()),
             version: Some("1.0.0".into()),
             revision: None,
@@ -282,6 +323,25 @@ mod tests {
                 .unwrap()
                 .matches(b"boot")
         );
+    }
+
+    #[test]
+    fn data_files_need_version_2_and_others_keep_version_1() {
+        let mut m = manifest();
+        assert_eq!(Manifest::version_for(&m.targets), 1);
+        let text = String::from_utf8(m.to_json()).unwrap();
+        assert!(!text.contains("\"name\": null") && !text.contains("encrypted"));
+        m.targets[0].files.push(FileEntry::data(
+            "model",
+            "esp32s3r8/artifacts/data/srmodels.bin".into(),
+            0x10000,
+            b"pack",
+        ));
+        assert_eq!(Manifest::version_for(&m.targets), 2);
+        m.manifest_version = 2;
+        let back = Manifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(back.targets[0].files[1].name.as_deref(), Some("model"));
+        assert_eq!(back.targets[0].files[1].role, Role::Data);
     }
 
     #[test]

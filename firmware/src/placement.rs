@@ -83,6 +83,20 @@ pub struct TooLarge {
     pub offset: u32,
 }
 
+/// A data file (a model pack, a file-system or NVS image) does not lie inside one partition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataViolation {
+    /// No partition holds the file's first byte.
+    #[error("no partition holds offset {offset:#x}")]
+    NoPartition {
+        /// Where the file goes.
+        offset: u32,
+    },
+    /// The file starts inside a partition but runs past its end.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
 /// Why pieces of flash cannot all be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtentViolation {
@@ -198,6 +212,33 @@ pub fn check_fits(len: u64, partition: &Partition) -> Result<(), TooLarge> {
     })
 }
 
+/// The partition a data file of `len` bytes at `offset` lands in: the one holding its first
+/// byte, which must also hold its last.
+pub fn check_data_lands(
+    table: &PartitionTable,
+    offset: u32,
+    len: u64,
+) -> Result<&Partition, DataViolation> {
+    let part = table
+        .partitions()
+        .iter()
+        .find(|p| {
+            let start = u64::from(p.offset());
+            (start..start + u64::from(p.size())).contains(&u64::from(offset))
+        })
+        .ok_or(DataViolation::NoPartition { offset })?;
+    let room = u64::from(part.offset()) + u64::from(part.size()) - u64::from(offset);
+    if len <= room {
+        return Ok(part);
+    }
+    Err(DataViolation::TooLarge(TooLarge {
+        len,
+        partition: part.name(),
+        size: room as u32,
+        offset,
+    }))
+}
+
 /// Sorts `extents` by start and checks that, when the flash size is known, each ends inside the
 /// flash, and that none overlaps the next.
 pub fn check_extents(extents: &mut [Extent], flash: Option<u64>) -> Result<(), ExtentViolation> {
@@ -288,6 +329,27 @@ mod tests {
             check_extents(&mut e, Some(0x10800)),
             Err(ExtentViolation::BeyondFlash { end: 0x11000, .. })
         ));
+    }
+
+    #[test]
+    fn data_files_land_inside_one_partition() {
+        let t = table("factory,app,factory,0x10000,0x1000\nmodel,data,spiffs,0x20000,0x4000\n");
+        assert_eq!(
+            check_data_lands(&t, 0x20000, 0x4000).unwrap().name(),
+            "model"
+        );
+        assert_eq!(
+            check_data_lands(&t, 0x21000, 0x3000).unwrap().name(),
+            "model"
+        );
+        assert!(matches!(
+            check_data_lands(&t, 0x21000, 0x3001),
+            Err(DataViolation::TooLarge(TooLarge { size: 0x3000, .. }))
+        ));
+        assert_eq!(
+            check_data_lands(&t, 0x30000, 4),
+            Err(DataViolation::NoPartition { offset: 0x30000 })
+        );
     }
 
     #[test]

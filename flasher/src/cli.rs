@@ -2,8 +2,13 @@
 //! (`--port --chip --flash_size [--baud] [--override_pt]`), kebab-case spellings included.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use esp_idf_part::DataType;
+use regex::Regex;
+
+use crate::plan::EraseRequest;
 
 use firmware::chip::TargetName;
 use firmware::flash_size::FlashSize;
@@ -18,12 +23,14 @@ Examples:
   flasher --port usb-serial=F4:12:FA:00:11:22 --chip esp32s3 --flash_size 8MB
   flasher --port rfc2217://host.docker.internal:4000 --chip esp32c3 --flash_size 4MB
   flasher --list-ports [--json]
+  flasher --port '/dev/ttyUSB*' --info [--json]
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
-failed for different reasons.";
+failed for different reasons, 8 written but did not boot (--expect), 9 written and verified
+but flash outside the plan changed (--check-untouched), 10 boards left without an --nvs-values row.";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
@@ -35,13 +42,16 @@ pub struct Args {
     pub port: Vec<String>,
 
     /// Build target of the image: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32h2, or a PSRAM
-    /// variant such as esp32s3r8.
-    #[arg(long, value_name = "CHIP", value_parser = parse_target)]
-    pub chip: TargetName,
+    /// variant such as esp32s3r8 (not needed with --list-ports or --info).
+    #[arg(long, value_name = "CHIP", value_parser = parse_target,
+          required_unless_present_any = ["list_ports", "info"])]
+    pub chip: Option<TargetName>,
 
-    /// Flash size of the board, 1MB to 128MB (4MB, 16mb, 8M).
-    #[arg(long = "flash_size", visible_alias = "flash-size", value_name = "SIZE", value_parser = parse_size)]
-    pub flash_size: FlashSize,
+    /// Flash size of the board, 1MB to 128MB (4MB, 16mb, 8M; not needed with --list-ports or
+    /// --info).
+    #[arg(long = "flash_size", visible_alias = "flash-size", value_name = "SIZE", value_parser = parse_size,
+          required_unless_present_any = ["list_ports", "info"])]
+    pub flash_size: Option<FlashSize>,
 
     /// Baud rate for writing; without it the flasher tries 921600 and steps down to 460800,
     /// then 115200, when the line proves unreliable.
@@ -95,12 +105,142 @@ pub struct Args {
     /// keeps every board of a shift.
     #[arg(long = "report-append", alias = "report_append", value_name = "FILE")]
     pub report_append: Option<PathBuf>,
+
+    /// Hash the flash outside the plan (each gap between regions, by the stub's MD5) before
+    /// writing and again after the final check; any change fails the board with exit code 9.
+    #[arg(long = "check-untouched", alias = "check_untouched")]
+    pub check_untouched: bool,
+    /// At the desk and on the line: board information, erasing, monitoring.
+    #[command(flatten)]
+    pub desk: DeskArgs,
+
+    /// Per-board data (a manufacturing station): an NVS image per board from a row of this
+    /// values CSV (ESP-IDF's mass manufacturing format), each row to exactly one board.
+    #[arg(long = "nvs-values", value_name = "FILE.csv", requires = "nvs_config")]
+    pub nvs_values: Option<PathBuf>,
+
+    /// The mass manufacturing config CSV of --nvs-values (key,type,encoding[,REPEAT]).
+    #[arg(long = "nvs-config", value_name = "FILE.csv", requires = "nvs_values")]
+    pub nvs_config: Option<PathBuf>,
+
+    /// The data/nvs partition the per-board image goes to.
+    #[arg(
+        long = "nvs-partition",
+        value_name = "LABEL",
+        default_value = "nvs",
+        requires = "nvs_values"
+    )]
+    pub nvs_partition: String,
+
+    /// The journal recording which row went to which board (default: VALUES.csv.journal).
+    #[arg(long = "nvs-journal", value_name = "FILE", requires = "nvs_values")]
+    pub nvs_journal: Option<PathBuf>,
+
+    /// Give a failed or in-doubt row back to the station, then exit without writing a board
+    /// (repeat it for several rows).
+    #[arg(long = "nvs-release", value_name = "ID", requires = "nvs_values")]
+    pub nvs_release: Vec<String>,
+
+    /// With --dry-run or --merge-out: show or write the plan with this row's NVS image (no
+    /// journal entry).
+    #[arg(long = "nvs-row", value_name = "ID", requires = "nvs_values")]
+    pub nvs_row: Option<String>,
 }
 
 impl Args {
     /// Whether the run talks to a board.
     pub fn uses_device(&self) -> bool {
         !self.dry_run && self.merge_out.is_none()
+    }
+
+    /// The `--chip` target. Present whenever a plan is made: the command line requires it
+    /// unless `--list-ports` or `--info` is given, and those make no plan.
+    pub fn target(&self) -> &TargetName {
+        self.chip
+            .as_ref()
+            .expect("--chip is required unless --list-ports or --info")
+    }
+
+    /// The `--flash_size` value, present whenever a plan is made (as [`Args::target`]).
+    pub fn size(&self) -> FlashSize {
+        self.flash_size
+            .expect("--flash_size is required unless --list-ports or --info")
+    }
+}
+
+/// The options for a desk and a production line: looking at a board without writing it,
+/// erasing before writing, watching it boot. A block of its own in [`Args`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeskArgs {
+    /// Print the serial ports this container sees (USB ids, serial numbers, USB paths, the
+    /// reset sequence each gets) and exit; takes only --json.
+    #[arg(long = "list-ports", alias = "list_ports")]
+    pub list_ports: bool,
+
+    /// Print what each board on --port is (chip, revision, MAC, crystal, flash id and size,
+    /// PSRAM, security) and exit without writing or erasing anything.
+    #[arg(long, conflicts_with_all = [
+        "dry_run", "merge_out", "override_pt", "report", "report_append", "no_verify", "no_skip",
+    ])]
+    pub info: bool,
+
+    /// Print --list-ports or --info as JSON (--info: one object per line, per board).
+    #[arg(long, requires = "info")]
+    pub json: bool,
+
+    /// Erase the whole chip, then write the plan.
+    #[arg(long = "erase-all", alias = "erase_all", conflicts_with_all = ["info", "erase_parts", "erase_data_parts"])]
+    pub erase_all: bool,
+
+    /// Erase these partitions of the table being written (comma-separated labels, e.g.
+    /// nvs,phy_init) before writing.
+    #[arg(
+        long = "erase-parts",
+        alias = "erase_parts",
+        value_name = "LABELS",
+        value_delimiter = ',',
+        conflicts_with = "info"
+    )]
+    pub erase_parts: Vec<String>,
+
+    /// Erase the data partitions of the table being written (nvs, phy, otadata, ...) before
+    /// writing; with SUBTYPES (comma-separated: nvs, phy, ota, coredump, nvs_keys, efuse,
+    /// fat, spiffs, littlefs, ...) only those, as espflash's --erase-data-parts.
+    #[arg(long = "erase-data-parts", alias = "erase_data_parts", value_name = "SUBTYPES",
+          num_args = 0.., value_delimiter = ',', value_parser = parse_data_type, conflicts_with = "info")]
+    pub erase_data_parts: Option<Vec<DataType>>,
+
+    /// After writing, show the board's serial output until Ctrl-] (or Ctrl-C); Ctrl-T Ctrl-R
+    /// resets the board. One board only.
+    #[arg(long, conflicts_with_all = ["info", "dry_run", "merge_out", "monitor_for"])]
+    pub monitor: bool,
+
+    /// As --monitor, for DURATION (30s, 500ms, 2m), then exit.
+    #[arg(long = "monitor-for", alias = "monitor_for", value_name = "DURATION",
+          value_parser = parse_duration, conflicts_with_all = ["info", "dry_run", "merge_out"])]
+    pub monitor_for: Option<Duration>,
+
+    /// After the reset, wait on each board for a line matching REGEX (repeat for several
+    /// lines); without REGEX, the app's project name and version lines from its app
+    /// descriptor. A board that does not print them fails (exit 8).
+    #[arg(long, value_name = "REGEX", num_args = 0..=1, action = clap::ArgAction::Append,
+          value_parser = parse_regex, conflicts_with_all = ["info", "dry_run", "merge_out"])]
+    pub expect: Option<Vec<Regex>>,
+
+    /// How long --expect waits after the reset (default 10s).
+    #[arg(long = "expect-within", alias = "expect_within", value_name = "DURATION",
+          value_parser = parse_duration, default_value = "10s", requires = "expect")]
+    pub expect_within: Duration,
+}
+
+impl DeskArgs {
+    /// What to erase before writing.
+    pub fn erase(&self) -> EraseRequest {
+        EraseRequest {
+            all: self.erase_all,
+            labels: self.erase_parts.clone(),
+            data: self.erase_data_parts.clone(),
+        }
     }
 }
 
@@ -149,7 +289,8 @@ pub enum After {
     /// Pulse RTS to reset into the new firmware.
     #[value(alias = "hard_reset")]
     HardReset,
-    /// Leave the board in the loader.
+    /// Leave the board in the loader that wrote it: the flasher stub (the ROM with
+    /// --before no-reset-no-sync). Nothing is sent after the final check.
     #[value(alias = "no_reset")]
     NoReset,
     /// Leave the board in the flasher stub.
@@ -158,6 +299,45 @@ pub enum After {
     /// Reset through the RTC watchdog (USB-connected S2/S3/C3 boards).
     #[value(alias = "watchdog_reset")]
     WatchdogReset,
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| {
+        format!(
+            "bad regular expression: {}",
+            e.to_string().replace('\n', " ")
+        )
+    })
+}
+
+/// `500ms`, `30s`, `2m`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => t.split_at(at),
+        None => (t.as_str(), "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        _ => return Err(format!("bad duration '{s}': use e.g. 500ms, 30s or 2m")),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| Duration::from_secs_f64(n * scale))
+        .ok_or_else(|| format!("bad duration '{s}': use e.g. 500ms, 30s or 2m"))
+}
+
+fn parse_data_type(s: &str) -> Result<DataType, String> {
+    s.trim().to_ascii_lowercase().parse().map_err(|_| {
+        format!(
+            "unknown data partition subtype '{s}': use one of ota, phy, nvs, coredump, nvs_keys, \
+             efuse, undefined, esphttpd, fat, spiffs, littlefs"
+        )
+    })
 }
 
 fn parse_target(s: &str) -> Result<TargetName, String> {
@@ -196,8 +376,8 @@ mod tests {
             "no_factory",
         ])
         .unwrap();
-        assert_eq!(a.chip.as_str(), "esp32s3r8");
-        assert_eq!(a.flash_size.bytes(), 8 << 20);
+        assert_eq!(a.target().as_str(), "esp32s3r8");
+        assert_eq!(a.size().bytes(), 8 << 20);
         assert_eq!(a.override_pt, Some(OverrideMode::NoFactory));
         assert_eq!(
             (a.before, a.after),

@@ -25,6 +25,13 @@ pub enum ExitKind {
     Write,
     /// Several boards failed, for different reasons (each board's record says which).
     Mixed,
+    /// The board was written but did not print the expected lines after its reset.
+    Boot,
+    /// The plan was written and verified, but flash outside the plan changed
+    /// (`--check-untouched`).
+    Untouched,
+    /// Boards were left without a per-board data row (`--nvs-values` ran out of rows).
+    NoRow,
 }
 
 impl ExitKind {
@@ -38,6 +45,9 @@ impl ExitKind {
             ExitKind::Board => 5,
             ExitKind::Write => 6,
             ExitKind::Mixed => 7,
+            ExitKind::Boot => 8,
+            ExitKind::Untouched => 9,
+            ExitKind::NoRow => 10,
         }
     }
 }
@@ -45,6 +55,16 @@ impl ExitKind {
 /// Why no flashing plan can be made from the bundle and the arguments.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// `--erase-parts` names a partition the table does not have.
+    #[error(
+        "--erase-parts {label}: the partition table has no such partition (it has {labels}): pass one of those labels"
+    )]
+    UnknownPartition {
+        /// The label given.
+        label: String,
+        /// The table's labels, comma-separated.
+        labels: String,
+    },
     /// The firmware directory holds neither a manifest nor target folders.
     #[error(
         "no firmware bundle in {0}: expected manifest.json or <target>/artifacts/ folders; \
@@ -208,6 +228,45 @@ pub enum PlanError {
         /// The `--flash_size` value.
         flash: String,
     },
+    /// The bundle asks for encrypted writes (flash encryption in development mode).
+    #[error(
+        "{path} must be written encrypted (flash encryption in development mode), which this \
+         flasher cannot do: flash the build with idf.py encrypted-flash"
+    )]
+    Encrypted {
+        /// The file, relative to the bundle.
+        path: String,
+    },
+    /// A data image does not lie inside one partition of the table.
+    #[error(
+        "data image {path} ('{name}') at {offset:#x}: {reason}; fix the partition table or the \
+         offset and rebuild the image"
+    )]
+    DataPlacement {
+        /// The file, relative to the bundle.
+        path: String,
+        /// The build's name for it.
+        name: String,
+        /// Where it goes.
+        offset: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A data image's partition is not in the `--override_pt` layout.
+    #[error(
+        "data image {path} ('{name}') goes into partition {partition}, which the --override_pt \
+         {mode} layout does not have: flash without --override_pt to keep the build's table"
+    )]
+    DataPartitionMissing {
+        /// The file, relative to the bundle.
+        path: String,
+        /// The build's name for it.
+        name: String,
+        /// The build's partition.
+        partition: String,
+        /// The mode.
+        mode: OverrideMode,
+    },
     /// Two regions of the plan overlap.
     #[error(
         "{first} ({first_start:#x}..{first_end:#x}) overlaps {second} (from {second_start:#x}): \
@@ -225,17 +284,45 @@ pub enum PlanError {
         /// Its start.
         second_start: u32,
     },
+    /// The partition asked for a board's data is not in the table written.
+    #[error(
+        "the partition table written has no partition `{label}` (it has: {available}); pass one of them to --nvs-partition"
+    )]
+    NoDataPartition {
+        /// The label asked for.
+        label: String,
+        /// The table's labels, comma-separated.
+        available: String,
+    },
+    /// The partition asked for a board's NVS data is not of type data/nvs.
+    #[error(
+        "partition `{label}` is {ty}/{subtype}, not data/nvs (data/nvs partitions: {available}); pass one of them to --nvs-partition"
+    )]
+    NotNvs {
+        /// The label asked for.
+        label: String,
+        /// Its type.
+        ty: String,
+        /// Its subtype.
+        subtype: String,
+        /// The table's data/nvs labels, comma-separated (`none` when there is none).
+        available: String,
+    },
 }
 
 impl PlanError {
     /// The kind of failure, for the exit code.
     pub fn kind(&self) -> ExitKind {
         match self {
-            PlanError::TargetNotInImage { .. }
+            PlanError::NoDataPartition { .. }
+            | PlanError::NotNvs { .. }
+            | PlanError::TargetNotInImage { .. }
             | PlanError::Layout(_)
             | PlanError::NoModel { .. }
             | PlanError::SlotTooSmall { .. }
-            | PlanError::FlashTooSmall { .. } => ExitKind::Usage,
+            | PlanError::DataPartitionMissing { .. }
+            | PlanError::FlashTooSmall { .. }
+            | PlanError::UnknownPartition { .. } => ExitKind::Usage,
             PlanError::ImageChip { .. }
             | PlanError::NoBundle(_)
             | PlanError::Read { .. }
@@ -248,6 +335,8 @@ impl PlanError {
             | PlanError::BadTable { .. }
             | PlanError::NoAppPartition(_)
             | PlanError::DoesNotFit { .. }
+            | PlanError::Encrypted { .. }
+            | PlanError::DataPlacement { .. }
             | PlanError::Overlap { .. } => ExitKind::Bundle,
         }
     }
@@ -306,6 +395,16 @@ pub enum DeviceError {
         /// The `--chip` value.
         asked: String,
     },
+    /// The board's chip revision is outside what an image accepts.
+    #[error(
+        "{file}: {violation}: connect a board of a revision the build supports, or rebuild it for this one (CONFIG_ESP_REV_MIN_FULL / CONFIG_ESP_REV_MAX_FULL)"
+    )]
+    Revision {
+        /// The image, relative to the bundle.
+        file: String,
+        /// What the image accepts and what the board is.
+        violation: firmware::revision::RevisionViolation,
+    },
     /// The board's flash is smaller than `--flash_size`.
     #[error(
         "the board has {found_mb} MB of flash, less than --flash_size {asked}: pass --flash_size {found_mb}MB"
@@ -315,6 +414,35 @@ pub enum DeviceError {
         found_mb: u64,
         /// The `--flash_size` value.
         asked: String,
+    },
+    /// The board's eFuses record other PSRAM than the `--chip` variant needs.
+    #[error(
+        "--chip {target} needs {asked_mb} MB of PSRAM, but the board's eFuses record {found}: \
+         pass the --chip variant of the board, or connect a board with that PSRAM"
+    )]
+    WrongPsram {
+        /// The `--chip` target.
+        target: String,
+        /// PSRAM the target's suffix asks for, in MB.
+        asked_mb: u32,
+        /// What the eFuses record.
+        found: String,
+    },
+    /// The board did not print the expected lines after its reset.
+    #[error(
+        "the board on {port} was written but did not boot: no line matching `{expected}` within \
+         {within} s after the reset (last line: {last}); check the firmware, or --expect and \
+         --expect-within"
+    )]
+    NoBoot {
+        /// The path.
+        port: String,
+        /// The patterns still unmatched, joined.
+        expected: String,
+        /// The time waited, in seconds.
+        within: f64,
+        /// The last line the board printed.
+        last: String,
     },
     /// Talking to the board failed after connecting.
     #[error(
@@ -351,9 +479,34 @@ pub enum DeviceError {
         "verifying the flash failed: the MD5 read back differs ({0}); run again, and if it persists the flash may be faulty"
     )]
     Verify(String),
+    /// Flash outside the plan changed while the board was written (`--check-untouched`).
+    #[error(
+        "flash outside the plan changed while writing ({}): a garbled command wrote or erased \
+         there; the regions are right, but the board is not as planned: erase it and run again",
+        changed_ranges(changed)
+    )]
+    Untouched {
+        /// The gaps between regions whose MD5 changed, as (offset, length).
+        changed: Vec<(u32, u32)>,
+    },
+    /// `--check-untouched` cannot be done on this board.
+    #[error("--check-untouched needs the flasher stub's MD5, but {0}: drop --check-untouched")]
+    CannotCheckUntouched(&'static str),
     /// Finding, opening or reaching the port failed (see [`PortError`]).
     #[error("{0}")]
     Port(#[from] PortError),
+    /// The board's security features forbid writing the plan (see [`SecurityError`]).
+    #[error("{0}")]
+    Secured(#[from] SecurityError),
+}
+
+/// Ranges as `0x9000..0xe000`, comma-separated.
+pub fn changed_ranges(changed: &[(u32, u32)]) -> String {
+    changed
+        .iter()
+        .map(|(offset, len)| format!("{offset:#x}..{:#x}", u64::from(*offset) + u64::from(*len)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DeviceError {
@@ -366,12 +519,18 @@ impl DeviceError {
             | DeviceError::Open { .. }
             | DeviceError::Connect { .. } => ExitKind::Device,
             DeviceError::WrongChip { .. }
+            | DeviceError::Revision { .. }
             | DeviceError::FlashTooSmall { .. }
+            | DeviceError::WrongPsram { .. }
             | DeviceError::BoardChanged { .. } => ExitKind::Board,
+            DeviceError::NoBoot { .. } => ExitKind::Boot,
             DeviceError::Line { .. } | DeviceError::Write(_) | DeviceError::Verify(_) => {
                 ExitKind::Write
             }
+            DeviceError::Untouched { .. } => ExitKind::Untouched,
+            DeviceError::CannotCheckUntouched(_) => ExitKind::Board,
             DeviceError::Port(e) => e.kind(),
+            DeviceError::Secured(_) => ExitKind::Board,
         }
     }
 }
@@ -384,6 +543,35 @@ pub enum UsageError {
         "missing --port: pass the board's serial device, e.g. --port /dev/ttyUSB0 (or use --dry-run / --merge-out)"
     )]
     MissingPort,
+    /// `--info` with `--before no-reset-no-sync`, which cannot detect the chip, without `--chip`.
+    #[error(
+        "--info with --before no-reset-no-sync cannot detect the chip: pass --chip, or use \
+         another --before"
+    )]
+    InfoNeedsChip,
+    /// Erasing with `--before no-reset-no-sync`, which runs without the stub that erases.
+    #[error(
+        "--erase-all, --erase-parts and --erase-data-parts need the flasher stub, which \
+         --before no-reset-no-sync does not load: use another --before"
+    )]
+    EraseNeedsStub,
+    /// `--expect` without a pattern, for an app without an app descriptor to take one from.
+    #[error(
+        "--expect without REGEX waits for the app's name and version, but the app has no \
+         esp_app_desc_t: pass --expect REGEX"
+    )]
+    NoAppBanner,
+    /// `--monitor` or `--monitor-for` with several boards.
+    #[error(
+        "--monitor and --monitor-for show one board: pass one --port (use --expect for several)"
+    )]
+    MonitorOneBoard,
+    /// `--monitor` or `--expect` with an `--after` that does not start the firmware.
+    #[error(
+        "--monitor and --expect watch the firmware start: pass --after hard-reset or \
+         --after watchdog-reset"
+    )]
+    WatchNeedsReset,
     /// A `--port` pattern that matches no device.
     #[error(
         "--port {0} matches no device: connect the boards, pass them to docker run (--device), \
@@ -560,4 +748,49 @@ impl PortError {
             | PortError::Dropped { .. } => ExitKind::Device,
         }
     }
+}
+
+/// Why a secured board (Secure Boot, flash encryption) is not written; found before anything
+/// is written.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// Secure Boot is on and an image of the plan has no Secure Boot V2 signature block.
+    #[error(
+        "the board has Secure Boot enabled, but {file} ({label}) carries no Secure Boot V2 \
+         signature, so the board would not boot it: sign it with `espsecure sign-data --version 2 \
+         --keyfile KEY` (or build with CONFIG_SECURE_BOOT_SIGNED_BINARIES) and build the image again"
+    )]
+    Unsigned {
+        /// The region (`bootloader`, `app`).
+        label: &'static str,
+        /// The bundle file.
+        file: String,
+    },
+    /// Secure Boot is on and no signature of an image is made with a key the board trusts.
+    #[error(
+        "the board has Secure Boot enabled, but {file} ({label}) is signed with a key whose digest \
+         ({digest}) is none of the board's SECURE_BOOT_DIGEST eFuses: sign it with the board's \
+         Secure Boot key and build the image again"
+    )]
+    UntrustedKey {
+        /// The region (`bootloader`, `app`).
+        label: &'static str,
+        /// The bundle file.
+        file: String,
+        /// SHA-256 of the first signature block's public key, hex.
+        digest: String,
+    },
+    /// Flash encryption is on: plaintext written now would not decrypt at boot.
+    #[error(
+        "the board has flash encryption enabled ({counter} = {value:#x}, odd), and plaintext \
+         written to it would not boot; espflash cannot encrypt: write the encrypted build with \
+         `esptool write-flash --encrypt` from a host holding the key, or flash boards before \
+         encryption is enabled"
+    )]
+    FlashEncrypted {
+        /// The eFuse counter (`SPI_BOOT_CRYPT_CNT`, `FLASH_CRYPT_CNT`).
+        counter: &'static str,
+        /// Its value.
+        value: u32,
+    },
 }

@@ -5,13 +5,18 @@
 //!
 //! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
 //! arguments without touching the board; [`device`] writes the plan with espflash, and
-//! [`station`] writes several boards at once. [`cli`] is the command line, [`error`] the typed
+//! [`station`] writes several boards at once, [`nvs`] gives each its own row of per-board
+//! data. [`cli`] is the command line, [`error`] the typed
 //! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
-//! log), [`port`] finds and opens serial ports and network bridges.
+//! log), [`port`] finds and opens serial ports and network bridges, and [`app`] the program: a
+//! run from the parsed command line to its exit code.
+#![warn(missing_docs)]
 
+pub mod app;
 pub mod cli;
 pub mod device;
 pub mod error;
+pub mod nvs;
 pub mod plan;
 pub mod port;
 pub mod report;

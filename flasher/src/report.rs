@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::plan::{Integrity, Plan};
+use crate::plan::{Erase, Integrity, Plan, Region};
 
 /// The report of a whole run: one record per board (one record without a port when no board
 /// was asked for).
@@ -60,13 +60,39 @@ pub struct Report {
     /// Whether the bundle was checked against its manifest (absent when no plan was made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_verified: Option<bool>,
+    /// The `--nvs-values` row written to the board (its id, never its values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvs_row: Option<String>,
     /// What the board reported, when one was connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceReport>,
+    /// What the plan erases before writing (absent when nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<EraseReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
+    /// What the board printed after its reset, when `--expect` watched it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::device::boot::BootRecord>,
+    /// Ranges outside the plan that changed while the board was written
+    /// (`--check-untouched`; absent when none did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_outside: Vec<RangeReport>,
+    /// What the outcome does not say alone: a reset that failed after the flash was verified,
+    /// retries whose stray writes were not checked (absent when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
+}
+
+/// A range of flash.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RangeReport {
+    /// First byte.
+    pub offset: u32,
+    /// Length in bytes.
+    pub size: u32,
 }
 
 /// What the board reported.
@@ -85,10 +111,25 @@ pub struct DeviceReport {
     /// JEDEC id of the SPI flash (manufacturer, type, capacity), hex, if read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash_id: Option<String>,
-    /// Detected flash size in bytes.
-    pub flash_size: u64,
+    /// Detected flash size in bytes (absent when it was not detected: `--before
+    /// no-reset-no-sync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_size: Option<u64>,
     /// Baud rate the regions were written at.
     pub baud: u32,
+    /// Whether the ROM ran in Secure Download Mode (only flash writes allowed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secure_download: bool,
+    /// Whether Secure Boot is enabled, if the board tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<bool>,
+    /// Whether flash encryption is enabled, if the board tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_encryption: Option<bool>,
+    /// What the board would not let be read or checked (`mac`, `flash_id`, `flash_size`,
+    /// `md5`, ...); `flash_size` is then 0.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 /// One region of the plan and what happened to it.
@@ -109,6 +150,32 @@ pub struct RegionReport {
     pub skipped: Option<bool>,
 }
 
+/// A part of the flash erased before writing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EraseReport {
+    /// The partition's label, or `whole flash`.
+    pub label: String,
+    /// Flash offset.
+    pub offset: u32,
+    /// Length in bytes (absent for the whole flash: the chip's whole size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+}
+
+impl RegionReport {
+    /// The record of `region`, before it is written.
+    pub fn of(region: &Region) -> RegionReport {
+        RegionReport {
+            label: region.label.to_string(),
+            offset: region.offset,
+            size: region.bytes.len(),
+            md5: region.md5_hex(),
+            source: region.source.to_string(),
+            skipped: None,
+        }
+    }
+}
+
 /// Stage durations in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
@@ -126,16 +193,17 @@ impl Report {
     /// Records the plan's regions and integrity.
     pub fn set_plan(&mut self, plan: &Plan) {
         self.bundle_verified = Some(matches!(plan.integrity, Integrity::Verified { .. }));
-        self.regions = plan
-            .regions
+        self.regions = plan.regions.iter().map(RegionReport::of).collect();
+        self.erased = plan
+            .erases
             .iter()
-            .map(|r| RegionReport {
-                label: r.label.to_string(),
-                offset: r.offset,
-                size: r.bytes.len(),
-                md5: r.md5_hex(),
-                source: r.source.to_string(),
-                skipped: None,
+            .map(|e| EraseReport {
+                label: e.label().to_string(),
+                offset: e.range(0).0,
+                size: match e {
+                    Erase::Chip => None,
+                    Erase::Partition { size, .. } => Some(*size),
+                },
             })
             .collect();
     }

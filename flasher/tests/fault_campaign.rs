@@ -3,7 +3,15 @@
 //! within its time limit, either with the flash exactly as planned or with a clear error; no run
 //! may report success over a flash that differs from the plan.
 //!
-//! `FAULT_RUNS` (default 200) and `FAULT_SEED` (default 1, the first run's seed) select the runs.
+//! Beside the seeded runs, targeted runs flip one bit of one header field no checksum covers
+//! (address, size, block count and block size of each BEGIN, address and size of each
+//! ERASE_REGION, the flag of each END) of a clean session, once with `--check-untouched` and once
+//! without. False successes (a region wrong) and stray writes (the regions right, flash outside
+//! them changed) are counted apart: no false success anywhere, no stray write under
+//! `--check-untouched`.
+//!
+//! `FAULT_RUNS` (default 200) and `FAULT_SEED` (default 1, the first run's seed) select the seeded
+//! runs.
 
 mod common;
 
@@ -13,12 +21,13 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{generated_build, write_bundle};
-use esp_sim::{BoardConfig, SimBoard};
+use esp_sim::{BoardConfig, CommandRecord, Opcode, SimBoard};
 use firmware::chip::{Chip, TargetName};
 use flasher::cli::{After, Before};
-use flasher::device::{self, Console, Contact, Options};
+use flasher::device::{self, Console, Contact, Options, Untouched};
 use flasher::error::DeviceError;
 use flasher::plan::{self, Plan, Request};
+use flasher::port::ResolvedPort;
 use testkit::firmware::Rng;
 use testkit::idf_build::BuildSpec;
 
@@ -45,6 +54,8 @@ enum End {
 struct Run {
     seed: u64,
     spec: String,
+    /// Whether `--check-untouched` was on.
+    untouched: bool,
     end: End,
     message: Option<String>,
     /// The first and last byte outside the plan's regions that changed (no region is wrong).
@@ -66,32 +77,66 @@ fn plan(dir: &std::path::Path) -> Plan {
     .unwrap()
 }
 
-fn options(port: String) -> Options {
+fn options(untouched: bool) -> Options {
     Options {
-        port,
         baud: None,
         before: Before::NoReset,
         after: After::NoReset,
         verify: true,
         skip: true,
         console: Console::shared("campaign", None),
+        boot: None,
+        check_untouched: untouched.then_some(Untouched::Unchanged),
     }
 }
 
-/// Bytes the board receives and sends in a clean run, measured on a reference board.
-fn traffic(plan: &Plan, target: &TargetName) -> (u64, u64) {
+/// Bytes the board receives and sends in a clean run, and its commands, measured on a reference
+/// board.
+fn traffic(plan: &Plan, target: &TargetName) -> (u64, u64, Vec<CommandRecord>) {
     let board = SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32c3)).unwrap();
     let mut contact = Contact::default();
     device::write(
         plan,
         target,
-        &options(board.path().to_str().unwrap().into()),
+        &ResolvedPort::device(board.path().to_str().unwrap()),
+        &options(false),
         &mut contact,
     )
     .unwrap();
     let commands = board.commands();
     let rx: usize = commands.iter().map(|c| c.data_len + 10).sum();
-    (rx as u64, commands.len() as u64 * 14)
+    (rx as u64, commands.len() as u64 * 14, commands)
+}
+
+/// Bits flipped in each targeted 32-bit field: odd values, a sector, a 64 KiB block, 2 MB, the
+/// top bit.
+const FIELD_BITS: [u32; 6] = [0, 5, 12, 16, 21, 31];
+
+/// One `flip=` item per field bit of every BEGIN, ERASE_REGION and END command of the clean
+/// session `commands`: the fields no checksum covers.
+fn targeted_flips(commands: &[CommandRecord]) -> Vec<String> {
+    let mut seen: BTreeMap<u8, u32> = BTreeMap::new();
+    let mut flips = Vec::new();
+    for c in commands {
+        let fields = match c.command {
+            // Size (erase size for the ROM), blocks, block size, offset.
+            Some(Opcode::FlashBegin | Opcode::FlashDeflBegin) => 4,
+            // Offset, size.
+            Some(Opcode::EraseRegion) => 2,
+            // The flag: reboot or stay.
+            Some(Opcode::FlashEnd | Opcode::FlashDeflEnd) => 1,
+            _ => continue,
+        };
+        let nth = seen.entry(c.opcode).or_default();
+        *nth += 1;
+        for field in 0..fields.min(c.data_len / 4) {
+            for bit in FIELD_BITS {
+                let byte = field * 4 + bit as usize / 8;
+                flips.push(format!("flip={:#04x}#{nth}@{byte}.{}", c.opcode, bit % 8));
+            }
+        }
+    }
+    flips
 }
 
 /// The faults of run `seed`: one to three, of every kind, at points anywhere in the session.
@@ -120,7 +165,7 @@ fn faults(seed: u64, rx: u64, tx: u64) -> String {
     items.join(",")
 }
 
-fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run {
+fn one_run(seed: u64, spec: &str, untouched: bool, plan: &Arc<Plan>, target: &TargetName) -> Run {
     let mac: esp_sim::MacAddress = format!(
         "02:fa:{:02x}:{:02x}:{:02x}:{:02x}",
         (seed >> 24) as u8,
@@ -141,10 +186,11 @@ fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run 
     {
         let plan = plan.clone();
         let target = target.clone();
-        let opts = options(board.path().to_str().unwrap().into());
+        let port = ResolvedPort::device(board.path().to_str().unwrap());
+        let opts = options(untouched);
         std::thread::spawn(move || {
             let mut contact = Contact::default();
-            let outcome = device::write(&plan, &target, &opts, &mut contact);
+            let outcome = device::write(&plan, &target, &port, &opts, &mut contact);
             let _ = done.send((outcome, contact));
         });
     }
@@ -178,6 +224,7 @@ fn one_run(seed: u64, spec: &str, plan: &Arc<Plan>, target: &TargetName) -> Run 
     Run {
         seed,
         spec: spec.to_string(),
+        untouched,
         end,
         message,
         outside_changed,
@@ -193,8 +240,71 @@ fn kind(e: &DeviceError) -> &'static str {
         DeviceError::Verify(_) => "verify failed",
         DeviceError::Write(_) => "write failed",
         DeviceError::BoardChanged { .. } => "another board",
+        DeviceError::Untouched { .. } => "outside the plan changed",
         _ => "other",
     }
+}
+
+/// Runs every job (seed, fault spec, `--check-untouched`) on [`WORKERS`] boards at once.
+fn run_all(jobs: &[(u64, String, bool)], plan: &Arc<Plan>, target: &TargetName) -> Vec<Run> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                while let Some((seed, spec, untouched)) =
+                    jobs.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    let run = one_run(*seed, spec, *untouched, plan, target);
+                    results.lock().unwrap().push(run);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| (r.seed, r.untouched));
+    results
+}
+
+/// Prints how the runs ended, by kind.
+fn print_tally(title: &str, runs: &[&Run]) {
+    let mut tally: BTreeMap<End, usize> = BTreeMap::new();
+    for r in runs {
+        *tally.entry(r.end.clone()).or_default() += 1;
+    }
+    println!("{title}: {} runs", runs.len());
+    for (end, n) in &tally {
+        println!("  {n:4}  {end:?}");
+    }
+}
+
+/// The runs that reported success over a wrong region, and those that left the regions right
+/// but flash outside them changed.
+fn false_successes_and_strays<'a>(runs: &[&'a Run]) -> (Vec<&'a Run>, Vec<&'a Run>) {
+    let wrong = runs
+        .iter()
+        .copied()
+        .filter(|r| r.end == End::WrongFlash)
+        .collect();
+    let stray = runs
+        .iter()
+        .copied()
+        .filter(|r| r.outside_changed.is_some())
+        .collect();
+    (wrong, stray)
+}
+
+fn describe(runs: &[&Run]) -> String {
+    runs.iter()
+        .map(|r| {
+            let outside = r
+                .outside_changed
+                .map(|(a, b)| format!(" changed {a:#x}..={b:#x}"))
+                .unwrap_or_default();
+            format!("seed {} {:?} [{}]{outside}", r.seed, r.end, r.spec)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -210,79 +320,95 @@ fn no_fault_ends_in_a_wrong_flash_or_a_hang() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = Arc::new(plan(tmp.path()));
     let target: TargetName = "esp32c3".parse().unwrap();
-    let (rx, tx) = traffic(&plan, &target);
+    let (rx, tx, commands) = traffic(&plan, &target);
 
-    let started = Instant::now();
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst) as u64;
-                    if i >= runs {
-                        break;
-                    }
-                    let seed = first + i;
-                    let spec = faults(seed, rx, tx);
-                    let run = one_run(seed, &spec, &plan, &target);
-                    results.lock().unwrap().push(run);
-                }
-            });
+    let mut jobs: Vec<(u64, String, bool)> = (first..first + runs)
+        .map(|seed| (seed, faults(seed, rx, tx), false))
+        .collect();
+    // Targeted runs take seeds of their own (for their boards' MACs), past the seeded ones.
+    let flips = targeted_flips(&commands);
+    for (i, flip) in flips.iter().enumerate() {
+        let seed = 1_000_000 + i as u64;
+        for untouched in [false, true] {
+            jobs.push((seed, format!("seed={seed},{flip}"), untouched));
         }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|r| r.seed);
-
-    let mut tally: BTreeMap<End, usize> = BTreeMap::new();
-    for r in &results {
-        *tally.entry(r.end.clone()).or_default() += 1;
     }
-    let slowest = results.iter().max_by_key(|r| r.took).unwrap();
+    let started = Instant::now();
+    let results = run_all(&jobs, &plan, &target);
+    let seeded: Vec<&Run> = results.iter().filter(|r| r.seed < 1_000_000).collect();
+    let targeted = |untouched| -> Vec<&Run> {
+        results
+            .iter()
+            .filter(|r| r.seed >= 1_000_000 && r.untouched == untouched)
+            .collect()
+    };
+    let (plain, checked) = (targeted(false), targeted(true));
+
     println!(
-        "fault campaign: {} runs (seeds {first}..{}), {rx} bytes in and about {tx} out per clean run, {:.1} s",
-        results.len(),
+        "fault campaign: {} runs (seeds {first}..{}) and {} targeted flips twice, {rx} bytes in \
+         and about {tx} out per clean run, {:.1} s",
+        seeded.len(),
         first + runs - 1,
+        flips.len(),
         started.elapsed().as_secs_f64()
     );
-    for (end, n) in &tally {
-        println!("  {n:4}  {end:?}");
-    }
-    let outside: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.outside_changed
-                .map(|(a, b)| format!("seed {} at {a:#x}..={b:#x}", r.seed))
-        })
-        .collect();
-    println!("  outside the regions changed (regions right): {outside:?}");
+    print_tally("seeded", &seeded);
+    print_tally("targeted flips", &plain);
+    print_tally("targeted flips with --check-untouched", &checked);
+    let slowest = results.iter().max_by_key(|r| r.took).unwrap();
     println!(
         "  slowest: seed {} ({}) {:.1} s",
         slowest.seed,
         slowest.spec,
         slowest.took.as_secs_f64()
     );
+    let mut counts = Vec::new();
+    for (title, runs) in [
+        ("seeded", &seeded),
+        ("targeted", &plain),
+        ("targeted, --check-untouched", &checked),
+    ] {
+        let (wrong, stray) = false_successes_and_strays(runs);
+        println!(
+            "  {title}: {} false successes, {} stray writes{}{}",
+            wrong.len(),
+            stray.len(),
+            if stray.is_empty() { "" } else { ":\n" },
+            describe(&stray)
+        );
+        counts.push((title, wrong, stray));
+    }
     if std::env::var_os("FAULT_VERBOSE").is_some() {
         for r in &results {
             println!(
-                "seed {} {:?} {:.1}s [{}] {}",
+                "seed {} {:?} untouched={} {:.1}s [{}] {}",
                 r.seed,
                 r.end,
+                r.untouched,
                 r.took.as_secs_f64(),
                 r.spec,
                 r.message.as_deref().unwrap_or("")
             );
         }
     }
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|r| matches!(r.end, End::WrongFlash | End::Hung))
-        .map(|r| format!("seed {} {:?}: {}", r.seed, r.end, r.spec))
-        .collect();
+    let hung: Vec<&Run> = results.iter().filter(|r| r.end == End::Hung).collect();
+    assert!(hung.is_empty(), "runs that hung:\n{}", describe(&hung));
+    for (title, wrong, _) in &counts {
+        assert!(
+            wrong.is_empty(),
+            "{title}: runs that reported success over a wrong flash:\n{}",
+            describe(wrong)
+        );
+    }
+    let (_, _, stray) = &counts[2];
     assert!(
-        bad.is_empty(),
-        "runs that must not happen:\n{}",
-        bad.join("\n")
+        stray.is_empty(),
+        "with --check-untouched, runs that succeeded with flash outside the plan changed:\n{}",
+        describe(stray)
+    );
+    assert!(
+        !flips.is_empty() && checked.len() == flips.len(),
+        "no targeted flips"
     );
     for r in &results {
         if let Some(m) = &r.message {
@@ -293,5 +419,5 @@ fn no_fault_ends_in_a_wrong_flash_or_a_hang() {
             );
         }
     }
-    assert_eq!(results.len() as u64, runs);
+    assert_eq!(seeded.len() as u64, runs);
 }

@@ -7,11 +7,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    BuildParts, esptool_merge, flasher, generated_build, model, read_build, stderr, write_bundle,
+    BuildParts, bundle_build_dir, esptool_merge, flash_file_paths, flasher, generated_build, model,
+    read_build, stderr, write_bundle,
 };
 use esp_idf_part::PartitionTable;
 use firmware::chip::Chip;
-use testkit::idf_build::BuildSpec;
+use testkit::idf_build::{ArgsFormat, BuildSpec};
 
 const MODEL_LEN: usize = 200 * 1024;
 
@@ -163,6 +164,10 @@ fn real_builds_merge_like_esptool_with_and_without_manifest() {
         ("esp32s3-smarthome", "esp32s3r8", "16MB"),
         ("esp32c6-scd30-zigbee", "esp32c6", "4MB"),
         ("esp32s2-rotary", "esp32s2", "2MB"),
+        ("esp32c2-gatt-server", "esp32c2", "2MB"),
+        ("esp32c3-sht30", "esp32c3", "2MB"),
+        ("esp32c5-wifi-sniff", "esp32c5", "8MB"),
+        ("esp32p4-enip-scale", "esp32p4", "4MB"),
     ];
     for (name, target, size) in cases {
         let build = fixture(name);
@@ -170,18 +175,12 @@ fn real_builds_merge_like_esptool_with_and_without_manifest() {
             let bundle = tmp.path().join(format!("{name}-{manifest}"));
             write_bundle(&bundle, &[(target, &build)], None, manifest);
             let ours = run_merge(&bundle, target, size, None, &tmp.path().join("ours.bin"));
-            let mut parts = vec![
-                build.bootloader.clone(),
-                build.table.clone(),
-                build.app.clone(),
-            ];
-            parts.extend(build.otadata.clone());
             let theirs = esptool_merge(
                 build.chip,
                 size,
                 &build.mode,
                 &build.freq,
-                &parts,
+                &build.flash_files,
                 &tmp.path().join("theirs.bin"),
             );
             assert_same(&ours, &theirs, &format!("{name} (manifest: {manifest})"));
@@ -218,4 +217,117 @@ fn bundles_without_manifest_say_they_were_not_verified() {
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("not verified"), "{plan}");
     assert!(plan.contains("demo.bin"), "{plan}");
+}
+
+const FORMATS: [ArgsFormat; 4] = [
+    ArgsFormat::Idf5,
+    ArgsFormat::Idf43,
+    ArgsFormat::Hyphenated,
+    ArgsFormat::FlashArgsOnly,
+];
+
+/// Every chip, every way a build describes its files, with a model pack of a length that is not
+/// a multiple of 4 and a second data image: the merged image is esptool's of all the files.
+#[test]
+fn builds_with_data_images_merge_like_esptool_for_every_chip_and_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    for chip in Chip::ALL {
+        for format in FORMATS {
+            let mut spec = BuildSpec::new(chip).with_model_pack(291_042);
+            spec.format = format;
+            spec.seed = u64::from(chip.image_chip_id()) + 7;
+            spec.size_arg = match format {
+                ArgsFormat::Idf43 => Some("detect".into()),
+                ArgsFormat::Hyphenated => Some("keep".into()),
+                _ => None,
+            };
+            let name = format!("{chip}-{format:?}");
+            let build =
+                testkit::idf_build::write_build(&tmp.path().join(format!("b-{name}")), &spec)
+                    .unwrap();
+            let bundle = tmp.path().join(format!("fw-{name}"));
+            bundle_build_dir(&bundle, &build.dir);
+            let ours = run_merge(&bundle, chip.name(), "8MB", None, &tmp.path().join("o.bin"));
+            let theirs = esptool_merge(
+                chip,
+                "8MB",
+                "dio",
+                testkit::firmware::default_freq(chip),
+                &flash_file_paths(&build),
+                &tmp.path().join("t.bin"),
+            );
+            assert_same(&ours, &theirs, &name);
+        }
+    }
+}
+
+#[test]
+fn data_images_are_shown_by_name_and_refused_where_an_override_table_has_no_partition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = BuildSpec::new(Chip::Esp32s3).with_model_pack(291_042);
+    let build = testkit::idf_build::write_build(&tmp.path().join("b"), &spec).unwrap();
+    let bundle = tmp.path().join("fw");
+    bundle_build_dir(&bundle, &build.dir);
+    let fw = bundle.to_str().unwrap();
+    let base = [
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "8MB",
+        "--firmware-dir",
+        fw,
+    ];
+    let dry = flasher(&[&base[..], &["--dry-run"]].concat());
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let text = String::from_utf8_lossy(&dry.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("srmodels.bin"))
+        .unwrap_or_else(|| panic!("no data region in {text}"));
+    assert!(
+        line.contains("data 'model'") && line.contains("291044 bytes"),
+        "{line}"
+    );
+
+    let out = flasher(&[&base[..], &["--override_pt", "normal", "--dry-run"]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("esp32s3/artifacts/data/srmodels.bin") && err.contains("partition model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bundle_asking_for_encrypted_writes_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = BuildSpec::new(Chip::Esp32c3);
+    let build = testkit::idf_build::write_build(&tmp.path().join("b"), &spec).unwrap();
+    let bundle = tmp.path().join("fw");
+    bundle_build_dir(&bundle, &build.dir);
+    let path = bundle.join(firmware::manifest::MANIFEST_FILE);
+    let text = fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "\"role\": \"app\",",
+        "\"role\": \"app\",\n      \"encrypted\": true,",
+        1,
+    );
+    fs::write(&path, text).unwrap();
+    let fw = bundle.to_str().unwrap();
+    let out = flasher(&[
+        "--chip",
+        "esp32c3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw,
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("must be written encrypted") && err.contains("encrypted-flash"),
+        "{err}"
+    );
 }

@@ -18,7 +18,7 @@ use firmware::chip::Chip;
 use flasher::error::{ExitKind, PortError};
 use flasher::port::select::Reset;
 use flasher::port::sysfs::{self, Roots};
-use flasher::port::{self, Link};
+use flasher::port::{self, Link, ResolvedPort};
 use serde_json::Value;
 use testkit::idf_build::BuildSpec;
 
@@ -326,7 +326,7 @@ fn selectors_pick_the_right_port() {
 #[test]
 fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
     let t = bench();
-    let jtag = Link::prepare_with(&t.node("ttyACM0"), &t.roots).unwrap();
+    let jtag = Link::prepare_with(&ResolvedPort::device(t.node("ttyACM0")), &t.roots).unwrap();
     assert_eq!(jtag.reset(), Reset::UsbJtag);
     let info = jtag.usb_port_info();
     assert_eq!((info.vid, info.pid), (0x303a, 0x1001));
@@ -341,7 +341,7 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
         ResetBeforeOperation::NoReset
     );
 
-    let bridge = Link::prepare_with(&t.node("ttyUSB0"), &t.roots).unwrap();
+    let bridge = Link::prepare_with(&ResolvedPort::device(t.node("ttyUSB0")), &t.roots).unwrap();
     assert_eq!(bridge.reset(), Reset::DtrRts);
     let info = bridge.usb_port_info();
     assert_eq!((info.vid, info.pid), (0x10c4, 0xea60));
@@ -357,7 +357,7 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
     );
 
     // A port sysfs does not know: zeros, espflash's DTR/RTS sequences.
-    let unknown = Link::prepare_with("/dev/null", &t.roots).unwrap();
+    let unknown = Link::prepare_with(&ResolvedPort::device("/dev/null"), &t.roots).unwrap();
     assert_eq!(
         (unknown.usb_port_info().vid, unknown.reset()),
         (0, Reset::DtrRts)
@@ -367,7 +367,7 @@ fn the_reset_follows_the_usb_ids_and_before_overrides_it() {
 #[test]
 fn a_board_that_re_enumerates_is_found_again() {
     let t = bench();
-    let old = resolve(&t, &format!("usb-serial={JTAG_A}"))
+    let old = port::resolve(&format!("usb-serial={JTAG_A}"), &t.roots)
         .unwrap()
         .remove(0);
     // The reset made the board leave and come back as ttyACM3.

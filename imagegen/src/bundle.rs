@@ -10,15 +10,15 @@ use firmware::esp_image::{self, AppDescriptor, FlashMode, ImageInfo};
 use firmware::flash_size::FlashSize;
 use firmware::legacy;
 use firmware::manifest::{
-    ARTIFACTS_DIR, AppInfo, FileEntry, FlashSettings, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE,
+    ARTIFACTS_DIR, AppInfo, DATA_DIR, FileEntry, FlashSettings, MANIFEST_FILE, MODEL_FILE,
     Manifest, Role, Target,
 };
 use firmware::partition::{self, MAX_TABLE_LEN};
-use firmware::placement::{self, Extent, ImageViolation, TableViolation};
+use firmware::placement::{self, DataViolation, Extent, ImageViolation, TableViolation};
 use firmware::sdkconfig::{BadNumber, Sdkconfig};
 
 use crate::error::{Error, Result};
-use crate::inputs::{SourceFile, TargetInput};
+use crate::inputs::{DataInput, SourceFile, TargetInput};
 
 /// Release metadata recorded in the manifest and the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Bundle {
             entry
         });
         let manifest = Manifest {
-            manifest_version: MANIFEST_VERSION,
+            manifest_version: Manifest::version_for(&entries),
             app_type: metadata.app_type.clone(),
             version: metadata.version.clone(),
             revision: metadata.revision.clone(),
@@ -97,14 +97,7 @@ impl Bundle {
                 "remove it or choose another directory",
             ));
         }
-        let tmp = crate::sink::temp_sibling(dest)?;
-        let result = self
-            .write_into(&tmp)
-            .and_then(|()| std::fs::rename(&tmp, dest).map_err(|e| Error::write(dest, e)));
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+        crate::atomic::write(dest, |tmp| self.write_into(tmp))
     }
 
     fn write_into(&self, dir: &Path) -> Result<()> {
@@ -131,8 +124,21 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
     let app_offset = app_partition(&input, &table)?;
     let ota_offset = ota_data_offset(&input, &table)?;
     let flash = flash_settings(&input, &sdkconfig, &boot, chip)?;
-    check_table(&input.partition_table, &table, table_offset, &flash)?;
-    check_overlaps(&input, boot_offset, table_offset, app_offset, ota_offset)?;
+    let flash_bytes = flash
+        .size
+        .parse::<FlashSize>()
+        .map(FlashSize::bytes)
+        .ok()
+        .or(boot.flash_size());
+    check_table(&input.partition_table, &table, table_offset, flash_bytes)?;
+    check_data_files(&input.data, &table)?;
+    let offsets = Offsets {
+        bootloader: boot_offset,
+        table: table_offset,
+        app: app_offset,
+        ota: ota_offset,
+    };
+    check_overlaps(&input, &offsets)?;
 
     let name = input.name.to_string();
     let app_file = app_file_name(
@@ -140,6 +146,34 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
         app_desc.as_ref().map(|d| d.project_name.as_str()),
     );
     let csv = partitions_csv(&input, &table)?;
+    Ok(Target {
+        name: name.clone(),
+        chip,
+        flash,
+        bootloader_offset: boot_offset,
+        partition_table_offset: table_offset,
+        app: app_info(app_desc, &app_file),
+        files: add_files(input, &name, &app_file, &offsets, csv, files)?,
+    })
+}
+
+/// Where the target's images go.
+struct Offsets {
+    bootloader: u32,
+    table: u32,
+    app: u32,
+    ota: Option<u32>,
+}
+
+/// Adds the target's files to the bundle under `<name>/artifacts/` and returns their entries.
+fn add_files(
+    input: TargetInput,
+    name: &str,
+    app_file: &str,
+    offsets: &Offsets,
+    csv: Vec<u8>,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<FileEntry>> {
     let dir = format!("{name}/{ARTIFACTS_DIR}");
     let mut entries = Vec::new();
     let mut add = |role: Role, file: &str, offset: Option<u32>, bytes: Vec<u8>| {
@@ -150,19 +184,19 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
     add(
         Role::Bootloader,
         legacy::BOOTLOADER_FILES[0],
-        Some(boot_offset),
+        Some(offsets.bootloader),
         input.bootloader.bytes,
     );
     add(
         Role::PartitionTable,
         legacy::TABLE_BIN,
-        Some(table_offset),
+        Some(offsets.table),
         input.partition_table.bytes,
     );
-    if let (Some(offset), Some(ota)) = (ota_offset, input.ota_data) {
+    if let (Some(offset), Some(ota)) = (offsets.ota, input.ota_data) {
         add(Role::OtaData, legacy::OTA_DATA, Some(offset), ota.bytes);
     }
-    add(Role::App, &app_file, Some(app_offset), input.app.bytes);
+    add(Role::App, app_file, Some(offsets.app), input.app.bytes);
     add(
         Role::Sdkconfig,
         legacy::SDKCONFIG,
@@ -170,16 +204,50 @@ fn check_target(input: TargetInput, files: &mut BTreeMap<String, Vec<u8>>) -> Re
         input.sdkconfig.bytes,
     );
     add(Role::PartitionsCsv, legacy::TABLE_CSV, None, csv);
+    for data in input.data {
+        let path = format!("{dir}/{DATA_DIR}/{}", data.file.file_name());
+        if files.contains_key(&path) {
+            return Err(Error::input(
+                &data.file.path,
+                "has the same file name as another data image of the build",
+                "give each data image its own file name",
+            ));
+        }
+        entries.push(FileEntry::data(
+            &data.name,
+            path.clone(),
+            data.offset,
+            &data.file.bytes,
+        ));
+        files.insert(path, data.file.bytes);
+    }
+    Ok(entries)
+}
 
-    Ok(Target {
-        name,
-        chip,
-        flash,
-        bootloader_offset: boot_offset,
-        partition_table_offset: table_offset,
-        app: app_info(app_desc, &app_file),
-        files: entries,
-    })
+/// Each data image inside the partition it lands in.
+fn check_data_files(data: &[DataInput], table: &PartitionTable) -> Result<()> {
+    for d in data {
+        let len = d.file.bytes.len() as u64;
+        placement::check_data_lands(table, d.offset, len).map_err(|v| match v {
+            DataViolation::NoPartition { offset } => Error::input(
+                &d.file.path,
+                format!(
+                    "('{}') is flashed at {offset:#x}, where the partition table has no partition",
+                    d.name
+                ),
+                "add a partition for it to partitions.csv, or correct its offset, and rebuild",
+            ),
+            DataViolation::TooLarge(e) => Error::input(
+                &d.file.path,
+                format!(
+                    "('{}') is {} bytes, larger than the {} bytes partition '{}' has from {:#x}",
+                    d.name, e.len, e.size, e.partition, e.offset
+                ),
+                "enlarge the partition in partitions.csv or make the data image smaller",
+            ),
+        })?;
+    }
+    Ok(())
 }
 
 /// The bootloader and partition table offsets: the build's own, else sdkconfig's, else the
@@ -286,10 +354,9 @@ fn check_table(
     file: &SourceFile,
     table: &PartitionTable,
     table_offset: u32,
-    flash: &FlashSettings,
+    flash: Option<u64>,
 ) -> Result<()> {
-    let size = flash.size.parse::<FlashSize>().ok();
-    placement::check_table(table, table_offset, size.map(FlashSize::bytes)).map_err(|v| match v {
+    placement::check_table(table, table_offset, flash).map_err(|v| match v {
         TableViolation::InTableSector {
             partition, offset, ..
         } => Error::input(
@@ -299,11 +366,11 @@ fn check_table(
             ),
             "move the partition, or CONFIG_PARTITION_TABLE_OFFSET, so they do not overlap",
         ),
-        TableViolation::BeyondFlash { end, .. } => Error::input(
+        TableViolation::BeyondFlash { end, flash } => Error::input(
             &file.path,
             format!(
-                "ends at {end:#x}, beyond the {} flash the build is configured for",
-                flash.size
+                "ends at {end:#x}, beyond the {}MB flash the build is configured for",
+                flash >> 20
             ),
             "shrink the partitions or set a larger CONFIG_ESPTOOLPY_FLASHSIZE",
         ),
@@ -311,25 +378,26 @@ fn check_table(
 }
 
 /// No two of the target's flashed files share flash (the table counted at its largest).
-fn check_overlaps(
-    input: &TargetInput,
-    boot_offset: u32,
-    table_offset: u32,
-    app_offset: u32,
-    ota_offset: Option<u32>,
-) -> Result<()> {
+fn check_overlaps(input: &TargetInput, offsets: &Offsets) -> Result<()> {
     let mut extents = vec![
         Extent::new(
             "bootloader",
-            boot_offset,
+            offsets.bootloader,
             input.bootloader.bytes.len() as u64,
         ),
-        Extent::new("partition table", table_offset, MAX_TABLE_LEN as u64),
-        Extent::new("app", app_offset, input.app.bytes.len() as u64),
+        Extent::new("partition table", offsets.table, MAX_TABLE_LEN as u64),
+        Extent::new("app", offsets.app, input.app.bytes.len() as u64),
     ];
-    if let (Some(offset), Some(ota)) = (ota_offset, &input.ota_data) {
+    if let (Some(offset), Some(ota)) = (offsets.ota, &input.ota_data) {
         extents.push(Extent::new("OTA data", offset, ota.bytes.len() as u64));
     }
+    extents.extend(input.data.iter().map(|d| {
+        Extent::new(
+            format!("data image '{}'", d.name),
+            d.offset,
+            d.file.bytes.len().next_multiple_of(4) as u64,
+        )
+    }));
     placement::check_extents(&mut extents, None).map_err(|v| {
         Error::input(
             &input.origin,

@@ -4,15 +4,16 @@ use std::path::PathBuf;
 
 use crate::bundle::{Bundle, Metadata};
 use crate::error::{Error, Result};
-use crate::flash_image::{self, Release};
-use crate::image::Timestamp;
+use crate::flash_image;
 use crate::inputs::{SourceFile, TargetInput};
+use crate::oci::remote::{self, Destination, PushOptions};
+use crate::oci::{Index, Layout, Store, Timestamp, archive};
 use crate::platform::Platform;
-use crate::remote::{self, Destination, PushOptions};
+use crate::release::{Naming, Release};
 use crate::sign::{self, Signer};
-use crate::sink::{archive, layout};
 use crate::verify::{self, LayoutSource, PublicKey, RegistrySource};
 use crate::{credentials, ota};
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
 /// Builds OCI flash images for ESP32-family boards from ESP-IDF builds, without a container
@@ -22,6 +23,70 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What parsing the command line gave instead of a command: text to print with exit 0
+/// (`--help`, `--version`), or a usage error.
+#[derive(Debug)]
+pub enum NotRun {
+    /// Help or version text, for standard output.
+    Print(String),
+    /// A usage error, on one line.
+    Usage(Error),
+}
+
+/// Parses `args` (the program name first). Clap's own errors become one line naming the
+/// problem and where the options are described, as every other error is.
+pub fn parse<I, T>(args: I) -> std::result::Result<Cli, NotRun>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    Cli::try_parse_from(&args).map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => NotRun::Print(e.render().to_string()),
+        _ => NotRun::Usage(usage_error(&e, subcommand(&args))),
+    })
+}
+
+/// The subcommand `args` name, if any (for the `--help` a usage error points at).
+fn subcommand(args: &[std::ffi::OsString]) -> Option<String> {
+    let command = <Cli as clap::CommandFactory>::command();
+    args.iter().skip(1).find_map(|a| {
+        let a = a.to_str()?;
+        command
+            .get_subcommands()
+            .any(|c| c.get_name() == a)
+            .then(|| a.to_string())
+    })
+}
+
+/// One line for a clap error: its message (the lines before the usage, joined), its tip if any,
+/// and the `--help` to read (that of `subcommand`, if one was named).
+fn usage_error(e: &clap::Error, subcommand: Option<String>) -> Error {
+    let text = e.render().to_string();
+    let mut problem = Vec::new();
+    let mut tips = Vec::new();
+    let command = match subcommand {
+        Some(sub) => format!("imagegen {sub}"),
+        None => "imagegen".into(),
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("Usage: ") || line.starts_with("For more information") {
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            tips.push(tip.to_string());
+        } else {
+            problem.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        }
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        problem = vec!["no subcommand given".into()];
+    }
+    let mut message = problem.join(" ");
+    for tip in tips {
+        message.push_str(&format!("; {tip}"));
+    }
+    Error::Usage(format!("{message}: see {command} --help"))
 }
 
 /// Runs the subcommand `cli` names.
@@ -129,6 +194,8 @@ struct RegistryArgs {
     #[arg(long)]
     insecure: bool,
     /// CA certificate (PEM) to trust besides the system roots, for a registry with a private CA.
+    /// The *.crt files of /etc/docker/certs.d/HOST:PORT/ (or $IMAGEGEN_DOCKER_CERTS_D/HOST:PORT/)
+    /// are trusted too, as Docker does.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// User name; the password is read from standard input (--password-stdin). Default:
@@ -157,6 +224,7 @@ impl RegistryArgs {
         Ok(PushOptions {
             insecure: self.insecure,
             ca_file: self.ca_file.clone(),
+            certs_dir: Some(remote::certs_dir()),
             credentials: credentials::resolve(
                 &dest.registry,
                 self.username.as_deref(),
@@ -331,6 +399,10 @@ struct BuildArgs {
     /// A static flasher executable for a platform: linux/amd64=PATH or linux/arm64=PATH.
     #[arg(long = "flasher", value_name = "PLATFORM=PATH", required = true)]
     flashers: Vec<String>,
+    /// The platforms the image is built for, comma-separated (default: linux/amd64,linux/arm64);
+    /// each needs its --flasher.
+    #[arg(long, value_name = "PLATFORM,...", value_delimiter = ',')]
+    platforms: Vec<Platform>,
     #[command(flatten)]
     release: ReleaseArgs,
     /// Write an OCI image layout directory here.
@@ -354,10 +426,40 @@ fn build(args: BuildArgs) -> Result<()> {
         ));
     }
     let release = args.release.release()?;
-
     let bundle = args.bundle.bundle()?;
+    let flashers = read_flashers(&args.flashers, &args.platforms)?;
+    let archive = match &args.archive {
+        Some(path) => Some((
+            path,
+            docker_names(args.archive_platform, &args.repo, &bundle, &flashers)?,
+        )),
+        None => None,
+    };
+    let image = flash_image::build(&bundle, &flashers, &release)?;
+    if let Some((_, names)) = &archive {
+        archive::check(image.store(), names)?;
+    }
+    if let Some(dir) = &args.output {
+        Layout::new(dir).write(image.store())?;
+    }
+    if let Some((path, names)) = &archive {
+        archive::write(image.store(), path, names)?;
+    }
+    print_index(&image, true);
+    Ok(())
+}
+
+/// Reads and checks one flasher per platform the image is built for: `platforms` when given,
+/// else every platform.
+fn read_flashers(specs: &[String], platforms: &[Platform]) -> Result<Vec<(Platform, Vec<u8>)>> {
+    let explicit = !platforms.is_empty();
+    let wanted = if explicit {
+        platforms
+    } else {
+        &Platform::ALL[..]
+    };
     let mut flashers: Vec<(Platform, Vec<u8>)> = Vec::new();
-    for spec in &args.flashers {
+    for spec in specs {
         let (platform, path) = spec.split_once('=').ok_or_else(|| {
             Error::Usage(format!(
                 "--flasher '{spec}': expected PLATFORM=PATH, e.g. linux/amd64=out/flasher"
@@ -369,47 +471,102 @@ fn build(args: BuildArgs) -> Result<()> {
                 "--flasher {platform} is given twice: pass one executable per platform"
             )));
         }
+        if !wanted.contains(&platform) {
+            return Err(Error::Usage(format!(
+                "--flasher {platform} is not in --platforms {}: add {platform} to --platforms, or drop that --flasher",
+                list(wanted)
+            )));
+        }
         let file = SourceFile::read(path.as_ref())?;
         crate::elf::check_static_executable(&file.path, &file.bytes, platform)?;
         flashers.push((platform, file.bytes));
     }
+    if let Some(missing) = wanted
+        .iter()
+        .find(|p| !flashers.iter().any(|(f, _)| f == *p))
+    {
+        let given: Vec<Platform> = flashers.iter().map(|(p, _)| *p).collect();
+        return Err(Error::Usage(if explicit {
+            format!(
+                "--platforms names {missing} but no --flasher {missing}=PATH is given: add it, or drop {missing} from --platforms"
+            )
+        } else {
+            format!(
+                "no flasher for {missing}: the image is built for {} unless --platforms says otherwise; add --flasher {missing}=PATH, or pass --platforms {} to build for {} only",
+                list(wanted),
+                given
+                    .iter()
+                    .map(Platform::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                list(&given)
+            )
+        }));
+    }
     flashers.sort_by_key(|(p, _)| *p);
-    let image = flash_image::build(&bundle, &flashers, &release)?;
+    Ok(flashers)
+}
 
-    if let Some(dir) = &args.output {
-        layout::write(&image, dir)?;
-    }
-    if let Some(path) = &args.archive {
-        let app = bundle
-            .manifest()
-            .targets
-            .first()
-            .map_or("app", |t| t.app.name.as_str());
-        let default_arch = args.archive_platform.unwrap_or_else(host_platform);
-        let names = archive::DockerNames {
-            repository: args
-                .repo
-                .unwrap_or_else(|| format!("{}-flash", app.to_ascii_lowercase())),
-            default_arch: default_arch.arch().to_string(),
+/// Platforms as users write them: `linux/amd64 and linux/arm64`.
+fn list(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(Platform::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The names `docker load` gives the archive's images; its default platform (the one the index
+/// tags go to) must be one the image has.
+fn docker_names(
+    archive_platform: Option<Platform>,
+    repo: &Option<String>,
+    bundle: &Bundle,
+    flashers: &[(Platform, Vec<u8>)],
+) -> Result<archive::DockerNames> {
+    let naming = Naming::of(bundle);
+    let platform = archive_platform.unwrap_or_else(host_platform);
+    if !flashers.iter().any(|(p, _)| *p == platform) {
+        let has: Vec<Platform> = flashers.iter().map(|(p, _)| *p).collect();
+        let tag = format!("{}-{}", naming.app_type, naming.version);
+        let problem = match archive_platform {
+            Some(_) => format!("--archive-platform {platform} is not in the image"),
+            None => format!(
+                "the archive's default platform {platform} (this machine's) is not in the image"
+            ),
         };
-        archive::write(&image, path, &names)?;
+        return Err(Error::Usage(format!(
+            "{problem}, so docker load would give no '{tag}' image: pass --archive-platform {}, or add --flasher {platform}=PATH",
+            has.first().copied().unwrap_or(Platform::Amd64)
+        )));
     }
+    Ok(archive::DockerNames {
+        repository: repo
+            .clone()
+            .unwrap_or_else(|| format!("{}-flash", naming.app_name.to_ascii_lowercase())),
+        default_arch: platform.arch().to_string(),
+    })
+}
 
+/// Prints the index digest, each image (with its compressed size when `sizes`) and each tag.
+fn print_index(image: &Index, sizes: bool) {
     println!("index {}", image.index.digest());
     for img in &image.images {
-        let compressed: usize = img.layers.iter().map(|l| l.blob.bytes().len()).sum();
-        println!(
-            "image {} {}/{} {} bytes compressed",
-            img.manifest.digest(),
-            img.platform.os(),
-            img.platform.architecture(),
-            compressed + img.config.bytes().len() + img.manifest.bytes().len()
-        );
+        let platform = format!("{}/{}", img.platform.os(), img.platform.architecture());
+        if sizes {
+            let compressed: usize = img.layers.iter().map(|l| l.blob.bytes().len()).sum();
+            let total = compressed + img.config.bytes().len() + img.manifest.bytes().len();
+            println!(
+                "image {} {platform} {total} bytes compressed",
+                img.manifest.digest()
+            );
+        } else {
+            println!("image {} {platform}", img.manifest.digest());
+        }
     }
-    for (tag, d) in &image.refs {
-        println!("tag {tag} {}", d.digest());
+    for (tag, digest) in image.tags() {
+        println!("tag {tag} {digest}");
     }
-    Ok(())
 }
 
 fn write_bundle(args: BundleOnlyArgs) -> Result<()> {
@@ -438,12 +595,13 @@ fn push(args: PushArgs) -> Result<()> {
     let dest: Destination = args.destination.parse()?;
     let mut options = args.registry.options(&dest)?;
     options.signer = args.sign.signer()?;
-    let report = remote::push(&args.layout, &dest, &args.tags, &options)?;
-    print_push(&dest, &report);
-    Ok(())
+    let store = Layout::new(&args.layout).read(&args.tags)?;
+    push_store(&store, &dest, &options)
 }
 
-fn print_push(dest: &Destination, report: &remote::PushReport) {
+/// Pushes `store` to `dest` and prints what was sent.
+fn push_store(store: &Store, dest: &Destination, options: &PushOptions) -> Result<()> {
+    let report = remote::push(store, dest, options)?;
     println!(
         "pushed {dest}: {} blobs uploaded, {} already there, {} mounted, {} manifests",
         report.uploaded, report.present, report.mounted, report.manifests
@@ -454,63 +612,64 @@ fn print_push(dest: &Destination, report: &remote::PushReport) {
     for (tag, digest) in &report.tags {
         println!("tag {dest}:{tag} {digest}");
     }
+    Ok(())
 }
 
 fn ota(args: OtaArgs) -> Result<()> {
     let dest: Option<Destination> = args.push.as_deref().map(str::parse).transpose()?;
     let release = args.release.release()?;
     let bundle = args.bundle.bundle()?;
-    let mut options = dest
-        .as_ref()
-        .map(|d| args.registry.options(d))
-        .transpose()?;
-    if let Some(options) = options.as_mut() {
-        options.signer = args.sign.signer()?;
-    } else if args.sign.sign_key.is_some() {
-        return Err(Error::Usage(
-            "--sign-key signs what is pushed: add --push REGISTRY/REPOSITORY".into(),
-        ));
-    }
-    if args.raw {
-        if !release.extra_tags.is_empty() {
+    let push = match &dest {
+        Some(d) => {
+            let mut options = args.registry.options(d)?;
+            options.signer = args.sign.signer()?;
+            Some((d, options))
+        }
+        None if args.sign.sign_key.is_some() => {
             return Err(Error::Usage(
-                "--tag does not go with --raw: raw artifacts are tagged with the app's version"
-                    .into(),
+                "--sign-key signs what is pushed: add --push REGISTRY/REPOSITORY".into(),
             ));
         }
-        let artifacts = ota::build_artifacts(&bundle, &release)?;
-        std::fs::create_dir_all(&args.output).map_err(|e| Error::write(&args.output, e))?;
-        for a in &artifacts {
-            let dir = args.output.join(&a.target);
-            layout::write_parts(a.blobs(), &a.layout_index(), &dir)?;
-            println!("artifact {} {} {}", a.target, a.tag, a.manifest.digest());
-        }
-        if let (Some(dest), Some(options)) = (&dest, &options) {
-            for a in &artifacts {
-                let dest = dest.child(&a.target)?;
-                let report = remote::push(&args.output.join(&a.target), &dest, &[], options)?;
-                print_push(&dest, &report);
-            }
-        }
-        return Ok(());
+        None => None,
+    };
+    if args.raw {
+        return ota_raw(&bundle, &release, &args.output, push);
     }
     let image = ota::build(&bundle, &release)?;
-    layout::write(&image, &args.output)?;
-    println!("index {}", image.index.digest());
-    for img in &image.images {
-        println!(
-            "image {} {}/{}",
-            img.manifest.digest(),
-            img.platform.os(),
-            img.platform.architecture()
-        );
+    Layout::new(&args.output).write(image.store())?;
+    print_index(&image, false);
+    if let Some((dest, options)) = &push {
+        push_store(image.store(), dest, options)?;
     }
-    for (tag, d) in &image.refs {
-        println!("tag {tag} {}", d.digest());
+    Ok(())
+}
+
+/// `ota --raw`: one layout per target under `output`, each pushed to `<dest>/<target>`.
+fn ota_raw(
+    bundle: &Bundle,
+    release: &Release,
+    output: &std::path::Path,
+    push: Option<(&Destination, PushOptions)>,
+) -> Result<()> {
+    if !release.extra_tags.is_empty() {
+        return Err(Error::Usage(
+            "--tag does not go with --raw: raw artifacts are tagged with the app's version".into(),
+        ));
     }
-    if let (Some(dest), Some(options)) = (&dest, &options) {
-        let report = remote::push(&args.output, dest, &[], options)?;
-        print_push(dest, &report);
+    let artifacts = ota::build_artifacts(bundle, release)?;
+    let stores = artifacts
+        .iter()
+        .map(ota::Artifact::store)
+        .collect::<Result<Vec<_>>>()?;
+    std::fs::create_dir_all(output).map_err(|e| Error::write(output, e))?;
+    for (a, store) in artifacts.iter().zip(&stores) {
+        Layout::new(output.join(&a.target)).write(store)?;
+        println!("artifact {} {} {}", a.target, a.tag, a.manifest.digest());
+    }
+    if let Some((dest, options)) = &push {
+        for (a, store) in artifacts.iter().zip(&stores) {
+            push_store(store, &dest.child(&a.target)?, options)?;
+        }
     }
     Ok(())
 }

@@ -12,8 +12,11 @@
 //! over the SHA-256 of the payload's exact bytes. The config is an OCI image config
 //! (`application/vnd.oci.image.config.v1+json`) whose `rootfs.diff_ids` names the payload.
 
+use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::oci::Blob;
 
 /// Media type of the simple-signing payload layer.
 pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -38,6 +41,12 @@ pub fn digest(bytes: &[u8]) -> String {
 /// The tag holding the signatures of the manifest `digest` (`sha256:<hex>` → `sha256-<hex>.sig`).
 pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replacen(':', "-", 1))
+}
+
+/// The digest whose signatures the tag `sha256-<hex>.sig` holds (the inverse of
+/// [`signature_tag`]).
+pub fn signed_digest(tag: &str) -> String {
+    tag.strip_suffix(".sig").unwrap_or(tag).replacen('-', ":", 1)
 }
 
 /// The repository as cosign names it in payloads (`REGISTRY/REPO`, go-containerregistry's
@@ -101,11 +110,11 @@ pub struct SignatureImage {
     /// `sha256-<hex>.sig`.
     pub tag: String,
     /// The config blob.
-    pub config: Vec<u8>,
+    pub config: Blob,
     /// The payload blob (the only layer).
-    pub payload: Vec<u8>,
-    /// The manifest bytes ([`MANIFEST_MEDIA_TYPE`]).
-    pub manifest: Vec<u8>,
+    pub payload: Blob,
+    /// The manifest ([`MANIFEST_MEDIA_TYPE`]).
+    pub manifest: Blob,
 }
 
 impl SignatureImage {
@@ -139,9 +148,9 @@ impl SignatureImage {
         .expect("JSON values serialize");
         SignatureImage {
             tag: signature_tag(digest),
-            config,
-            payload,
-            manifest,
+            config: Blob::new(MediaType::ImageConfig, config),
+            payload: Blob::new(MediaType::Other(PAYLOAD_MEDIA_TYPE.into()), payload),
+            manifest: Blob::new(MediaType::ImageManifest, manifest),
         }
     }
 }
@@ -194,16 +203,18 @@ mod tests {
             })
         );
         assert_eq!(signature_tag("sha256:ab"), "sha256-ab.sig");
+        assert_eq!(signed_digest("sha256-ab.sig"), "sha256:ab");
     }
 
     #[test]
     fn signature_manifest_names_payload_and_signature() {
         let image = SignatureImage::new("sha256:ab", payload("r/x", "sha256:ab"), "c2ln");
-        let layers = signature_layers(&image.manifest);
+        let layers = signature_layers(image.manifest.bytes());
+        assert_eq!(image.manifest.media_type().to_string(), MANIFEST_MEDIA_TYPE);
         assert_eq!(
             layers,
             vec![SignatureLayer {
-                payload_digest: digest(&image.payload),
+                payload_digest: image.payload.digest().to_string(),
                 signature_b64: "c2ln".into()
             }]
         );

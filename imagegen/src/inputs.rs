@@ -1,13 +1,16 @@
-//! Reading what a build produced: ESP-IDF build directories (`flasher_args.json`,
-//! `project_description.json`, `sdkconfig`, the partition table) or explicitly named files.
+//! Reading what a build produced: ESP-IDF build directories (`flasher_args.json` or
+//! `flash_args`, `project_description.json`, `sdkconfig`, the partition table) or explicitly
+//! named files.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use firmware::chip::TargetName;
-use firmware::sdkconfig::{Sdkconfig, parse_u32};
-use serde_json::Value;
+use firmware::sdkconfig::Sdkconfig;
+use serde::Deserialize;
 
+pub use crate::build_args::FlashArgs;
+use crate::build_args::{self, BuildArgs, FileKind};
 use crate::error::{Error, Result, read};
 
 /// A file read from disk, with the path it came from.
@@ -37,15 +40,15 @@ impl SourceFile {
     }
 }
 
-/// Flash settings as a build states them (`dio`, `80m`, `4MB` or `detect`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlashArgs {
-    /// Flash mode.
-    pub mode: String,
-    /// Flash frequency.
-    pub freq: String,
-    /// Flash size.
-    pub size: String,
+/// A data image the build flashes (a model pack, a file-system image, pre-built NVS).
+#[derive(Debug, Clone)]
+pub struct DataInput {
+    /// The build's name for it (its `flasher_args.json` key, else its file name).
+    pub name: String,
+    /// Where it goes.
+    pub offset: u32,
+    /// The file.
+    pub file: SourceFile,
 }
 
 /// One target's inputs, before any check.
@@ -71,9 +74,11 @@ pub struct TargetInput {
     pub offsets: BuildOffsets,
     /// Flash settings the build gave.
     pub flash: Option<FlashArgs>,
+    /// The data images the build flashes besides bootloader, table, OTA data and app.
+    pub data: Vec<DataInput>,
 }
 
-/// Offsets named by `flasher_args.json` (explicit files have none).
+/// Offsets named by `flasher_args.json` or `flash_args` (explicit files have none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BuildOffsets {
     /// Bootloader offset.
@@ -99,133 +104,65 @@ impl TargetInput {
         })
     }
 
-    /// Reads a target from an ESP-IDF build directory (or the project directory above it).
-    /// `name` overrides the target name, which otherwise is the build's IDF target.
+    /// Reads a target from an ESP-IDF build directory (or the project directory above it):
+    /// `flasher_args.json`, else `flash_args`. `name` overrides the target name, which otherwise
+    /// is the build's IDF target.
     pub fn from_build_dir(name: Option<&str>, dir: &Path) -> Result<TargetInput> {
-        let build = locate_build_dir(dir)?;
-        let args_path = build.join("flasher_args.json");
-        let args: Value = serde_json::from_slice(&read(&args_path)?).map_err(|e| {
-            Error::input(
-                &args_path,
-                format!("not valid JSON ({e})"),
-                "rebuild with idf.py build, which rewrites it",
-            )
-        })?;
-        let desc_path = build.join("project_description.json");
-        let description: Option<Value> = match std::fs::read(&desc_path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
-                Error::input(
-                    &desc_path,
-                    format!("not valid JSON ({e})"),
-                    "rebuild with idf.py build, which rewrites it",
-                )
-            })?),
-            Err(_) => None,
+        let (build, args_path) = locate_build_dir(dir)?;
+        let description = ProjectDescription::read(&build)?;
+        let args = if args_path.ends_with(FLASHER_ARGS) {
+            build_args::read_flasher_args(&args_path)?
+        } else {
+            build_args::read_flash_args(&args_path, description.app_bin.as_deref())?
         };
-        let entry = |key: &str| -> Result<Option<(u32, PathBuf)>> {
-            let Some(item) = args.get(key) else {
-                return Ok(None);
-            };
-            let bad = |what: &str| {
-                Error::input(
-                    &args_path,
-                    format!("entry \"{key}\" has no valid {what}"),
-                    "rebuild with idf.py build, or name the files with --target-files",
-                )
-            };
-            let offset = item
-                .get("offset")
-                .and_then(Value::as_str)
-                .and_then(parse_u32)
-                .ok_or_else(|| bad("offset"))?;
-            let file = item
-                .get("file")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("file"))?;
-            Ok(Some((offset, build.join(file))))
-        };
-        let required = |key: &str| -> Result<(u32, PathBuf)> {
-            entry(key)?.ok_or_else(|| {
+        let name = target_name(name, dir, &args_path, &description, &args)?;
+        let required = |kind: FileKind, key: &str| -> Result<(u32, SourceFile)> {
+            let file = args.file(kind).ok_or_else(|| {
                 Error::input(
                     &args_path,
                     format!("has no \"{key}\" entry"),
                     "build the whole project with idf.py build (not only the app)",
                 )
-            })
-        };
-        let (boot_off, boot_path) = required("bootloader")?;
-        let (table_off, table_path) = required("partition-table")?;
-        let (app_off, app_path) = required("app")?;
-        let ota = entry("otadata")?;
-
-        let idf_target = description
-            .as_ref()
-            .and_then(|d| d.get("target"))
-            .or_else(|| args.pointer("/extra_esptool_args/chip"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let name = match (name, idf_target.as_deref()) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => {
-                return Err(Error::input(
-                    &args_path,
-                    "does not say which chip the build is for",
-                    "name the target explicitly with --target NAME=DIR",
-                ));
-            }
-        };
-        let name = TargetName::from_str(&name)
-            .map_err(|e| Error::input(dir, e.to_string(), "fix the target name"))?;
-        if let Some(t) = idf_target
-            .as_deref()
-            .and_then(|t| t.parse::<firmware::chip::Chip>().ok())
-            && t != name.chip()
-        {
-            return Err(Error::input(
-                dir,
-                format!("is a build for {t}, but the target is named {name}"),
-                format!("name it {t} or a PSRAM variant of it (e.g. {t}r8)"),
-            ));
-        }
-
-        let sdkconfig_path = [build.join("sdkconfig"), build.join("../sdkconfig")]
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::input(
-                    &build,
-                    "has no sdkconfig (looked in the build directory and its parent)",
-                    "copy the project's sdkconfig next to flasher_args.json",
-                )
             })?;
-        let csv = [
-            build.join("partitions.csv"),
-            build.join("../partitions.csv"),
-        ]
-        .into_iter()
-        .find(|p| p.is_file());
-        let flash = args.get("flash_settings").map(|s| FlashArgs {
-            mode: s["flash_mode"].as_str().unwrap_or("keep").to_string(),
-            freq: s["flash_freq"].as_str().unwrap_or("keep").to_string(),
-            size: s["flash_size"].as_str().unwrap_or("keep").to_string(),
-        });
+            Ok((file.offset, SourceFile::read(&build.join(&file.file))?))
+        };
+        let (boot_off, bootloader) = required(FileKind::Bootloader, "bootloader")?;
+        let (table_off, partition_table) = required(FileKind::PartitionTable, "partition-table")?;
+        let (app_off, app) = required(FileKind::App, "app")?;
+        let ota = args
+            .file(FileKind::OtaData)
+            .map(|f| Ok::<_, Error>((f.offset, SourceFile::read(&build.join(&f.file))?)))
+            .transpose()?;
+        let data = args
+            .data()
+            .map(|f| {
+                Ok(DataInput {
+                    name: f.name.clone(),
+                    offset: f.offset,
+                    file: SourceFile::read(&build.join(&f.file))?,
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(TargetInput {
             name,
             origin: build.clone(),
-            bootloader: SourceFile::read(&boot_path)?,
-            partition_table: SourceFile::read(&table_path)?,
-            ota_data: ota.as_ref().map(|(_, p)| SourceFile::read(p)).transpose()?,
-            app: SourceFile::read(&app_path)?,
-            sdkconfig: SourceFile::read(&sdkconfig_path)?,
-            partitions_csv: csv.as_deref().map(SourceFile::read).transpose()?,
+            bootloader,
+            partition_table,
+            ota_data: ota.as_ref().map(|(_, f)| f.clone()),
+            app,
+            sdkconfig: SourceFile::read(&find_sdkconfig(&build)?)?,
+            partitions_csv: find_partitions_csv(&build)
+                .as_deref()
+                .map(SourceFile::read)
+                .transpose()?,
             offsets: BuildOffsets {
                 bootloader: Some(boot_off),
                 partition_table: Some(table_off),
                 app: Some(app_off),
                 ota_data: ota.map(|(o, _)| o),
             },
-            flash,
+            flash: args.flash,
+            data,
         })
     }
 
@@ -285,12 +222,18 @@ impl TargetInput {
             partitions_csv: optional("partitions-csv")?,
             offsets: BuildOffsets::default(),
             flash: None,
+            data: Vec::new(),
         })
     }
 }
 
-/// The directory holding `flasher_args.json`: `dir` itself or `dir/build`.
-fn locate_build_dir(dir: &Path) -> Result<PathBuf> {
+/// The build's argument files, in the order they are looked for.
+const FLASHER_ARGS: &str = "flasher_args.json";
+const FLASH_ARGS: &str = "flash_args";
+
+/// The build directory (`dir` itself or `dir/build`) and its argument file: `flasher_args.json`,
+/// else `flash_args`.
+fn locate_build_dir(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     if !dir.is_dir() {
         return Err(Error::input(
             dir,
@@ -298,14 +241,95 @@ fn locate_build_dir(dir: &Path) -> Result<PathBuf> {
             "pass an ESP-IDF build directory (the one holding flasher_args.json) or its project",
         ));
     }
-    [dir.to_path_buf(), dir.join("build")]
+    let candidates = [dir.to_path_buf(), dir.join("build")];
+    [FLASHER_ARGS, FLASH_ARGS]
         .into_iter()
-        .find(|d| d.join("flasher_args.json").is_file())
+        .flat_map(|file| candidates.iter().map(move |d| (d.clone(), d.join(file))))
+        .find(|(_, args)| args.is_file())
         .ok_or_else(|| {
             Error::input(
-                &dir.join("flasher_args.json"),
-                "not found (nor in build/)",
+                &dir.join(FLASHER_ARGS),
+                "not found, nor flash_args (looked in it and in build/)",
                 "run idf.py build first, or name the files with --target-files",
             )
         })
+}
+
+/// `project_description.json`, the fields read.
+#[derive(Debug, Default, Deserialize)]
+struct ProjectDescription {
+    target: Option<String>,
+    app_bin: Option<String>,
+}
+
+impl ProjectDescription {
+    /// The build's description, or an empty one when it has none.
+    fn read(build: &Path) -> Result<ProjectDescription> {
+        let path = build.join("project_description.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::input(
+                    &path,
+                    format!("not valid JSON ({e})"),
+                    "rebuild with idf.py build, which rewrites it",
+                )
+            }),
+            Err(_) => Ok(ProjectDescription::default()),
+        }
+    }
+}
+
+/// The target's name: `name` when given, else the build's IDF target; either way it must be the
+/// chip the build is for.
+fn target_name(
+    name: Option<&str>,
+    dir: &Path,
+    args_path: &Path,
+    description: &ProjectDescription,
+    args: &BuildArgs,
+) -> Result<TargetName> {
+    let idf_target = description.target.as_deref().or(args.chip.as_deref());
+    let name = name.or(idf_target).ok_or_else(|| {
+        Error::input(
+            args_path,
+            "does not say which chip the build is for",
+            "name the target explicitly with --target NAME=DIR",
+        )
+    })?;
+    let name = TargetName::from_str(name)
+        .map_err(|e| Error::input(dir, e.to_string(), "fix the target name"))?;
+    if let Some(t) = idf_target.and_then(|t| t.parse::<firmware::chip::Chip>().ok())
+        && t != name.chip()
+    {
+        return Err(Error::input(
+            dir,
+            format!("is a build for {t}, but the target is named {name}"),
+            format!("name it {t} or a PSRAM variant of it (e.g. {t}r8)"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The build's sdkconfig: in the build directory or the project above it.
+fn find_sdkconfig(build: &Path) -> Result<PathBuf> {
+    [build.join("sdkconfig"), build.join("../sdkconfig")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::input(
+                build,
+                "has no sdkconfig (looked in the build directory and its parent)",
+                "copy the project's sdkconfig next to flasher_args.json",
+            )
+        })
+}
+
+/// The table's CSV source, when the build directory or the project above it has one.
+fn find_partitions_csv(build: &Path) -> Option<PathBuf> {
+    [
+        build.join("partitions.csv"),
+        build.join("../partitions.csv"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }

@@ -3,13 +3,17 @@
 //!
 //! The pipeline is inputs → bundle → image → sink:
 //! [`inputs`] reads ESP-IDF builds, [`bundle`] checks them and lays out `/firmware` with its
-//! manifest, [`flash_image`] (over the generic [`image`] types) assembles the per-platform images
-//! and the index, and [`sink`] writes an OCI layout or an archive. [`ota`] builds the OTA images
-//! from the same bundle; [`remote`] pushes a layout to a registry with [`credentials`];
-//! [`sign`] signs what is pushed in [`cosign`]'s format and [`verify`] checks those signatures;
-//! [`unpack`] reads one platform back out of a layout. [`cli`] is the command line the binary
-//! runs.
+//! manifest, [`flash_image`] (over the generic [`oci`] types, named and annotated by
+//! [`release`]) assembles the per-platform images and the index as an [`oci::Store`], which an
+//! [`oci::Layout`], an [`oci::archive`] or a registry ([`oci::remote`], with [`credentials`])
+//! receives. [`ota`] builds the OTA images from the same bundle; [`unpack`] reads one platform
+//! back out of a layout. [`sign`] signs what is pushed in [`cosign`]'s format and [`verify`]
+//! checks those signatures. [`atomic`] is how every output is written. [`cli`] is the command line
+//! the binary runs.
+#![warn(missing_docs)]
 
+pub(crate) mod atomic;
+pub mod build_args;
 pub mod bundle;
 pub mod cli;
 pub mod cosign;
@@ -17,12 +21,11 @@ pub mod credentials;
 pub mod elf;
 pub mod error;
 pub mod flash_image;
-pub mod image;
 pub mod inputs;
+pub mod oci;
 pub mod ota;
 pub mod platform;
-pub mod remote;
+pub mod release;
 pub mod sign;
-pub mod sink;
 pub mod unpack;
 pub mod verify;

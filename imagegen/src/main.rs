@@ -2,11 +2,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use imagegen::cli::{Cli, run};
+use imagegen::cli::{NotRun, parse, run};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let result = match parse(std::env::args_os()) {
+        Ok(cli) => run(cli),
+        Err(NotRun::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(NotRun::Usage(e)) => Err(e),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("imagegen: error: {e}");

@@ -8,22 +8,18 @@
 //!   ([`FIRMWARE_MEDIA_TYPE`]), tagged with the app's semantic version, as otaflux-style OTA
 //!   servers read it (first layer's bytes, highest semver tag).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use firmware::manifest::{Role, Target};
-use oci_spec::image::{Descriptor, MediaType};
-use serde_json::json;
+use oci_spec::image::{ImageManifestBuilder, MediaType};
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::flash_image::{ANNOTATION_PREFIX, Release, sha7, tag_parts};
-use crate::image::{Blob, Entry, Image, ImageIndex, ImageSpec, Layer, check_tag, layout_index};
+use crate::oci::{Blob, Entry, Image, ImageSpec, Index, Layer, Store, check_tag};
+use crate::release::{Naming, Release, TARGET, TARGETS};
 
 /// Media type of a raw application binary layer.
 pub const FIRMWARE_MEDIA_TYPE: &str = "application/vnd.espressif.esp32.firmware.v1+binary";
-
-/// Media type and contents of the empty config of artifacts (OCI image spec 1.1).
-const EMPTY_CONFIG: (&str, &[u8]) = ("application/vnd.oci.empty.v1+json", b"{}");
 
 /// The application binary of `target`: its file name and bytes.
 fn app<'a>(bundle: &'a Bundle, target: &Target) -> Result<(String, &'a [u8])> {
@@ -47,42 +43,16 @@ fn app<'a>(bundle: &'a Bundle, target: &Target) -> Result<(String, &'a [u8])> {
     Ok((name, bytes))
 }
 
-/// Annotations shared by every OTA image of a release.
-fn annotations(bundle: &Bundle, release: &Release, version: &str) -> BTreeMap<String, String> {
-    let manifest = bundle.manifest();
-    let (app_type, _) = tag_parts(bundle);
-    let app_name = manifest
-        .targets
-        .first()
-        .map_or("app", |t| t.app.name.as_str());
-    let oci = |k: &str| format!("org.opencontainers.image.{k}");
-    let mut a = BTreeMap::new();
-    a.insert(oci("created"), release.created.as_str().to_string());
-    a.insert(oci("version"), version.to_string());
-    a.insert(oci("title"), format!("{app_name}-ota"));
-    if let Some(rev) = &manifest.revision {
-        a.insert(oci("revision"), rev.clone());
-    }
-    if let Some(src) = &release.source {
-        a.insert(oci("source"), src.clone());
-    }
-    a.insert(format!("{ANNOTATION_PREFIX}.app-type"), app_type);
-    a
-}
-
 /// Builds the OTA index: one `custom/<target>` image per target, each with a single layer
 /// holding `firmware/<app>.bin`. Tags: `<app_type>-<version>` (and the extra tags) for the index,
 /// `<target>-<app_type>-<version>[-<sha7>]` for each target's image.
-pub fn build(bundle: &Bundle, release: &Release) -> Result<ImageIndex> {
-    let manifest = bundle.manifest();
-    let (app_type, version) = tag_parts(bundle);
-    let mut annotations = annotations(bundle, release, &version);
-    let targets: Vec<&str> = manifest.targets.iter().map(|t| t.name.as_str()).collect();
-    annotations.insert(format!("{ANNOTATION_PREFIX}.targets"), targets.join(","));
-
+pub fn build(bundle: &Bundle, release: &Release) -> Result<Index> {
+    let naming = Naming::of(bundle);
+    let mut annotations = naming.annotations(release, "ota", &naming.version);
+    annotations.insert(TARGETS.into(), naming.targets.join(","));
     let mut images = Vec::new();
     let mut image_tags = Vec::new();
-    for target in &manifest.targets {
+    for target in &bundle.manifest().targets {
         let (name, bytes) = app(bundle, target)?;
         // No `firmware/` directory entry: consumers take the first entry whose path contains
         // "firmware", which must be the app itself.
@@ -100,15 +70,14 @@ pub fn build(bundle: &Bundle, release: &Release) -> Result<ImageIndex> {
             history: vec![format!("imagegen: /firmware/{name} for {}", target.name)],
         };
         images.push(Image::new(&spec, vec![layer])?);
-        let mut tag = format!("{}-{app_type}-{version}", target.name);
-        if let Some(sha) = sha7(bundle) {
-            tag = format!("{tag}-{sha}");
-        }
-        image_tags.push(Some(tag));
+        image_tags.push(Some(naming.image_tag(&target.name)));
     }
-    let mut index_tags = vec![format!("{app_type}-{version}")];
-    index_tags.extend(release.extra_tags.iter().cloned());
-    ImageIndex::new(images, &annotations, &index_tags, &image_tags)
+    Index::new(
+        images,
+        &annotations,
+        &naming.index_tags(release),
+        &image_tags,
+    )
 }
 
 /// One target's raw-binary OTA artifact: a manifest whose only layer is the app binary.
@@ -127,25 +96,23 @@ pub struct Artifact {
 }
 
 impl Artifact {
-    /// Every blob of the artifact.
-    pub fn blobs(&self) -> [&Blob; 3] {
-        [&self.firmware, &self.config, &self.manifest]
-    }
-
-    /// The OCI layout `index.json` naming the manifest with the tag.
-    pub fn layout_index(&self) -> Vec<u8> {
-        layout_index(&[(self.tag.clone(), self.manifest.descriptor())])
+    /// The artifact as a store: its blobs, the manifest tagged with the version.
+    pub fn store(&self) -> Result<Store> {
+        let mut store = Store::new();
+        for blob in [&self.firmware, &self.config, &self.manifest] {
+            store.insert(blob.clone());
+        }
+        store.tag(&self.tag, self.manifest.descriptor())?;
+        Ok(store)
     }
 }
 
 /// Builds one raw-binary artifact per target, tagged with the release version (`--version`) or
 /// else the app's own version, which must be a semantic version (`1.2.3`, `1.2.3-rc.1`).
 pub fn build_artifacts(bundle: &Bundle, release: &Release) -> Result<Vec<Artifact>> {
+    let naming = Naming::of(bundle);
     let manifest = bundle.manifest();
-    let config = Blob::new(
-        MediaType::Other(EMPTY_CONFIG.0.into()),
-        EMPTY_CONFIG.1.to_vec(),
-    );
+    let config = Blob::new(MediaType::EmptyJSON, b"{}".to_vec());
     let mut artifacts = Vec::new();
     for target in &manifest.targets {
         let version = manifest
@@ -157,32 +124,31 @@ pub fn build_artifacts(bundle: &Bundle, release: &Release) -> Result<Vec<Artifac
         check_tag(&version)?;
         let (name, bytes) = app(bundle, target)?;
         let firmware = Blob::new(MediaType::Other(FIRMWARE_MEDIA_TYPE.into()), bytes.to_vec());
-        let mut annotations = annotations(bundle, release, &version);
-        annotations.insert(format!("{ANNOTATION_PREFIX}.target"), target.name.clone());
-        let mut layer = descriptor_json(&firmware.descriptor());
-        layer["annotations"] = json!({ "org.opencontainers.image.title": name });
-        let body = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "artifactType": FIRMWARE_MEDIA_TYPE,
-            "config": descriptor_json(&config.descriptor()),
-            "layers": [layer],
-            "annotations": annotations,
-        });
-        let manifest = Blob::json(MediaType::ImageManifest, &body);
+        let mut annotations = naming.annotations(release, "ota", &version);
+        annotations.insert(TARGET.into(), target.name.clone());
+        let mut layer = firmware.descriptor();
+        layer.set_annotations(Some(HashMap::from([(
+            "org.opencontainers.image.title".to_string(),
+            name,
+        )])));
+        let body = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(MediaType::Other(FIRMWARE_MEDIA_TYPE.into()))
+            .config(config.descriptor())
+            .layers(vec![layer])
+            .annotations(annotations.into_iter().collect::<HashMap<_, _>>())
+            .build()
+            .map_err(|e| Error::Usage(format!("invalid artifact manifest: {e}")))?;
         artifacts.push(Artifact {
             target: target.name.clone(),
             tag: version,
-            manifest,
+            manifest: Blob::json(MediaType::ImageManifest, &body),
             config: config.clone(),
             firmware,
         });
     }
     Ok(artifacts)
-}
-
-fn descriptor_json(d: &Descriptor) -> serde_json::Value {
-    serde_json::to_value(d).expect("descriptors serialize")
 }
 
 /// Checks `version` against semantic versioning 2.0 without build metadata (a `+` cannot be in a

@@ -2,15 +2,14 @@
 //! against its digest on the way. Lets users (and the demo) run an image's `/flasher` without a
 //! container engine.
 
-use std::fs;
 use std::path::Path;
 
 use flate2::read::GzDecoder;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
-use crate::error::{Error, Result, read};
-use crate::image::REF_NAME;
+use crate::atomic;
+use crate::error::{Error, Result};
+use crate::oci::{Document, Layout, Store, tag_of};
 
 /// Extracts the image `tag` (any, if the layout holds a single tag) for `os/arch` from the
 /// layout at `layout` into `dest`, which must not exist yet.
@@ -22,115 +21,105 @@ pub fn unpack(layout: &Path, tag: Option<&str>, os: &str, arch: &str, dest: &Pat
             "choose a new directory for --to",
         ));
     }
-    let index_path = layout.join("index.json");
-    let index = json(&index_path, &read(&index_path)?)?;
-    let refs = index["manifests"].as_array().cloned().unwrap_or_default();
-    let named = |d: &&Value| d["annotations"][REF_NAME].as_str() == tag;
-    let desc = match tag {
-        Some(t) => refs.iter().find(named).ok_or_else(|| {
-            Error::input(
-                &index_path,
-                format!("has no tag '{t}'"),
-                "pick one of the tags imagegen printed",
-            )
-        })?,
-        None => refs.first().ok_or_else(|| {
-            Error::input(
-                &index_path,
-                "lists no image",
-                "build the layout with imagegen build --output",
-            )
-        })?,
-    };
-    let manifest = resolve(layout, desc, os, arch)?;
-    let tmp = dest.with_file_name(format!(
-        ".{}.tmp-{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| {
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let bytes = blob(layout, layer)?;
-            let mut archive = tar::Archive::new(GzDecoder::new(bytes.as_slice()));
-            archive.set_preserve_permissions(true);
-            archive.unpack(&tmp).map_err(|e| {
-                Error::input(
-                    layout,
-                    format!("a layer does not unpack ({e})"),
-                    "rebuild the layout",
-                )
-            })?;
-        }
-        fs::rename(&tmp, dest).map_err(|e| Error::write(dest, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
+    let layout = Layout::new(layout);
+    let top = select(&layout, tag)?;
+    let store = layout.load([&top])?;
+    let manifest = resolve(&layout, &store, &top, os, arch)?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
     }
-    result
+    atomic::write(dest, |tmp| extract(&layout, &store, &manifest, tmp))
 }
 
-/// Follows `desc` (an index or a manifest) to the manifest for `os/arch`.
-fn resolve(layout: &Path, desc: &Value, os: &str, arch: &str) -> Result<Value> {
-    let doc = json(layout, &blob(layout, desc)?)?;
-    match desc["mediaType"].as_str() {
-        Some("application/vnd.oci.image.index.v1+json") => {
-            let child = doc["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| m["platform"]["os"] == os && m["platform"]["architecture"] == arch)
+/// The top-level descriptor named `tag`, else the first one.
+fn select(layout: &Layout, tag: Option<&str>) -> Result<Descriptor> {
+    let index = layout.index()?;
+    let index_path = layout.path().join("index.json");
+    let found = match tag {
+        Some(t) => index.manifests().iter().find(|d| tag_of(d) == Some(t)),
+        None => index.manifests().first(),
+    };
+    found.cloned().ok_or_else(|| match tag {
+        Some(t) => Error::input(
+            &index_path,
+            format!("has no tag '{t}'"),
+            "pick one of the tags imagegen printed",
+        ),
+        None => Error::input(
+            &index_path,
+            "lists no image",
+            "build the layout with imagegen build --output",
+        ),
+    })
+}
+
+/// Follows `descriptor` (an index or a manifest) to the manifest for `os/arch`.
+fn resolve(
+    layout: &Layout,
+    store: &Store,
+    descriptor: &Descriptor,
+    os: &str,
+    arch: &str,
+) -> Result<ImageManifest> {
+    let broken = |e: crate::oci::StoreError| {
+        Error::input(layout.path(), e.to_string(), "rebuild the layout")
+    };
+    match store.document(descriptor).map_err(broken)? {
+        Document::Index(index) => {
+            let child = index
+                .manifests()
+                .iter()
+                .find(|m| {
+                    m.platform().as_ref().is_some_and(|p| {
+                        p.os().to_string() == os && p.architecture().to_string() == arch
+                    })
+                })
                 .ok_or_else(|| {
                     Error::input(
-                        layout,
+                        layout.path(),
                         format!("the image has no {os}/{arch} platform"),
                         "pick a platform the index lists (--platform)",
                     )
                 })?;
-            resolve(layout, child, os, arch)
+            resolve(layout, store, child, os, arch)
         }
-        _ => {
-            let config = json(layout, &blob(layout, &doc["config"])?)?;
-            if config["os"] != os || config["architecture"] != arch {
+        Document::Manifest(manifest) => {
+            let config = store.blob(manifest.config()).map_err(broken)?;
+            let config = ImageConfiguration::from_reader(config.bytes()).map_err(|e| {
+                Error::input(
+                    layout.path(),
+                    format!("the image config is not valid JSON ({e})"),
+                    "rebuild the layout",
+                )
+            })?;
+            let (c_os, c_arch) = (config.os().to_string(), config.architecture().to_string());
+            if c_os != os || c_arch != arch {
                 return Err(Error::input(
-                    layout,
-                    format!(
-                        "the tag names a {}/{} image, not {os}/{arch}",
-                        config["os"].as_str().unwrap_or("?"),
-                        config["architecture"].as_str().unwrap_or("?")
-                    ),
+                    layout.path(),
+                    format!("the tag names a {c_os}/{c_arch} image, not {os}/{arch}"),
                     "use the index tag or the matching per-platform tag",
                 ));
             }
-            Ok(doc)
+            Ok(*manifest)
         }
     }
 }
 
-/// Reads the blob `desc` points at and checks its digest and size.
-pub(crate) fn blob(layout: &Path, desc: &Value) -> Result<Vec<u8>> {
-    let digest = desc["digest"].as_str().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-    let path = layout.join("blobs/sha256").join(hex);
-    let bytes = read(&path)?;
-    let actual = firmware::manifest::hex(&Sha256::digest(&bytes));
-    if actual != hex || desc["size"].as_u64() != Some(bytes.len() as u64) {
-        return Err(Error::input(
-            &path,
-            "does not match its digest or size (corrupted layout)",
-            "rebuild or copy the layout again",
-        ));
+/// Unpacks the layers of `manifest`, bottom first, into the new directory `dir`.
+fn extract(layout: &Layout, store: &Store, manifest: &ImageManifest, dir: &Path) -> Result<()> {
+    for layer in manifest.layers() {
+        let blob = store
+            .blob(layer)
+            .map_err(|e| Error::input(layout.path(), e.to_string(), "rebuild the layout"))?;
+        let mut archive = tar::Archive::new(GzDecoder::new(blob.bytes()));
+        archive.set_preserve_permissions(true);
+        archive.unpack(dir).map_err(|e| {
+            Error::input(
+                layout.path(),
+                format!("a layer does not unpack ({e})"),
+                "rebuild the layout",
+            )
+        })?;
     }
-    Ok(bytes)
-}
-
-fn json(path: &Path, bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Error::input(
-            path,
-            format!("not valid JSON ({e})"),
-            "point --layout at an OCI image layout",
-        )
-    })
+    Ok(())
 }

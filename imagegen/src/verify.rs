@@ -9,25 +9,15 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use oci_client::errors::OciDistributionError;
-use oci_client::{Reference, RegistryOperation};
 use p256::ecdsa::signature::Verifier as _;
 use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 
 use crate::cosign::{self, claim, signature_layers, signature_tag};
 use crate::error::{Error, Result, read};
-use crate::image::REF_NAME;
-use crate::remote::{Destination, PushOptions, Pusher, registry_auth, runtime};
+use crate::oci::{Layout, tag_of};
+use crate::oci::remote::{Destination, PushOptions, Reader};
 use crate::sign::pem_blocks;
-
-/// Media types asked for when reading manifests from a registry.
-const ACCEPTED: [&str; 4] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
 
 /// An ECDSA P-256 public key (`cosign.pub`).
 #[derive(Debug, Clone)]
@@ -190,20 +180,20 @@ pub fn failure(checks: &[Check], reference: &str, key: &Path) -> Option<Error> {
 
 /// An OCI image layout read as a [`Source`]: tags are its `index.json` names.
 pub struct LayoutSource {
-    dir: PathBuf,
+    layout: Layout,
 }
 
 impl LayoutSource {
     /// The layout at `dir`.
     pub fn new(dir: &Path) -> LayoutSource {
         LayoutSource {
-            dir: dir.to_path_buf(),
+            layout: Layout::new(dir),
         }
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-        self.dir.join("blobs/sha256").join(hex)
+        self.layout.path().join("blobs/sha256").join(hex)
     }
 }
 
@@ -212,20 +202,12 @@ impl Source for LayoutSource {
         let digest = if reference.starts_with("sha256:") {
             Some(reference.to_string())
         } else {
-            let path = self.dir.join("index.json");
-            let index: Value = serde_json::from_slice(&read(&path)?).map_err(|e| {
-                Error::input(
-                    &path,
-                    format!("not valid JSON ({e})"),
-                    "point --layout at an OCI image layout",
-                )
-            })?;
-            index["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|d| d["annotations"][REF_NAME].as_str() == Some(reference))
-                .and_then(|d| d["digest"].as_str().map(str::to_string))
+            let index = self.layout.index()?;
+            index
+                .manifests()
+                .iter()
+                .find(|d| tag_of(d) == Some(reference))
+                .map(|d| d.digest().to_string())
         };
         match digest {
             Some(d) if self.blob_path(&d).is_file() => self.blob(&d).map(Some),
@@ -247,75 +229,27 @@ impl Source for LayoutSource {
     }
 }
 
-/// A registry repository read as a [`Source`].
+/// A registry repository read as a [`Source`], through [`Reader`].
 pub struct RegistrySource<'a> {
-    runtime: tokio::runtime::Runtime,
-    pusher: Pusher<'a>,
-    dest: &'a Destination,
-    options: &'a PushOptions,
+    reader: Reader<'a>,
 }
 
 impl<'a> RegistrySource<'a> {
     /// Connects to `dest` for reading.
     pub fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<RegistrySource<'a>> {
-        let runtime = runtime()?;
-        let pusher = runtime.block_on(Pusher::connect(dest, options, RegistryOperation::Pull))?;
         Ok(RegistrySource {
-            runtime,
-            pusher,
-            dest,
-            options,
+            reader: Reader::connect(dest, options)?,
         })
-    }
-}
-
-/// Whether a failed manifest read means there is no such manifest.
-fn not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            format!("{:?}", e.code)
-                .to_ascii_uppercase()
-                .contains("UNKNOWN")
-        }),
-        _ => false,
     }
 }
 
 impl Source for RegistrySource<'_> {
     fn manifest(&mut self, reference: &str) -> Result<Option<Vec<u8>>> {
-        let target = if reference.starts_with("sha256:") {
-            self.dest.at_digest(reference)
-        } else {
-            self.dest.reference(reference)
-        };
-        let auth = registry_auth(self.options);
-        let client = &self.pusher.client;
-        match self
-            .runtime
-            .block_on(client.pull_manifest_raw(&target, &auth, &ACCEPTED))
-        {
-            Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(self.pusher.explain(e, &format!("reading {reference}"))),
-        }
+        self.reader.manifest(reference)
     }
 
     fn blob(&mut self, digest: &str) -> Result<Vec<u8>> {
-        let target: Reference = self.dest.at_digest(digest);
-        let mut bytes = Vec::new();
-        self.runtime
-            .block_on(self.pusher.client.pull_blob(&target, digest, &mut bytes))
-            .map_err(|e| self.pusher.explain(e, &format!("reading blob {digest}")))?;
-        if cosign::digest(&bytes) != digest {
-            return Err(Error::Registry {
-                registry: self.dest.to_string(),
-                problem: format!("blob {digest} does not match its digest"),
-                fix: "check the registry's storage".into(),
-            });
-        }
-        Ok(bytes)
+        self.reader.blob(digest)
     }
 }
 

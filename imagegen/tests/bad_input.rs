@@ -271,3 +271,143 @@ fn nothing_to_write_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --output DIR"));
 }
+
+/// The platform of the machine the tests run on, and the other one.
+fn host_and_other() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "aarch64" => ("linux/arm64", "linux/amd64"),
+        _ => ("linux/amd64", "linux/arm64"),
+    }
+}
+
+/// Drops the `--flasher` of `platform` from `args`.
+fn drop_flasher(args: &mut Vec<String>, platform: &str) {
+    let at = args
+        .iter()
+        .position(|a| a.starts_with(&format!("{platform}=")))
+        .unwrap();
+    args.drain(at - 1..=at);
+}
+
+#[test]
+fn one_flasher_without_platforms_is_refused() {
+    fails(
+        |_, _, args| drop_flasher(args, "linux/arm64"),
+        &[
+            "no flasher for linux/arm64",
+            "add --flasher linux/arm64=PATH",
+            "--platforms linux/amd64",
+        ],
+    );
+}
+
+#[test]
+fn platforms_without_their_flasher_are_refused() {
+    fails(
+        |_, _, args| {
+            drop_flasher(args, "linux/arm64");
+            args.extend(["--platforms".into(), "linux/amd64,linux/arm64".into()]);
+        },
+        &[
+            "--platforms names linux/arm64",
+            "no --flasher linux/arm64=PATH",
+        ],
+    );
+    fails(
+        |_, _, args| args.extend(["--platforms".into(), "linux/amd64".into()]),
+        &["--flasher linux/arm64 is not in --platforms linux/amd64"],
+    );
+}
+
+#[test]
+fn archive_platform_missing_from_the_image_is_refused() {
+    let (host, other) = host_and_other();
+    // Built for the other platform only: the default (this machine's) has no image.
+    fails(
+        |_, _, args| {
+            drop_flasher(args, host);
+            args.extend(["--platforms".into(), other.into()]);
+        },
+        &[
+            &format!("default platform {host} (this machine's) is not in the image"),
+            "no 'demo-1.2.0' image",
+            &format!("--archive-platform {other}"),
+        ],
+    );
+    // Named explicitly.
+    fails(
+        |_, _, args| {
+            drop_flasher(args, other);
+            args.extend([
+                "--platforms".into(),
+                host.into(),
+                "--archive-platform".into(),
+                other.into(),
+            ]);
+        },
+        &[
+            &format!("--archive-platform {other} is not in the image"),
+            &format!("--archive-platform {host}"),
+            &format!("--flasher {other}=PATH"),
+        ],
+    );
+}
+
+/// Runs imagegen with `args` and checks the one-line usage error with exit 1.
+fn usage_error(args: &[&str], expect: &[&str]) {
+    let out = imagegen(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("imagegen: error: "), "{stderr}");
+    for e in expect {
+        assert!(stderr.contains(e), "'{e}' missing from: {stderr}");
+    }
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_are_one_line_with_exit_1() {
+    usage_error(
+        &["build", "--bogus"],
+        &["unexpected argument '--bogus'", "see imagegen build --help"],
+    );
+    usage_error(
+        &["build", "--output", "x"],
+        &[
+            "required arguments were not provided",
+            "--flasher",
+            "imagegen build --help",
+        ],
+    );
+    usage_error(
+        &[
+            "unpack",
+            "--layout",
+            "l",
+            "--to",
+            "t",
+            "--platform",
+            "sparc",
+        ],
+        &[
+            "unknown platform 'sparc'",
+            "linux/amd64 or linux/arm64",
+            "imagegen unpack --help",
+        ],
+    );
+    usage_error(&[], &["no subcommand given", "imagegen --help"]);
+    usage_error(&["bild"], &["unrecognized subcommand 'bild'", "'build'"]);
+    for flag in ["--help", "--version"] {
+        let out = imagegen(&[flag.to_string()]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(out.stderr.is_empty(), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("imagegen"),
+            "{flag}"
+        );
+    }
+    let out = imagegen(&["build".into(), "--help".into()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--platforms"));
+}

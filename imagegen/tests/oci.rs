@@ -313,3 +313,122 @@ fn unpack_extracts_each_platform_and_checks_digests() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its digest"));
     assert!(!root.exists());
 }
+
+/// The digests of the sample image built from fixed inputs, as this version of imagegen makes
+/// them: a change to how images are assembled or serialized shows here first. Both ways of
+/// fixing the creation time give the same image.
+#[test]
+fn sample_image_digests_are_pinned() {
+    const INDEX: &str = "sha256:ae171c5aeab78d57e8f501b77fcda9301170e8f8755e2b1ab59c207c60720301";
+    const ARCHIVE: &str = "8dcd764418a7a0598b7d778b3806b44e30306a80b6414d253641d41c2f4975fc";
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sample(tmp.path());
+    let mut digests = Vec::new();
+    for (run, created) in [("flag", Some("1700000000")), ("env", None)] {
+        let layout = tmp.path().join(format!("layout-{run}"));
+        let archive = tmp.path().join(format!("flash-{run}.tar"));
+        let mut args = s.args();
+        if let Some(c) = created {
+            args.extend(["--created".into(), c.into()]);
+        }
+        args.extend([
+            "--output".into(),
+            layout.display().to_string(),
+            "--archive".into(),
+            archive.display().to_string(),
+            "--archive-platform".into(),
+            "linux/amd64".into(),
+        ]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegen"));
+        cmd.args(&args).env_remove("SOURCE_DATE_EPOCH");
+        if created.is_none() {
+            cmd.env("SOURCE_DATE_EPOCH", "2023-11-14T22:13:20Z");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let index = index_digest(&out);
+        assert_eq!(layout_refs(&layout)["demo-1.2.0"].0, index);
+        digests.push((index, sha256_hex(&fs::read(&archive).unwrap())));
+    }
+    for (index, archive) in &digests {
+        assert_eq!(index, INDEX, "index digest of the sample image");
+        assert_eq!(archive, ARCHIVE, "sha256 of the sample archive");
+    }
+}
+
+/// `--platforms` builds an image for fewer platforms on purpose: one image in the index, and
+/// the archive loads under the index tag.
+#[test]
+fn explicit_platforms_build_a_smaller_image() {
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    let other = if host == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sample(tmp.path());
+    let layout = tmp.path().join("layout");
+    let archive = tmp.path().join("flash.tar");
+    let mut args = s.args();
+    let at = args
+        .iter()
+        .position(|a| a.starts_with(&format!("{other}=")))
+        .unwrap();
+    args.drain(at - 1..=at);
+    args.extend([
+        "--platforms".into(),
+        host.into(),
+        "--output".into(),
+        layout.display().to_string(),
+        "--archive".into(),
+        archive.display().to_string(),
+    ]);
+    let out = imagegen(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = index_digest(&out);
+    let index: Value = serde_json::from_slice(&blob(&layout, &digest)).unwrap();
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [host]);
+    // docker load's manifest.json gives the single image the index tag.
+    let mut tar = tar::Archive::new(fs::File::open(&archive).unwrap());
+    let manifest = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+        .map(|mut e| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            text
+        })
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    let tags = manifest[0]["RepoTags"].as_array().unwrap();
+    assert!(
+        tags.iter().any(|t| t == "demo-flash:demo-1.2.0"),
+        "{manifest}"
+    );
+}

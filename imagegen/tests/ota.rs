@@ -236,3 +236,33 @@ fn raw_artifacts_need_a_semantic_version() {
     assert!(stderr.contains("--version MAJOR.MINOR.PATCH"), "{stderr}");
     assert!(!out_dir.exists());
 }
+
+/// The digests of the OTA index and of every raw artifact of the sample, built with a fixed
+/// creation time, as this version of imagegen makes them.
+#[test]
+fn ota_digests_are_pinned() {
+    const INDEX: &str = "sha256:e070ed5b2c992520d27df8c1c1babbdeb93cf9b9d02d4e2128edef7a45d16fa8";
+    const RAW: &str = "2968af8870e00f4ce7597d8ac5086458abdd928b526859f535509e5cdcd57780";
+    let tmp = tempfile::tempdir().unwrap();
+    let s = ota_sample(tmp.path());
+    let mut args = ota_args(&s, &tmp.path().join("ota"));
+    args.extend(["--created".into(), "1700000000".into()]);
+    let out = imagegen(&args);
+    success(&out);
+    assert_eq!(index_digest(&out), INDEX, "OTA index digest");
+    let mut args = ota_args(&s, &tmp.path().join("raw"));
+    args.extend(["--created".into(), "1700000000".into(), "--raw".into()]);
+    let out = imagegen(&args);
+    success(&out);
+    let artifacts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("artifact "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(artifacts.len(), s.builds.len());
+    assert_eq!(
+        sha256_hex(artifacts.join("\n").as_bytes()),
+        RAW,
+        "raw artifact digests: {artifacts:#?}"
+    );
+}

@@ -20,7 +20,8 @@ use testkit::tools::{require, run_ok};
 const INDEX_TAG: &str = "demo-1.2.0";
 
 /// Runs imagegen with `args`, `stdin` piped in and `env` set, isolated from the caller's
-/// credentials (empty Docker config, no IMAGEGEN_REGISTRY_* variables).
+/// credentials and certificates (empty Docker config and certs.d, no IMAGEGEN_REGISTRY_*
+/// variables).
 fn imagegen(args: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> Output {
     let empty = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imagegen"));
@@ -29,6 +30,7 @@ fn imagegen(args: &[String], stdin: Option<&str>, env: &[(&str, String)]) -> Out
         .env_remove("IMAGEGEN_REGISTRY_USERNAME")
         .env_remove("IMAGEGEN_REGISTRY_PASSWORD")
         .env("DOCKER_CONFIG", empty.path())
+        .env("IMAGEGEN_DOCKER_CERTS_D", empty.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -286,6 +288,7 @@ fn auth_and_tls_from_flags_environment_and_docker_config() {
         Setup {
             auth: true,
             tls: true,
+            ..Setup::default()
         },
     );
     let ca = reg.ca_dir.as_ref().unwrap().join("ca.crt");
@@ -299,6 +302,31 @@ fn auth_and_tls_from_flags_environment_and_docker_config() {
     fails(
         &imagegen(&push_args(&layout, &dest, &[]), None, &[]),
         &[&dest, "TLS certificate is not trusted", "--ca-file"],
+    );
+    // The CA in a Docker-style certs.d directory, as docker trusts it: no --ca-file needed.
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&reg.addr)).unwrap();
+    fs::copy(&ca, certs_d.join(&reg.addr).join("ca.crt")).unwrap();
+    let env = [
+        ("IMAGEGEN_DOCKER_CERTS_D", certs_d.display().to_string()),
+        ("IMAGEGEN_REGISTRY_USERNAME", USER.to_string()),
+        ("IMAGEGEN_REGISTRY_PASSWORD", PASSWORD.to_string()),
+    ];
+    let certs_dest = format!("{}/acme/certs-d", reg.addr);
+    let out = ok(&imagegen(
+        &push_args(&layout, &certs_dest, &["--tag", INDEX_TAG]),
+        None,
+        &env,
+    ));
+    assert!(
+        out.contains(&format!("tag {certs_dest}:{INDEX_TAG} {digest}")),
+        "{out}"
+    );
+    // Another registry's directory is not trusted for this one.
+    fs::rename(certs_d.join(&reg.addr), certs_d.join("127.0.0.1:1")).unwrap();
+    fails(
+        &imagegen(&push_args(&layout, &certs_dest, &[]), None, &env),
+        &[&certs_dest, "TLS certificate is not trusted", "certs.d"],
     );
     // No credentials.
     fails(
@@ -575,4 +603,59 @@ fn publish_script_pushes_flash_and_ota_images() {
     for (target, _) in &s.builds {
         assert!(remote_digest(&reg, &format!("demo/fw/{target}"), "1.2.0").is_some());
     }
+}
+
+/// A registry with a self-signed certificate (openssl's default, a CA certificate that TLS
+/// libraries refuse as a server's own): trusted when given with --ca-file or in certs.d, for
+/// the server presenting exactly it; another server's certificate is still refused.
+#[test]
+fn a_self_signed_registry_certificate_given_is_trusted_for_that_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = |self_signed| Setup {
+        tls: true,
+        self_signed,
+        ..Setup::default()
+    };
+    let reg = Registry::start(&tmp.path().join("self-signed"), tls(true));
+    let other = Registry::start(&tmp.path().join("other"), tls(false));
+    let cert = reg.ca_dir.as_ref().unwrap().join("ca.crt");
+    let s = sample(tmp.path());
+    let (layout, digest) = flash_layout(&s, tmp.path(), "flash", &[]);
+    let dest = format!("{}/acme/app-flash", reg.addr);
+
+    fails(
+        &imagegen(&push_args(&layout, &dest, &["--retries", "0"]), None, &[]),
+        &[&dest, "TLS certificate is not trusted", "--ca-file"],
+    );
+    let ca_flag = ["--ca-file", cert.to_str().unwrap()];
+    let out = ok(&imagegen(&push_args(&layout, &dest, &ca_flag), None, &[]));
+    assert!(
+        out.contains(&format!("tag {dest}:{INDEX_TAG} {digest}")),
+        "{out}"
+    );
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            sha256_hex(&remote_raw(&reg, "acme/app-flash", INDEX_TAG))
+        ),
+        digest
+    );
+
+    // In certs.d, as docker reads it.
+    let certs_d = tmp.path().join("certs.d");
+    fs::create_dir_all(certs_d.join(&reg.addr)).unwrap();
+    fs::copy(&cert, certs_d.join(&reg.addr).join("ca.crt")).unwrap();
+    let env = [("IMAGEGEN_DOCKER_CERTS_D", certs_d.display().to_string())];
+    let out = ok(&imagegen(&push_args(&layout, &dest, &[]), None, &env));
+    assert!(out.contains("0 blobs uploaded"), "{out}");
+
+    // The pinned certificate vouches for no other server.
+    let other_dest = format!("{}/acme/app-flash", other.addr);
+    let mut flags = ca_flag.to_vec();
+    flags.extend(["--retries", "0"]);
+    fails(
+        &imagegen(&push_args(&layout, &other_dest, &flags), None, &[]),
+        &[&other_dest, "TLS certificate is not trusted"],
+    );
+    assert_eq!(remote_digest(&other, "acme/app-flash", INDEX_TAG), None);
 }

@@ -1,18 +1,18 @@
 //! Turning a loaded target into the plan: one step per region kind (bootloader, partition
-//! table, OTA data, app, model), then the placement rules over the whole flash.
+//! table, OTA data, app, model, data images), then the placement rules over the whole flash.
 
-use esp_idf_part::{PartitionTable, Type};
+use esp_idf_part::{DataType, PartitionTable, SubType, Type};
 use firmware::chip::TargetName;
-use firmware::esp_image::{self, FlashMode, HeaderPatch, ImageError};
+use firmware::esp_image::{self, FlashMode, HeaderPatch, ImageError, ImageInfo};
 use firmware::flash_size::FlashSize;
 use firmware::override_table::{self, MODEL_PARTITION, OverrideMode, OverrideTableError};
 use firmware::partition;
 use firmware::placement::{
-    self, Extent, ExtentViolation, ImageViolation, TableViolation, TooLarge,
+    self, DataViolation, Extent, ExtentViolation, ImageViolation, TableViolation, TooLarge,
 };
 
-use super::load::{BundleFile, Loaded};
-use super::{Integrity, Plan, Region, Request, Source};
+use super::load::{BundleFile, DataFile, Loaded};
+use super::{BoardData, Integrity, Plan, Region, Request, Source};
 use crate::error::PlanError;
 
 /// Which table the partitions come from: the build's, or `--override_pt`'s for this flash.
@@ -26,8 +26,16 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     if loaded.integrity == Integrity::Unchecked {
         notes.push("this image has no manifest.json: no integrity check was possible".to_string());
     }
-    check_image(&loaded.bootloader, &req.target)?;
-    check_image(&loaded.app, &req.target)?;
+    let images = vec![
+        (
+            loaded.bootloader.path.clone(),
+            check_image(&loaded.bootloader, &req.target)?,
+        ),
+        (
+            loaded.app.path.clone(),
+            check_image(&loaded.app, &req.target)?,
+        ),
+    ];
     let (table, table_region) = partition_table(req, &loaded)?;
     check_table(&table, &table_region, loaded.table_offset, flash)?;
 
@@ -35,6 +43,7 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
     regions.extend(otadata(&table, &loaded, slots)?);
     regions.push(app(&table, &loaded, slots)?);
     regions.extend(model(&table, &loaded, slots, &mut notes)?);
+    regions.extend(data(&table, &loaded, req.override_pt)?);
     let regions = place(regions, flash)?;
     Ok(Plan {
         target: loaded.target,
@@ -45,24 +54,24 @@ pub(super) fn build(req: &Request, loaded: Loaded) -> Result<Plan, PlanError> {
         regions,
         integrity: loaded.integrity,
         notes,
+        images,
+        erases: Vec::new(),
     })
 }
 
-fn check_image(file: &BundleFile, target: &TargetName) -> Result<(), PlanError> {
-    placement::check_image(&file.bytes, target.chip())
-        .map(drop)
-        .map_err(|v| match v {
-            ImageViolation::Invalid(source) => PlanError::BadImage {
-                file: file.path.clone(),
-                source,
-            },
-            ImageViolation::WrongChip { built, expected } => PlanError::ImageChip {
-                file: file.path.clone(),
-                built,
-                asked: target.to_string(),
-                chip: expected,
-            },
-        })
+fn check_image(file: &BundleFile, target: &TargetName) -> Result<ImageInfo, PlanError> {
+    placement::check_image(&file.bytes, target.chip()).map_err(|v| match v {
+        ImageViolation::Invalid(source) => PlanError::BadImage {
+            file: file.path.clone(),
+            source,
+        },
+        ImageViolation::WrongChip { built, expected } => PlanError::ImageChip {
+            file: file.path.clone(),
+            built,
+            asked: target.to_string(),
+            chip: expected,
+        },
+    })
 }
 
 fn read_table(file: &BundleFile) -> Result<PartitionTable, PlanError> {
@@ -250,6 +259,132 @@ fn model(
         label: "model",
         source: Source::File(model.path.clone()),
     }))
+}
+
+/// The build's data images, each at its offset inside the partition it lands in. Under
+/// `--override_pt` each goes into the generated partition of the same name, at the same place
+/// within it; a generated table without that partition is refused.
+fn data(
+    table: &PartitionTable,
+    loaded: &Loaded,
+    override_pt: Option<OverrideMode>,
+) -> Result<Vec<Region>, PlanError> {
+    let build_table = match override_pt {
+        Some(_) => Some(read_table(&loaded.table)?),
+        None => None,
+    };
+    loaded
+        .data
+        .iter()
+        .map(|d| {
+            let offset = match (&build_table, override_pt) {
+                (Some(built), Some(mode)) => moved_offset(built, table, d, mode)?,
+                _ => d.offset,
+            };
+            let len = d.file.bytes.len() as u64;
+            placement::check_data_lands(table, offset, len)
+                .map_err(|v| data_placement(d, offset, v))?;
+            Ok(Region {
+                offset,
+                bytes: d.file.bytes.clone(),
+                label: "data",
+                source: Source::Data(d.name.clone(), d.file.path.clone()),
+            })
+        })
+        .collect()
+}
+
+/// Where a data image goes in the generated table: the same place within the partition of the
+/// same name as in the build's table.
+fn moved_offset(
+    built: &PartitionTable,
+    generated: &PartitionTable,
+    d: &DataFile,
+    mode: OverrideMode,
+) -> Result<u32, PlanError> {
+    let len = d.file.bytes.len() as u64;
+    let part = placement::check_data_lands(built, d.offset, len)
+        .map_err(|v| data_placement(d, d.offset, v))?;
+    let target = generated
+        .find(&part.name())
+        .ok_or_else(|| PlanError::DataPartitionMissing {
+            path: d.file.path.clone(),
+            name: d.name.clone(),
+            partition: part.name(),
+            mode,
+        })?;
+    Ok(target.offset() + (d.offset - part.offset()))
+}
+
+fn data_placement(d: &DataFile, offset: u32, v: DataViolation) -> PlanError {
+    PlanError::DataPlacement {
+        path: d.file.path.clone(),
+        name: d.name.clone(),
+        offset,
+        reason: v.to_string(),
+    }
+}
+
+/// The data/nvs partition `label` of `table`, or an error naming the table's labels.
+pub(super) fn nvs_partition<'t>(
+    table: &'t PartitionTable,
+    label: &str,
+) -> Result<&'t esp_idf_part::Partition, PlanError> {
+    let labels = |keep: &dyn Fn(&esp_idf_part::Partition) -> bool| {
+        let names: Vec<String> = table
+            .partitions()
+            .iter()
+            .filter(|p| keep(p))
+            .map(|p| p.name())
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let is_nvs = |p: &esp_idf_part::Partition| p.subtype() == SubType::Data(DataType::Nvs);
+    let part = table
+        .find(label)
+        .ok_or_else(|| PlanError::NoDataPartition {
+            label: label.to_string(),
+            available: labels(&|_| true),
+        })?;
+    if !is_nvs(part) {
+        return Err(PlanError::NotNvs {
+            label: label.to_string(),
+            ty: part.ty().to_string(),
+            subtype: part.subtype().to_string(),
+            available: labels(&is_nvs),
+        });
+    }
+    Ok(part)
+}
+
+/// `plan` plus one board's NVS image as the region `nvs` at its partition.
+pub(super) fn with_board_data(plan: &Plan, data: BoardData) -> Result<Plan, PlanError> {
+    let part = nvs_partition(&plan.table, &data.partition)?;
+    fits(&data.bytes, &data.what, part, None)?;
+    let region = Region {
+        offset: part.offset(),
+        bytes: data.bytes,
+        label: "nvs",
+        source: Source::Generated(data.what),
+    };
+    let mut regions = plan.regions.clone();
+    regions.push(region);
+    Ok(Plan {
+        target: plan.target.clone(),
+        chip: plan.chip,
+        flash_size: plan.flash_size,
+        table_offset: plan.table_offset,
+        table: plan.table.clone(),
+        regions: place(regions, plan.flash_size)?,
+        integrity: plan.integrity,
+        notes: plan.notes.clone(),
+        images: plan.images.clone(),
+        erases: plan.erases.clone(),
+    })
 }
 
 /// Pads every region to a multiple of 4 as esptool does, sorts them, and checks that they lie

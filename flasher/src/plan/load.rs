@@ -23,6 +23,14 @@ pub(super) struct BundleFile {
     pub bytes: Vec<u8>,
 }
 
+/// A data image the build flashes at its own offset.
+#[derive(Debug)]
+pub(super) struct DataFile {
+    pub name: String,
+    pub offset: u32,
+    pub file: BundleFile,
+}
+
 /// What a target of the bundle provides, whichever way it was found.
 #[derive(Debug)]
 pub(super) struct Loaded {
@@ -37,6 +45,7 @@ pub(super) struct Loaded {
     pub otadata: Option<BundleFile>,
     pub app: BundleFile,
     pub model: Option<BundleFile>,
+    pub data: Vec<DataFile>,
     pub integrity: Integrity,
 }
 
@@ -64,8 +73,14 @@ pub(super) fn from_manifest(root: &Path, target: &TargetName) -> Result<Loaded, 
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if let Some(f) = entry.files.iter().find(|f| f.encrypted) {
+        return Err(PlanError::Encrypted {
+            path: f.path.clone(),
+        });
+    }
     let (mut kept, checked) = verify_bundle(root, &manifest)?;
     let model = manifest.model.as_ref().and_then(|f| kept.remove(&f.path));
+    let data = data_files(entry, &mut kept)?;
     let mut take = |role: Role| entry.file(role).and_then(|f| kept.remove(&f.path));
     let missing = |what: &'static str| PlanError::MissingFile {
         what,
@@ -91,8 +106,32 @@ pub(super) fn from_manifest(root: &Path, target: &TargetName) -> Result<Loaded, 
         otadata: take(Role::OtaData),
         app: take(Role::App).ok_or_else(|| missing("app"))?,
         model,
+        data,
         integrity: Integrity::Verified { files: checked },
     })
+}
+
+/// The target's data images, taken from the checked files.
+fn data_files(
+    entry: &manifest::Target,
+    kept: &mut HashMap<String, BundleFile>,
+) -> Result<Vec<DataFile>, PlanError> {
+    entry
+        .files
+        .iter()
+        .filter(|f| f.role == Role::Data)
+        .map(|f| {
+            let missing = || PlanError::MissingFile {
+                what: "data image (or its offset)",
+                target: entry.name.clone(),
+            };
+            Ok(DataFile {
+                name: f.name.clone().unwrap_or_else(|| f.path.clone()),
+                offset: f.offset.ok_or_else(missing)?,
+                file: kept.remove(&f.path).ok_or_else(missing)?,
+            })
+        })
+        .collect()
 }
 
 /// Checks every file of the bundle (each target's on its own thread) and keeps them by path,
@@ -213,6 +252,7 @@ pub(super) fn from_legacy_folders(root: &Path, target: &TargetName) -> Result<Lo
         otadata,
         app,
         model,
+        data: Vec::new(),
         integrity: Integrity::Unchecked,
     })
 }

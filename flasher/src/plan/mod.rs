@@ -6,16 +6,21 @@
 //! target's `sdkconfig`, partition table and file names, without an integrity check.
 
 mod build;
+mod erase;
 mod load;
+
+pub use erase::{Erase, EraseRequest};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use esp_idf_part::PartitionTable;
 use firmware::chip::{Chip, TargetName};
+use firmware::esp_image::ImageInfo;
 use firmware::flash_size::FlashSize;
 use firmware::manifest::{self, MANIFEST_FILE};
 use firmware::override_table::OverrideMode;
+use firmware::revision::{self, ChipRevision, RevisionViolation};
 use md5::{Digest, Md5};
 
 use crate::error::PlanError;
@@ -42,6 +47,8 @@ pub enum Source {
     Patched(String, String),
     /// Made by the flasher (what it is).
     Generated(String),
+    /// A data image of the build: its name, and the bundle file written as it is.
+    Data(String, String),
 }
 
 impl std::fmt::Display for Source {
@@ -50,6 +57,7 @@ impl std::fmt::Display for Source {
             Source::File(path) => f.write_str(path),
             Source::Patched(path, what) => write!(f, "{path} (header patched: {what})"),
             Source::Generated(what) => write!(f, "generated: {what}"),
+            Source::Data(name, path) => write!(f, "data '{name}': {path}"),
         }
     }
 }
@@ -61,7 +69,7 @@ pub struct Region {
     pub offset: u32,
     /// The bytes, padded with 0xFF to a multiple of 4 as esptool does.
     pub bytes: Vec<u8>,
-    /// Short name (`bootloader`, `partition-table`, `otadata`, `app`, `model`).
+    /// Short name (`bootloader`, `partition-table`, `otadata`, `app`, `model`, `data`).
     pub label: &'static str,
     /// Where the bytes come from.
     pub source: Source,
@@ -110,10 +118,17 @@ pub struct Plan {
     pub integrity: Integrity,
     /// Things the user should know (unverified bundle, files left out, ...).
     pub notes: Vec<String>,
+    /// The headers of the bootloader and the app (bundle path, header), for the checks that
+    /// need the board: the chip revisions they accept.
+    pub images: Vec<(String, ImageInfo)>,
+    /// What is erased before the regions are written, in offset order (see
+    /// [`Plan::with_erases`]).
+    pub erases: Vec<Erase>,
 }
 
 impl Plan {
-    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions.
+    /// The whole flash as the plan leaves it on an erased chip: 0xFF outside the regions (an
+    /// erased part reads 0xFF too, unless a region is written over it).
     pub fn merged(&self) -> Vec<u8> {
         let mut flash = vec![0xFF; self.flash_size.bytes() as usize];
         for r in &self.regions {
@@ -121,6 +136,15 @@ impl Plan {
             flash[at..at + r.bytes.len()].copy_from_slice(&r.bytes);
         }
         flash
+    }
+
+    /// Checks that every image accepts a board of chip revision `board`; names the first
+    /// image that does not.
+    pub fn check_revision(&self, board: ChipRevision) -> Result<(), (String, RevisionViolation)> {
+        for (file, info) in &self.images {
+            revision::check_revision(info, board).map_err(|v| (file.clone(), v))?;
+        }
+        Ok(())
     }
 
     /// A human-readable description, for `--dry-run`.
@@ -149,6 +173,7 @@ impl Plan {
                 p.size()
             );
         }
+        self.describe_erases(&mut s);
         let _ = writeln!(s, "regions:");
         for r in &self.regions {
             let _ = writeln!(
@@ -165,6 +190,31 @@ impl Plan {
             let _ = writeln!(s, "note: {note}");
         }
         s
+    }
+}
+
+/// One board's own bytes on top of the shared plan: an NVS image for one data/nvs partition.
+#[derive(Debug, Clone)]
+pub struct BoardData {
+    /// The partition's label in the table written.
+    pub partition: String,
+    /// The image, as long as the partition.
+    pub bytes: Vec<u8>,
+    /// What it is (`NVS row SN-0001`), shown as `generated: ...`.
+    pub what: String,
+}
+
+impl Plan {
+    /// The data/nvs partition `label` of the table this plan writes.
+    pub fn nvs_partition(&self, label: &str) -> Result<&esp_idf_part::Partition, PlanError> {
+        build::nvs_partition(&self.table, label)
+    }
+
+    /// This plan with one board's data added as the region `nvs`: a per-board step that
+    /// copies the shared regions as they are (nothing is read or checked again but the new
+    /// region's place).
+    pub fn for_board(&self, data: BoardData) -> Result<Plan, PlanError> {
+        build::with_board_data(self, data)
     }
 }
 

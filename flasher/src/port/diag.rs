@@ -6,7 +6,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::PortError;
+use crate::error::PortError;
+
 use super::sysfs::split_rdev;
 
 /// A process that has a port open.

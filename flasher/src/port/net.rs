@@ -8,19 +8,18 @@
 //! commands ([`Bridge::pulse`]), since modem-line ioctls on a pty fail with `ENOTTY`.
 
 use std::ffi::CStr;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::PortError;
+use crate::error::PortError;
+
 use super::rfc2217::{self, Line, Telnet};
-use super::select::BadSpec;
+use super::spec::{NetUrl, Scheme};
 
 /// How long to wait for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,100 +27,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// The rate the ROM loader starts at.
 const INITIAL_BAUD: u32 = 115_200;
-
-/// The protocol of a network port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Telnet with RFC 2217 Com Port Control: baud rate and modem lines travel too.
-    Rfc2217,
-    /// Raw bytes; no baud rate, no modem lines.
-    Socket,
-}
-
-/// A network port: `rfc2217://HOST:PORT[?ign_set_control]` or `socket://HOST:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetUrl {
-    /// The protocol.
-    pub scheme: Scheme,
-    /// Host name or address (IPv6 without brackets).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Whether DTR/RTS may be sent (`?ign_set_control` turns them off, as in pyserial).
-    pub modem_lines: bool,
-}
-
-impl NetUrl {
-    /// Whether resets can travel: RFC 2217 with modem lines.
-    pub fn can_reset(&self) -> bool {
-        self.scheme == Scheme::Rfc2217 && self.modem_lines
-    }
-}
-
-impl fmt::Display for NetUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Rfc2217 => "rfc2217",
-            Scheme::Socket => "socket",
-        };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl FromStr for NetUrl {
-    type Err = BadSpec;
-
-    fn from_str(s: &str) -> Result<NetUrl, BadSpec> {
-        let bad = |why: &str| {
-            BadSpec(format!(
-                "{s}: {why}; network ports are rfc2217://HOST:PORT or socket://HOST:PORT"
-            ))
-        };
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let scheme = match scheme {
-            "rfc2217" => Scheme::Rfc2217,
-            "socket" => Scheme::Socket,
-            _ => return Err(bad(&format!("unknown scheme '{scheme}'"))),
-        };
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = match rest.strip_prefix('[') {
-            Some(v6) => {
-                let (host, port) = v6.split_once("]:").ok_or_else(|| bad("no port"))?;
-                (host, port)
-            }
-            None => rest.rsplit_once(':').ok_or_else(|| bad("no port"))?,
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad(&format!("'{port}' is not a TCP port")))?;
-        let mut modem_lines = true;
-        for option in query.into_iter().flat_map(|q| q.split('&')) {
-            match (scheme, option) {
-                (Scheme::Rfc2217, "ign_set_control") => modem_lines = false,
-                _ => return Err(bad(&format!("unsupported option '{option}'"))),
-            }
-        }
-        Ok(NetUrl {
-            scheme,
-            host: host.to_string(),
-            port,
-            modem_lines,
-        })
-    }
-}
 
 /// One step of a modem-line sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,7 +333,6 @@ impl Pump {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::with_capacity(32 * 1024);
         let mut reply = Vec::new();
-        let master = self.master.as_raw_fd();
         while !self.shared.stop.load(Ordering::SeqCst) {
             if !self.pending.is_empty() {
                 let pending = std::mem::take(&mut self.pending);
@@ -436,7 +340,7 @@ impl Pump {
             }
             let mut fds = [
                 libc::pollfd {
-                    fd: master,
+                    fd: self.master.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
@@ -448,62 +352,76 @@ impl Pump {
             ];
             poll(&mut fds, 20).map_err(|e| format!("poll failed: {e}"))?;
             if fds[0].revents & libc::POLLIN != 0 {
-                // SAFETY: reading into a buffer we own, of its length.
-                let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
-                if n > 0 {
-                    let data = &buf[..n as usize];
-                    out.clear();
-                    if self.telnet.is_some() {
-                        // The rate espflash set is in place before it writes at that rate.
-                        if let Some(baud) = pty_baud(master)
-                            && baud != self.baud
-                        {
-                            self.baud = baud;
-                            out.extend(rfc2217::set_baud(baud));
-                        }
-                        rfc2217::escape(data, &mut out);
-                    } else {
-                        out.extend_from_slice(data);
-                    }
-                    self.shared.send(&out).map_err(|e| match e.kind() {
-                        // Which side notices a closed connection first is a race: name it the
-                        // same either way.
-                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
-                            "the server closed the connection".to_string()
-                        }
-                        _ => format!("sending to the server failed: {e}"),
-                    })?;
-                }
+                self.pty_to_server(&mut buf, &mut out)?;
             }
             if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                match self.reader.read(&mut buf) {
-                    Ok(0) => return Err("the server closed the connection".into()),
-                    Ok(n) => match &mut self.telnet {
-                        Some(telnet) => {
-                            out.clear();
-                            reply.clear();
-                            telnet.feed(&buf[..n], &mut out, &mut reply);
-                            if !reply.is_empty() {
-                                self.shared
-                                    .send(&reply)
-                                    .map_err(|e| format!("answering the server failed: {e}"))?;
-                            }
-                            let data = std::mem::take(&mut out);
-                            self.to_pty(&data)?;
-                            out = data;
-                        }
-                        None => {
-                            let data = buf[..n].to_vec();
-                            self.to_pty(&data)?;
-                        }
-                    },
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) if self.shared.stop.load(Ordering::SeqCst) => {}
-                    Err(e) => return Err(format!("the connection failed: {e}")),
-                }
+                self.server_to_pty(&mut buf, &mut out, &mut reply)?;
             }
         }
         Ok(())
+    }
+
+    /// Sends what the pty's user wrote to the server: RFC 2217-escaped, after SET-BAUDRATE
+    /// when the user changed the rate.
+    fn pty_to_server(&mut self, buf: &mut [u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let master = self.master.as_raw_fd();
+        // SAFETY: reading into a buffer we own, of its length.
+        let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return Ok(());
+        }
+        let data = &buf[..n as usize];
+        out.clear();
+        if self.telnet.is_some() {
+            // The rate espflash set is in place before it writes at that rate.
+            if let Some(baud) = pty_baud(master)
+                && baud != self.baud
+            {
+                self.baud = baud;
+                out.extend(rfc2217::set_baud(baud));
+            }
+            rfc2217::escape(data, out);
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.shared.send(out).map_err(|e| match e.kind() {
+            // Which side notices a closed connection first is a race: name it the same
+            // either way.
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                "the server closed the connection".to_string()
+            }
+            _ => format!("sending to the server failed: {e}"),
+        })
+    }
+
+    /// Passes what the server sent to the pty: with RFC 2217, the serial data only, the
+    /// server's options answered.
+    fn server_to_pty(
+        &mut self,
+        buf: &mut [u8],
+        out: &mut Vec<u8>,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        match self.reader.read(buf) {
+            Ok(0) => Err("the server closed the connection".into()),
+            Ok(n) => match &mut self.telnet {
+                Some(telnet) => {
+                    out.clear();
+                    reply.clear();
+                    telnet.feed(&buf[..n], out, reply);
+                    if !reply.is_empty() {
+                        self.shared
+                            .send(reply)
+                            .map_err(|e| format!("answering the server failed: {e}"))?;
+                    }
+                    self.to_pty(out)
+                }
+                None => self.to_pty(&buf[..n]),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(_) if self.shared.stop.load(Ordering::SeqCst) => Ok(()),
+            Err(e) => Err(format!("the connection failed: {e}")),
+        }
     }
 
     /// Writes to the pty; bytes nobody reads for a second (no client) are dropped.
@@ -532,38 +450,5 @@ impl Pump {
             poll(&mut fds, 10).map_err(|e| format!("poll failed: {e}"))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u: NetUrl = "rfc2217://127.0.0.1:4000".parse().unwrap();
-        assert_eq!(
-            (u.scheme, u.host.as_str(), u.port, u.modem_lines),
-            (Scheme::Rfc2217, "127.0.0.1", 4000, true)
-        );
-        assert!(u.can_reset());
-        assert_eq!(u.to_string(), "rfc2217://127.0.0.1:4000");
-        let u: NetUrl = "rfc2217://host.docker.internal:2217?ign_set_control"
-            .parse()
-            .unwrap();
-        assert!(!u.modem_lines && !u.can_reset());
-        let u: NetUrl = "socket://[::1]:23".parse().unwrap();
-        assert_eq!((u.scheme, u.host.as_str()), (Scheme::Socket, "::1"));
-        assert_eq!(u.to_string(), "socket://[::1]:23");
-        for bad in [
-            "rfc2217://host",
-            "rfc2217://:4000",
-            "rfc2217://h:0",
-            "rfc2217://h:99999",
-            "telnet://h:23",
-            "socket://h:23?ign_set_control",
-        ] {
-            assert!(bad.parse::<NetUrl>().is_err(), "{bad}");
-        }
     }
 }

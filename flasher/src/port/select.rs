@@ -1,13 +1,8 @@
-//! What `--port` may say, and which ports of a sysfs scan it picks: a device path (or a glob,
-//! which the station expands), `auto` (every port that looks like an ESP board), a USB selector (`usb-serial=ABC123`,
-//! `usb-path=1-1.4`, `usb-id=303a:1001`, combined with commas), or a network URL
-//! (`rfc2217://HOST:PORT`, `socket://HOST:PORT`).
+//! Which ports of a sysfs scan a `--port` selector or `auto` picks, and how each port resets
+//! the chip into its loader.
 
 use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr;
 
-use super::net::NetUrl;
 use super::sysfs::{PortInfo, UsbInfo};
 
 /// Espressif's USB vendor id (native USB: USB-Serial/JTAG, USB-OTG CDC).
@@ -99,75 +94,6 @@ impl fmt::Display for Criterion {
     }
 }
 
-/// A parsed `--port` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortSpec {
-    /// A device path.
-    Path(PathBuf),
-    /// Every port that looks like an ESP board.
-    Auto,
-    /// USB ports meeting every criterion.
-    Select(Vec<Criterion>),
-    /// A board behind a network serial server.
-    Net(NetUrl),
-}
-
-/// Why a `--port` value cannot be understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadSpec(pub String);
-
-fn parse_hex(s: &str, what: &str) -> Result<u16, BadSpec> {
-    u16::from_str_radix(s, 16)
-        .map_err(|_| BadSpec(format!("{what} '{s}' is not a 4-digit hexadecimal USB id")))
-}
-
-impl FromStr for PortSpec {
-    type Err = BadSpec;
-
-    fn from_str(s: &str) -> Result<PortSpec, BadSpec> {
-        if s.is_empty() {
-            return Err(BadSpec("--port is empty".into()));
-        }
-        if s == "auto" {
-            return Ok(PortSpec::Auto);
-        }
-        if s.contains("://") {
-            return s.parse().map(PortSpec::Net);
-        }
-        if !s.starts_with('/') && !s.starts_with('.') && s.contains('=') {
-            let mut criteria = Vec::new();
-            for item in s.split(',') {
-                let (key, value) = item.split_once('=').unwrap_or((item, ""));
-                if value.is_empty() {
-                    return Err(BadSpec(format!("selector '{item}' has no value")));
-                }
-                criteria.push(match key {
-                    "usb-serial" => Criterion::Serial(value.into()),
-                    "usb-path" => Criterion::UsbPath(value.into()),
-                    "usb-id" => {
-                        let (vid, pid) = match value.split_once(':') {
-                            Some((v, p)) => (v, Some(p)),
-                            None => (value, None),
-                        };
-                        Criterion::UsbId(
-                            parse_hex(vid, "vendor id")?,
-                            pid.map(|p| parse_hex(p, "product id")).transpose()?,
-                        )
-                    }
-                    _ => {
-                        return Err(BadSpec(format!(
-                            "unknown selector '{key}' (known: usb-serial, usb-path, usb-id)"
-                        )));
-                    }
-                });
-            }
-            return Ok(PortSpec::Select(criteria));
-        }
-        Ok(PortSpec::Path(s.into()))
-    }
-}
-
 /// The ports of `ports` that have USB details meeting every one of `criteria`.
 pub fn select<'a>(ports: &'a [PortInfo], criteria: &[Criterion]) -> Vec<&'a PortInfo> {
     ports
@@ -186,38 +112,4 @@ pub fn auto(ports: &[PortInfo]) -> Vec<&PortInfo> {
         .iter()
         .filter(|p| p.usb.as_ref().is_some_and(is_esp))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs() {
-        assert_eq!("auto".parse(), Ok(PortSpec::Auto));
-        assert_eq!(
-            "/dev/ttyUSB0".parse(),
-            Ok(PortSpec::Path("/dev/ttyUSB0".into()))
-        );
-        assert_eq!(
-            "usb-serial=ABC,usb-id=303a:1001".parse(),
-            Ok(PortSpec::Select(vec![
-                Criterion::Serial("ABC".into()),
-                Criterion::UsbId(0x303a, Some(0x1001))
-            ]))
-        );
-        assert_eq!(
-            "usb-id=10C4".parse(),
-            Ok(PortSpec::Select(vec![Criterion::UsbId(0x10c4, None)]))
-        );
-        for bad in [
-            "",
-            "usb-serial=",
-            "serial=ABC",
-            "usb-id=xyz",
-            "usb-id=303a:",
-        ] {
-            assert!(bad.parse::<PortSpec>().is_err(), "{bad}");
-        }
-    }
 }

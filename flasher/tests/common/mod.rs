@@ -81,14 +81,19 @@ pub struct BuildParts {
     pub table: (u32, PathBuf),
     pub otadata: Option<(u32, PathBuf)>,
     pub app: (u32, PathBuf),
+    /// Every file `flash_files` lists (what `esptool write-flash @flash_args` writes).
+    pub flash_files: Vec<(u32, PathBuf)>,
 }
 
-fn offset(v: &Value) -> u32 {
-    let s = v["offset"].as_str().expect("offset string");
+fn hex(s: &str) -> u32 {
     u32::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex offset")
 }
 
-/// Reads a build directory.
+fn offset(v: &Value) -> u32 {
+    hex(v["offset"].as_str().expect("offset string"))
+}
+
+/// Reads a build directory (`partition-table` spelt either way, as ESP-IDF releases do).
 pub fn read_build(dir: &Path) -> BuildParts {
     let args: Value =
         serde_json::from_slice(&fs::read(dir.join("flasher_args.json")).unwrap()).unwrap();
@@ -109,9 +114,17 @@ pub fn read_build(dir: &Path) -> BuildParts {
         freq: s("flash_freq"),
         size: s("flash_size"),
         bootloader: part("bootloader").unwrap(),
-        table: part("partition-table").unwrap(),
+        table: part("partition-table")
+            .or_else(|| part("partition_table"))
+            .unwrap(),
         otadata: part("otadata"),
         app: part("app").unwrap(),
+        flash_files: args["flash_files"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(o, f)| (hex(o), dir.join(f.as_str().unwrap())))
+            .collect(),
     }
 }
 
@@ -157,6 +170,25 @@ pub fn write_bundle(
     if let Some(data) = model {
         fs::write(root.join(manifest::MODEL_FILE), data).unwrap();
     }
+}
+
+/// Writes the bundle imagegen makes of the build directory `build` (target named after its
+/// chip) into `root`.
+pub fn bundle_build_dir(root: &Path, build: &Path) {
+    let target = TargetInput::from_build_dir(None, build).unwrap();
+    Bundle::new(vec![target], None, &Metadata::default())
+        .unwrap()
+        .write_dir(root)
+        .unwrap();
+}
+
+/// The files of a generated build, by offset, as paths (what esptool is given).
+pub fn flash_file_paths(build: &testkit::idf_build::Build) -> Vec<(u32, PathBuf)> {
+    build
+        .flash_files
+        .iter()
+        .map(|(o, p, _)| (*o, build.dir.join(p)))
+        .collect()
 }
 
 /// A generated build of `spec` in `dir`.

@@ -24,6 +24,9 @@ pub struct Setup {
     pub auth: bool,
     /// Serve HTTPS with a leaf certificate signed by a CA made for the test.
     pub tls: bool,
+    /// With `tls`: serve a self-signed certificate instead, made as `openssl req -x509` makes
+    /// it (basicConstraints CA:TRUE); `ca_dir` then holds it as `ca.crt`.
+    pub self_signed: bool,
 }
 
 /// A running `docker-registry serve`.
@@ -59,7 +62,11 @@ impl Registry {
         );
         let mut ca_dir = None;
         if setup.tls {
-            let (dir, cert, key) = make_certificates(&root.join("pki"));
+            let (dir, cert, key) = if setup.self_signed {
+                make_self_signed(&root.join("pki"))
+            } else {
+                make_certificates(&root.join("pki"))
+            };
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -245,6 +252,39 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             ]),
     );
     (ca_dir, f("leaf.crt"), f("leaf.key"))
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, with openssl's defaults for
+/// `req -x509` (a CA certificate). Returns the directory holding it as `ca.crt`, the certificate
+/// and its key.
+fn make_self_signed(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = require("openssl");
+    let ca_dir = dir.join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let cert = ca_dir.join("ca.crt");
+    let key = dir.join("self.key");
+    run_ok(
+        Command::new(&openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let text = run_ok(
+        Command::new(&openssl)
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&cert),
+    );
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "openssl made a CA certificate, as users' self-signed ones are"
+    );
+    (ca_dir, cert, key)
 }
 
 /// A TCP proxy in front of a registry that runs `on_trigger` (e.g. kills the registry) and drops

@@ -489,6 +489,11 @@ fn imagegen_timing(args: &Args, setup: &Setup) -> Result<()> {
         for f in &flashers {
             cmd.args(["--flasher", f]);
         }
+        let platforms: Vec<&str> = flashers
+            .iter()
+            .filter_map(|f| f.split_once('=').map(|(p, _)| p))
+            .collect();
+        cmd.args(["--platforms", &platforms.join(",")]);
         cmd.args(["--app-type", "bench", "--version", "1.0.0", "--output"]);
         cmd.arg(out.path().join(format!("layout{run}")));
         let start = Instant::now();

@@ -7,10 +7,11 @@ use std::sync::OnceLock;
 
 use firmware::chip::Chip;
 use imagegen::bundle::{Bundle, Metadata};
-use imagegen::flash_image::{self, Release};
+use imagegen::flash_image;
 use imagegen::inputs::TargetInput;
+use imagegen::oci::{Layout, archive};
 use imagegen::platform::Platform;
-use imagegen::sink::{archive, layout};
+use imagegen::release::Release;
 use testkit::idf_build::{BuildSpec, TableKind, write_build};
 use testkit::workspace_root;
 
@@ -86,12 +87,12 @@ pub fn sample_image(dir: &Path, repository: &str) -> (PathBuf, PathBuf) {
     let image = flash_image::build(&sample_bundle(dir), &exes, &Release::default()).unwrap();
     let layout_dir = dir.join("layout");
     let archive_path = dir.join("flash.tar");
-    layout::write(&image, &layout_dir).unwrap();
+    Layout::new(&layout_dir).write(image.store()).unwrap();
     let names = archive::DockerNames {
         repository: repository.into(),
         default_arch: host_platform().arch().into(),
     };
-    archive::write(&image, &archive_path, &names).unwrap();
+    archive::write(image.store(), &archive_path, &names).unwrap();
     (layout_dir, archive_path)
 }
 

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::chip::{Chip, FlashSize, MacAddress, Psram};
+use crate::chip::{Chip, Crystal, Efuses, FlashSize, MacAddress, Psram, Revision};
 use crate::faults::{Direction, FaultInjector, FaultSpec};
 use crate::flash::Flash;
 use crate::loader::{CommandRecord, Loader, Output, lock};
-use crate::pacing::{DEFAULT_BAUD, Pacer, wire_time};
+use crate::pacing::{DEFAULT_BAUD, FlashTimings, Pacer, PageProgramTime, wire_time};
 use crate::pty::Pty;
+use crate::security::Security;
 use crate::{ConfigError, slip};
 
 /// How long the serving thread waits for input before checking for a stop.
@@ -32,8 +33,19 @@ pub struct BoardConfig {
     pub psram: Option<Psram>,
     /// Factory MAC address; a per-chip default when `None`.
     pub mac: Option<MacAddress>,
+    /// Chip revision in the eFuses; a per-chip default when `None`.
+    pub revision: Option<Revision>,
+    /// Crystal; the chip's common part when `None`.
+    pub crystal: Option<Crystal>,
+    /// Secure Download Mode, Secure Boot, flash encryption.
+    pub security: Security,
+    /// Secure Boot V2 public key digests burnt into key blocks KEY0.. (purposes
+    /// SECURE_BOOT_DIGEST0..2), at most three.
+    pub secure_boot_digests: Vec<[u8; 32]>,
     /// Pace the line and flash operations in real time.
     pub realtime: bool,
+    /// Time to program one flash page (with `realtime`).
+    pub page_program: PageProgramTime,
     /// Faults to inject.
     pub faults: FaultSpec,
     /// Flash content from offset 0; the rest reads 0xFF.
@@ -49,7 +61,12 @@ impl BoardConfig {
             flash_size: FlashSize::default(),
             psram: None,
             mac: None,
+            revision: None,
+            crystal: None,
+            security: Security::default(),
+            secure_boot_digests: Vec::new(),
             realtime: false,
+            page_program: PageProgramTime::default(),
             faults: FaultSpec::default(),
             initial_flash: Vec::new(),
         }
@@ -73,9 +90,40 @@ impl BoardConfig {
         self
     }
 
+    /// Sets the chip revision.
+    pub fn revision(mut self, revision: Revision) -> Self {
+        self.revision = Some(revision);
+        self
+    }
+
+    /// Sets the crystal.
+    pub fn crystal(mut self, crystal: Crystal) -> Self {
+        self.crystal = Some(crystal);
+        self
+    }
+
+    /// Sets the security features.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Burns Secure Boot V2 public key digests (SHA-256, as `espsecure
+    /// digest-sbv2-public-key` writes them) into the first key blocks.
+    pub fn secure_boot_digests(mut self, digests: Vec<[u8; 32]>) -> Self {
+        self.secure_boot_digests = digests;
+        self
+    }
+
     /// Turns real-time pacing on or off.
     pub fn realtime(mut self, realtime: bool) -> Self {
         self.realtime = realtime;
+        self
+    }
+
+    /// Sets the page program time.
+    pub fn page_program(mut self, time: PageProgramTime) -> Self {
+        self.page_program = time;
         self
     }
 
@@ -96,6 +144,27 @@ impl BoardConfig {
         self.mac.unwrap_or(MacAddress(self.chip.default_mac()))
     }
 
+    /// The revision the board reports.
+    pub fn effective_revision(&self) -> Revision {
+        self.revision.unwrap_or(self.chip.default_revision())
+    }
+
+    /// The crystal the board has.
+    pub fn effective_crystal(&self) -> Crystal {
+        self.crystal.unwrap_or(self.chip.default_crystal())
+    }
+
+    pub(crate) fn efuses(&self) -> Efuses {
+        Efuses {
+            mac: self.effective_mac().0,
+            psram: self.psram,
+            revision: self.effective_revision(),
+            crystal: self.effective_crystal(),
+            security: self.security,
+            secure_boot_digests: self.secure_boot_digests.clone(),
+        }
+    }
+
     /// The same configuration as `esp-sim` command-line arguments.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
@@ -105,12 +174,32 @@ impl BoardConfig {
             self.flash_size.to_string(),
             "--mac".to_owned(),
             self.effective_mac().to_string(),
+            "--revision".to_owned(),
+            self.effective_revision().to_string(),
+            "--crystal".to_owned(),
+            self.effective_crystal().to_string(),
         ];
         if let Some(psram) = self.psram {
             args.extend(["--psram".to_owned(), psram.to_string()]);
         }
+        for (on, flag) in [
+            (self.security.secure_download, "--secure-download"),
+            (self.security.secure_boot, "--secure-boot"),
+            (self.security.flash_encryption, "--flash-encryption"),
+        ] {
+            if on {
+                args.push(flag.to_owned());
+            }
+        }
+        for digest in &self.secure_boot_digests {
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            args.extend(["--secure-boot-digest".to_owned(), hex]);
+        }
         if self.realtime {
             args.push("--realtime".to_owned());
+        }
+        if self.page_program != PageProgramTime::default() {
+            args.extend(["--page-program".to_owned(), self.page_program.to_string()]);
         }
         if !self.faults.faults.is_empty() {
             args.extend(["--faults".to_owned(), self.faults.to_string()]);
@@ -169,8 +258,7 @@ impl SimBoard {
     /// Opens a pty and starts serving `config` on it.
     pub fn start(config: BoardConfig) -> Result<Self, BoardError> {
         let chip = config.chip;
-        let mac = config.effective_mac();
-        let registers = chip.initial_registers(mac.0, config.psram)?;
+        let registers = chip.initial_registers(&config.efuses())?;
         if config.initial_flash.len() > config.flash_size.bytes() as usize {
             return Err(ConfigError::ContentTooLarge {
                 content: config.initial_flash.len(),
@@ -187,6 +275,8 @@ impl SimBoard {
             chip,
             registers,
             config.flash_size.jedec_id(),
+            config.security,
+            FlashTimings::W25Q.with_page_program(config.page_program),
             flash.clone(),
             log.clone(),
         );
@@ -344,6 +434,9 @@ impl Server {
                 self.pacer.wait_for_flash();
                 let output = self.loader.handle(&frame, &mut self.faults);
                 self.send(output)?;
+                if let Some(log) = self.loader.take_boot_log() {
+                    self.transmit(&log, self.current_baud());
+                }
             }
         }
         Ok(())

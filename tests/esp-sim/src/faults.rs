@@ -10,11 +10,13 @@
 //! | `stall=MSms@N` | pause MS milliseconds before the byte at index N |
 //! | `disconnect=N` | pull the cable once N bytes have passed |
 //! | `bad-md5=K` | the K-th SPI_FLASH_MD5 reply (1-based) carries a wrong digest |
+//! | `flip=OP#N@K.B` | the N-th command (1-based) with opcode OP (hex `0x10` or decimal) arrives with bit B of its payload byte K flipped, as if the line garbled it where no checksum looks |
 //!
 //! Byte indices count from 0 since the board started. Line faults act on
 //! the bytes the board receives (`:rx`, the default) or sends (`:tx`),
 //! e.g. `corrupt=@300:tx`. Items may repeat.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,6 +67,55 @@ pub enum Fault {
         /// Which reply.
         nth: u32,
     },
+    /// One bit of one command's payload is flipped before the board acts on it.
+    Flip(Flip),
+}
+
+/// A targeted flip: bit `bit` of payload byte `byte` of the `nth` command (1-based) with
+/// opcode `opcode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flip {
+    /// Opcode of the commands counted.
+    pub opcode: u8,
+    /// Which of them (1-based).
+    pub nth: u32,
+    /// Payload byte.
+    pub byte: usize,
+    /// Bit of that byte (0 = least significant).
+    pub bit: u8,
+}
+
+impl FromStr for Flip {
+    type Err = &'static str;
+
+    /// Parses `OP#N@K.B`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const SYNTAX: &str = "expected OP#N@BYTE.BIT";
+        let (op, rest) = s.split_once('#').ok_or(SYNTAX)?;
+        let (nth, rest) = rest.split_once('@').ok_or(SYNTAX)?;
+        let (byte, bit) = rest.split_once('.').ok_or(SYNTAX)?;
+        let opcode = match op.strip_prefix("0x") {
+            Some(hex) => u8::from_str_radix(hex, 16),
+            None => op.parse(),
+        }
+        .map_err(|_| "expected an opcode byte")?;
+        Ok(Flip {
+            opcode,
+            nth: nth.parse().ok().filter(|&n| n > 0).ok_or(SYNTAX)?,
+            byte: byte.parse().map_err(|_| SYNTAX)?,
+            bit: bit.parse().ok().filter(|&b| b < 8).ok_or(SYNTAX)?,
+        })
+    }
+}
+
+impl fmt::Display for Flip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:#04x}#{}@{}.{}",
+            self.opcode, self.nth, self.byte, self.bit
+        )
+    }
 }
 
 /// A parsed `--faults` specification.
@@ -145,6 +196,7 @@ impl FromStr for FaultSpec {
                         .ok_or_else(|| err("expected a reply number from 1"))?;
                     spec.faults.push(Fault::BadMd5 { nth });
                 }
+                "flip" => spec.faults.push(Fault::Flip(value.parse().map_err(err)?)),
                 _ => return Err(err("unknown fault")),
             }
         }
@@ -207,6 +259,7 @@ impl fmt::Display for FaultSpec {
                     write!(f, ",disconnect={after}:{direction}")?
                 }
                 Fault::BadMd5 { nth } => write!(f, ",bad-md5={nth}")?,
+                Fault::Flip(flip) => write!(f, ",flip={flip}")?,
             }
         }
         Ok(())
@@ -232,6 +285,8 @@ pub(crate) struct FaultInjector {
     rx: u64,
     tx: u64,
     md5_replies: u32,
+    /// Commands received so far, per opcode.
+    commands: HashMap<u8, u32>,
 }
 
 impl FaultInjector {
@@ -242,6 +297,7 @@ impl FaultInjector {
             rx: 0,
             tx: 0,
             md5_replies: 0,
+            commands: HashMap::new(),
         }
     }
 
@@ -287,6 +343,22 @@ impl FaultInjector {
             }
         }
         fate
+    }
+
+    /// Counts a command with opcode `op` and flips the bits targeted at it in `data`.
+    pub fn command(&mut self, op: u8, data: &mut [u8]) {
+        let count = self.commands.entry(op).or_default();
+        *count += 1;
+        let nth = *count;
+        for fault in &self.spec.faults {
+            if let Fault::Flip(flip) = fault
+                && flip.opcode == op
+                && flip.nth == nth
+                && let Some(byte) = data.get_mut(flip.byte)
+            {
+                *byte ^= 1 << flip.bit;
+            }
+        }
     }
 
     /// Counts an MD5 reply; true if this one must be falsified.
@@ -374,5 +446,22 @@ mod tests {
         assert!(inj.byte(Direction::Rx, 0).disconnect);
         assert!(!inj.falsify_md5());
         assert!(inj.falsify_md5());
+    }
+
+    #[test]
+    fn flips_one_bit_of_the_nth_command() {
+        let spec: FaultSpec = "flip=0x10#2@12.3".parse().unwrap();
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        assert!("flip=0x10#0@1.1".parse::<FaultSpec>().is_err());
+        assert!("flip=0x10#1@1.8".parse::<FaultSpec>().is_err());
+        let mut inj = FaultInjector::new(spec);
+        let mut data = [0u8; 16];
+        inj.command(0x10, &mut data);
+        inj.command(0x11, &mut data);
+        assert_eq!(data, [0; 16]);
+        inj.command(0x10, &mut data);
+        assert_eq!(data[12], 0x08);
+        inj.command(0x10, &mut data);
+        assert_eq!(data[12], 0x08);
     }
 }

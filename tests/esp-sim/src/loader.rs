@@ -13,6 +13,7 @@ use crate::faults::FaultInjector;
 use crate::flash::{BLOCK_SIZE, Flash, SECTOR_SIZE};
 use crate::pacing::FlashTimings;
 use crate::protocol::{Failure, MalformedRequest, Opcode, Request, Responder, Response, checksum};
+use crate::security::{Security, allowed_in_secure_download};
 
 /// The value a ROM loader puts in its SYNC replies.
 const ROM_SYNC_VALUE: u32 = 0x2012_0707;
@@ -34,6 +35,10 @@ const SPI_CMD_USR: u32 = 1 << 18;
 const SFDP_HEADER: [u8; 16] = [
     b'S', b'F', b'D', b'P', 0x06, 0x01, 0x00, 0xFF, 0x00, 0x06, 0x01, 0x10, 0x80, 0x00, 0x00, 0xFF,
 ];
+/// Opcode field of the replies to a command refused in Secure Download Mode.
+const SDM_REFUSAL_OP: u8 = 0x00;
+/// Replies sent for one refused command.
+const SDM_REFUSALS: usize = 8;
 /// The stub's greeting after it starts.
 const OHAI: &[u8] = b"OHAI";
 
@@ -99,6 +104,8 @@ struct FlashRead {
     md5: Md5,
 }
 
+mod boot;
+
 /// State of the chip's serial loader.
 pub(crate) struct Loader {
     chip: Chip,
@@ -106,12 +113,17 @@ pub(crate) struct Loader {
     registers: HashMap<u32, u32>,
     spi: SpiRegs,
     jedec_id: u32,
+    security: Security,
     flash: Arc<Mutex<Flash>>,
     log: Arc<Mutex<Vec<CommandRecord>>>,
     timings: FlashTimings,
     write: Option<FlashWrite>,
     mem: Option<MemUpload>,
+    /// RAM ranges uploaded with MEM_BEGIN, where a stub may sit.
+    uploaded: Vec<std::ops::Range<u32>>,
     read: Option<FlashRead>,
+    /// A watchdog reset on its way, and its boot log (see `boot`).
+    boot: boot::BootState,
 }
 
 /// Locks a mutex, recovering the data if a holder panicked.
@@ -126,6 +138,8 @@ impl Loader {
         chip: Chip,
         registers: Vec<(u32, u32)>,
         jedec_id: u32,
+        security: Security,
+        timings: FlashTimings,
         flash: Arc<Mutex<Flash>>,
         log: Arc<Mutex<Vec<CommandRecord>>>,
     ) -> Self {
@@ -135,12 +149,15 @@ impl Loader {
             registers: registers.into_iter().collect(),
             spi: chip.spi_regs(),
             jedec_id,
+            security,
             flash,
             log,
-            timings: FlashTimings::W25Q,
+            timings,
             write: None,
             mem: None,
+            uploaded: Vec::new(),
             read: None,
+            boot: boot::BootState::default(),
         }
     }
 
@@ -155,7 +172,7 @@ impl Loader {
             // Anything else ends the transfer, as a new command would.
             self.read = None;
         }
-        let request = match Request::parse(frame) {
+        let mut request = match Request::parse(frame) {
             Ok(request) => request,
             Err(MalformedRequest::NotARequest) => return out,
             Err(MalformedRequest::LengthMismatch { op, .. }) => {
@@ -163,8 +180,19 @@ impl Loader {
                 return out;
             }
         };
+        faults.command(request.op, &mut request.data);
         self.record(&request);
         let command = Opcode::from_byte(request.op);
+        if self.security.secure_download && !command.is_some_and(allowed_in_secure_download) {
+            refuse_in_secure_download(&mut out);
+            return out;
+        }
+        if command == Some(Opcode::ReadFlashSlow) && self.read_hook_reaches_stub() {
+            // The ROM calls the hijacked flash read function: the stub runs.
+            out.frames.push(OHAI.to_vec());
+            self.responder = Responder::Stub;
+            return out;
+        }
         let responder = self.responder;
         let outcome = match command {
             Some(Opcode::Sync) => {
@@ -196,7 +224,11 @@ impl Loader {
         // The stub greets once it runs; a stub told to reboot hands back to
         // the ROM (strapping pins keep the chip in download mode).
         match command {
-            Some(Opcode::MemEnd) if response.failure.is_none() && request.word(0) == Some(0) => {
+            Some(Opcode::MemEnd)
+                if response.failure.is_none()
+                    && request.word(0) == Some(0)
+                    && !self.secure_boot_blocks_ram_code() =>
+            {
                 out.frames.push(OHAI.to_vec());
                 self.responder = Responder::Stub;
             }
@@ -208,6 +240,26 @@ impl Loader {
             _ => {}
         }
         out
+    }
+
+    /// The ESP32-S3 ROM does not jump to RAM code at MEM_END once Secure Boot
+    /// is enabled (esptool's `run_stub`: "Bug in ESP32-S3 ROM prevents stub
+    /// execution if secure boot is enabled").
+    fn secure_boot_blocks_ram_code(&self) -> bool {
+        self.security.secure_boot && self.chip.rom_read_hook().is_some()
+    }
+
+    /// esptool's way around it: point the ROM's legacy flash read function
+    /// (`rom_spiflash_legacy_funcs.read`) at the uploaded stub and send
+    /// READ_FLASH_SLOW.
+    fn read_hook_reaches_stub(&self) -> bool {
+        let Some(hook) = self.chip.rom_read_hook() else {
+            return false;
+        };
+        let target = self.registers.get(&hook).copied().unwrap_or(0);
+        self.responder == Responder::Rom
+            && self.secure_boot_blocks_ram_code()
+            && self.uploaded.iter().any(|range| range.contains(&target))
     }
 
     fn reply(&self, out: &mut Output, response: Response) {
@@ -263,7 +315,7 @@ impl Loader {
             }
             Opcode::GetSecurityInfo => self
                 .chip
-                .security_info()
+                .security_info(self.security)
                 .map(|info| ok.with_data(info))
                 .ok_or(Failure::InvalidMessage),
             Opcode::SpiAttach => match req.data.len() {
@@ -280,6 +332,8 @@ impl Loader {
             }
             Opcode::MemBegin => {
                 let size = word(0)?;
+                let offset = word(3)?;
+                self.uploaded.push(offset..offset.saturating_add(size));
                 self.mem = Some(MemUpload {
                     size,
                     received: 0,
@@ -400,6 +454,7 @@ impl Loader {
             new &= !SPI_CMD_USR;
         }
         self.registers.insert(addr, new);
+        self.watch_reset(addr, new);
     }
 
     /// Runs the SPI flash command set up in the SPI1 user registers.
@@ -536,6 +591,23 @@ impl Loader {
     }
 }
 
+/// Answers a command the ROM refuses in Secure Download Mode: several
+/// "invalid message" (0x05) replies whose opcode field does not echo the
+/// request.
+///
+/// This is the reply esptool's loader expects (`command()` raises
+/// `UnsupportedCommandError` only for a 0x05 status under another opcode,
+/// and drains "8 times 14 bytes" afterwards; its ESP32-S2 detection in
+/// Secure Download Mode depends on it). espflash waits for a reply with the
+/// request's opcode and times out, as reported for real boards
+/// (esp-rs/espflash#726).
+fn refuse_in_secure_download(out: &mut Output) {
+    let refusal = Response::failed(SDM_REFUSAL_OP, Failure::InvalidMessage);
+    for _ in 0..SDM_REFUSALS {
+        out.frames.push(refusal.encode(Responder::Rom));
+    }
+}
+
 /// Splits a `*_DATA` payload into sequence number and data, checking the
 /// length field and the checksum.
 fn data_block(req: &Request) -> Result<(u32, &[u8]), Failure> {
@@ -599,7 +671,9 @@ fn hex_lower(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chip::CHIP_MAGIC_REG;
     use crate::faults::FaultSpec;
+    use crate::security::FLAG_SECURE_DOWNLOAD_ENABLE;
 
     fn request(op: Opcode, words: &[u32]) -> Vec<u8> {
         let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -613,8 +687,17 @@ mod tests {
     fn loader() -> Loader {
         let chip = Chip::Esp32c3;
         let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
-        let regs = chip.initial_registers(chip.default_mac(), None).unwrap();
-        Loader::new(chip, regs, 0x0014_40EF, flash, Arc::default())
+        let config = crate::BoardConfig::new(chip);
+        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        Loader::new(
+            chip,
+            regs,
+            0x0014_40EF,
+            Security::default(),
+            FlashTimings::W25Q,
+            flash,
+            Arc::default(),
+        )
     }
 
     #[test]
@@ -657,5 +740,95 @@ mod tests {
         let out = loader.handle(&sync, &mut faults);
         assert_eq!(out.frames.len(), SYNC_REPLIES);
         assert_eq!(out.frames[0][4..8], ROM_SYNC_VALUE.to_le_bytes());
+    }
+
+    fn secure_loader(chip: Chip) -> Loader {
+        let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
+        let security = Security {
+            secure_download: true,
+            ..Security::default()
+        };
+        let config = crate::BoardConfig::new(chip).security(security);
+        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        Loader::new(
+            chip,
+            regs,
+            0x0014_40EF,
+            security,
+            FlashTimings::W25Q,
+            flash,
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn secure_download_mode_refuses_what_the_rom_refuses() {
+        let mut loader = secure_loader(Chip::Esp32s3);
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let refused = [
+            request(Opcode::ReadReg, &[CHIP_MAGIC_REG]),
+            request(Opcode::WriteReg, &[0x6000_2000, 0, u32::MAX, 0]),
+            request(Opcode::MemBegin, &[0x100, 1, 0x1800, 0x4037_0000]),
+            request(Opcode::MemData, &[0, 0, 0, 0]),
+            request(Opcode::MemEnd, &[0, 0x4037_0000]),
+            request(Opcode::SpiFlashMd5, &[0, 0x1000, 0, 0]),
+            request(Opcode::ReadFlashSlow, &[0, 64]),
+            request(Opcode::ReadFlash, &[0, 0x1000, 0x1000, 1]),
+            request(Opcode::FlashDeflBegin, &[0x1000, 1, 0x4000, 0]),
+            request(Opcode::EraseRegion, &[0, 0x1000]),
+            vec![0, 0x42, 0, 0, 0, 0, 0, 0],
+        ];
+        // 0x05 (invalid message) under an opcode that is not the request's.
+        let refusal = [1, 0, 4, 0, 0, 0, 0, 0, 1, 0x05, 0, 0];
+        for frame in refused {
+            let out = loader.handle(&frame, &mut faults);
+            assert_eq!(out.frames.len(), SDM_REFUSALS, "{:#x}", frame[1]);
+            assert!(
+                out.frames.iter().all(|f| f[..] == refusal),
+                "{:#x}",
+                frame[1]
+            );
+        }
+        let accepted = [
+            request(Opcode::SpiAttach, &[0, 0]),
+            request(
+                Opcode::SpiSetParams,
+                &[0, 0x40_0000, 0x1_0000, 0x1000, 0x100, 0xFFFF],
+            ),
+            request(Opcode::FlashBegin, &[0x1000, 1, 0x1000, 0x2000]),
+            request(Opcode::FlashEnd, &[1]),
+            request(Opcode::ChangeBaudrate, &[460_800, 0]),
+        ];
+        for frame in accepted {
+            let out = loader.handle(&frame, &mut faults);
+            assert_eq!(out.frames.len(), 1, "{:#x}", frame[1]);
+            assert_eq!(out.frames[0][1], frame[1]);
+            assert_eq!(out.frames[0][8..], [0, 0, 0, 0], "{:#x}", frame[1]);
+        }
+        let info = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+        let data = &info.frames[0][8..];
+        assert_eq!(data[..4], FLAG_SECURE_DOWNLOAD_ENABLE.to_le_bytes());
+        assert_eq!(data[12..16], 9u32.to_le_bytes(), "ESP32-S3 chip id");
+        assert_eq!(data[20..], [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn security_info_carries_the_chip_id_where_the_rom_has_it() {
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        for chip in Chip::ALL
+            .into_iter()
+            .filter(|c| c.has_secure_download_mode())
+        {
+            let mut loader = secure_loader(chip);
+            let out = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+            let data = &out.frames[0][8..];
+            if chip == Chip::Esp32s2 {
+                assert_eq!(data.len(), 12 + 4);
+            } else {
+                assert_eq!(data.len(), 20 + 4, "{chip}");
+                let id = u32::from_le_bytes(data[12..16].try_into().unwrap());
+                assert_eq!(id, u32::from(chip.image_chip_id()), "{chip}");
+            }
+        }
     }
 }

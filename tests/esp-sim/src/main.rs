@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use esp_sim::{BoardConfig, Chip, FaultSpec, FlashSize, MacAddress, Psram, SimBoard};
+use esp_sim::{
+    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, PageProgramTime, Psram, Revision,
+    Security, SimBoard,
+};
 
 /// Serve a simulated ESP32-family board in download mode on a pseudo-terminal.
 ///
@@ -18,7 +21,8 @@ use esp_sim::{BoardConfig, Chip, FaultSpec, FlashSize, MacAddress, Psram, SimBoa
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Chip: esp32, esp32s2, esp32s3, esp32c3, esp32c6 or esp32h2.
+    /// Chip: esp32, esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, esp32c6,
+    /// esp32c61, esp32h2 or esp32p4.
     #[arg(long)]
     chip: Chip,
     /// SPI flash size (power of two, 1MB to 128MB).
@@ -30,6 +34,25 @@ struct Args {
     /// Factory MAC address (AA:BB:CC:DD:EE:FF).
     #[arg(long)]
     mac: Option<MacAddress>,
+    /// Chip revision in the eFuses (`v1.2`); a per-chip default otherwise.
+    #[arg(long)]
+    revision: Option<Revision>,
+    /// Crystal frequency (`26MHz`, `40MHz`, ...) where the chip has several.
+    #[arg(long)]
+    crystal: Option<Crystal>,
+    /// The ROM runs in Secure Download Mode (not on esp32).
+    #[arg(long)]
+    secure_download: bool,
+    /// Secure Boot is enabled (esp32: revision v3.0 or later).
+    #[arg(long)]
+    secure_boot: bool,
+    /// Flash encryption is enabled (the crypt counter is odd).
+    #[arg(long)]
+    flash_encryption: bool,
+    /// A Secure Boot V2 public key digest (64 hex digits) burnt into the next
+    /// key block; up to three.
+    #[arg(long, value_parser = parse_digest)]
+    secure_boot_digest: Vec<[u8; 32]>,
     /// Create a symlink to the pty at this path.
     #[arg(long)]
     link: Option<PathBuf>,
@@ -42,6 +65,10 @@ struct Args {
     /// Pace bytes at the line rate and flash operations at datasheet timings.
     #[arg(long)]
     realtime: bool,
+    /// Time to program one 256-byte flash page with --realtime (`400us`,
+    /// `0.7ms`).
+    #[arg(long, default_value = "400us")]
+    page_program: PageProgramTime,
     /// Faults to inject, e.g. `seed=7,drop=0.001,stall=200ms@4000,bad-md5=1`.
     #[arg(long)]
     faults: Option<FaultSpec>,
@@ -104,9 +131,18 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let mut config = BoardConfig::new(args.chip)
         .flash_size(args.flash_size)
-        .realtime(args.realtime);
+        .realtime(args.realtime)
+        .page_program(args.page_program);
     config.psram = args.psram;
     config.mac = args.mac;
+    config.revision = args.revision;
+    config.crystal = args.crystal;
+    config.security = Security {
+        secure_download: args.secure_download,
+        secure_boot: args.secure_boot,
+        flash_encryption: args.flash_encryption,
+    };
+    config.secure_boot_digests = args.secure_boot_digest;
     if let Some(faults) = args.faults {
         config = config.faults(faults);
     }
@@ -140,4 +176,17 @@ fn main() -> Result<()> {
         write_atomically(dump, &flash)?;
     }
     Ok(())
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_digest(text: &str) -> Result<[u8; 32], String> {
+    let bad = || format!("`{text}` is not a SHA-256 digest (64 hex digits)");
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut digest = [0; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(digest)
 }

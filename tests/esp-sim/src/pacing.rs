@@ -2,8 +2,12 @@
 //!
 //! Without pacing the board answers as fast as the host can talk to it.
 
+use std::fmt;
+use std::str::FromStr;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::ConfigError;
 
 use crate::flash::EraseOps;
 
@@ -33,6 +37,14 @@ impl FlashTimings {
         page_program: Duration::from_micros(400),
     };
 
+    /// These timings with another page program time.
+    pub fn with_page_program(self, page_program: PageProgramTime) -> Self {
+        FlashTimings {
+            page_program: page_program.0,
+            ..self
+        }
+    }
+
     /// Time to carry out `erase`.
     pub fn erase(&self, erase: EraseOps) -> Duration {
         self.sector_erase * erase.sectors + self.block_erase * erase.blocks
@@ -41,6 +53,64 @@ impl FlashTimings {
     /// Time to program `pages` pages.
     pub fn program(&self, pages: u32) -> Duration {
         self.page_program * pages
+    }
+}
+
+/// The time to program one 256-byte page, a board parameter: parts differ
+/// (W25Q128JV typical tPP 0.4 ms; older W25Q128FV parts 0.7 ms; the
+/// datasheets' maximum is 3 ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageProgramTime(Duration);
+
+impl PageProgramTime {
+    /// W25Q128JV typical, the default.
+    pub const TYPICAL: PageProgramTime = PageProgramTime(Duration::from_micros(400));
+    /// The datasheet maximum; longer values are refused.
+    pub const MAX: Duration = Duration::from_millis(3);
+
+    /// A page program time, if it lies in (0, 3 ms].
+    pub fn new(time: Duration) -> Option<Self> {
+        (!time.is_zero() && time <= Self::MAX).then_some(PageProgramTime(time))
+    }
+
+    /// The time.
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl Default for PageProgramTime {
+    fn default() -> Self {
+        PageProgramTime::TYPICAL
+    }
+}
+
+impl fmt::Display for PageProgramTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}us", self.0.as_micros())
+    }
+}
+
+impl FromStr for PageProgramTime {
+    type Err = ConfigError;
+
+    /// Parses `400us`, `0.7ms` or a plain number of microseconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ConfigError::BadPageProgram(s.to_owned());
+        let text = s.trim().to_ascii_lowercase();
+        let (number, unit_us) = if let Some(ms) = text.strip_suffix("ms") {
+            (ms, 1000.0)
+        } else {
+            (text.strip_suffix("us").unwrap_or(&text), 1.0)
+        };
+        let micros: f64 = number.trim().parse().map_err(|_| bad())?;
+        if !micros.is_finite() || micros <= 0.0 {
+            return Err(bad());
+        }
+        PageProgramTime::new(Duration::from_nanos(
+            (micros * unit_us * 1000.0).round() as u64
+        ))
+        .ok_or_else(bad)
     }
 }
 
@@ -148,6 +218,17 @@ mod tests {
     #[test]
     fn wire_time_of_one_second() {
         assert_eq!(wire_time(11_520, 115_200), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn page_program_times_parse() {
+        let t = |s: &str| s.parse::<PageProgramTime>().map(PageProgramTime::duration);
+        assert_eq!(t("0.7ms").unwrap(), Duration::from_micros(700));
+        assert_eq!(t("400us").unwrap(), Duration::from_micros(400));
+        assert_eq!(t("700").unwrap(), Duration::from_micros(700));
+        assert!(t("0").is_err() && t("4ms").is_err() && t("fast").is_err());
+        let slow = FlashTimings::W25Q.with_page_program("0.7ms".parse().unwrap());
+        assert_eq!(slow.program(2), Duration::from_micros(1400));
     }
 
     #[test]

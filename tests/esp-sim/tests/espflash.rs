@@ -5,7 +5,7 @@ mod common;
 use std::str::FromStr;
 use std::time::Duration;
 
-use esp_sim::{BoardConfig, Chip, FlashSize, Opcode, SimBoard};
+use esp_sim::{BoardConfig, Chip, Opcode, SimBoard};
 use espflash::connection::{Connection, ResetAfterOperation, ResetBeforeOperation};
 use espflash::flasher::Flasher;
 use espflash::image_format::Segment;
@@ -51,9 +51,9 @@ fn opcodes(board: &SimBoard) -> Vec<Opcode> {
 }
 
 fn write_and_verify(chip: Chip, use_stub: bool) {
-    let size = if chip == Chip::Esp32s3 { "16MB" } else { "4MB" };
-    let flash_size: FlashSize = size.parse().unwrap();
-    let board = SimBoard::start(BoardConfig::new(chip).flash_size(flash_size)).unwrap();
+    let config = common::test_board(chip);
+    let flash_size = config.flash_size;
+    let board = SimBoard::start(config.clone()).unwrap();
     let boot = common::payload(chip as u64, 0x5000, true);
     let app = common::payload(100 + chip as u64, 0x9000, false);
     let parts = [(chip.bootloader_offset(), &boot[..]), (0x1_0000, &app[..])];
@@ -66,6 +66,22 @@ fn write_and_verify(chip: Chip, use_stub: bool) {
         info.flash_size.size(),
         flash_size.bytes(),
         "{chip}: flash size"
+    );
+    let revision = config.effective_revision();
+    assert_eq!(
+        info.revision,
+        Some((revision.major, revision.minor)),
+        "{chip}: revision"
+    );
+    assert_eq!(
+        info.crystal_frequency.to_string(),
+        format!("{} MHz", config.effective_crystal().0),
+        "{chip}: crystal"
+    );
+    assert_eq!(
+        info.mac_address,
+        Some(config.effective_mac().to_string()),
+        "{chip}: MAC"
     );
     flasher
         .write_bins_to_flash(&segments, &mut Quiet)
@@ -145,4 +161,26 @@ fn espflash_sees_mac_and_psram() {
         "{:?}",
         info.features
     );
+}
+
+/// espflash reads the crystal the board was given: the ESP32-C2's UART
+/// divider (26 or 40 MHz), the ESP32-C5's PCR_SYSCLK_CONF field (40 or 48).
+#[test]
+fn espflash_sees_the_crystal_variants() {
+    for (chip, crystal) in [
+        (Chip::Esp32c2, "26MHz"),
+        (Chip::Esp32c2, "40MHz"),
+        (Chip::Esp32c5, "40MHz"),
+        (Chip::Esp32c5, "48MHz"),
+    ] {
+        let config = BoardConfig::new(chip).crystal(crystal.parse().unwrap());
+        let board = SimBoard::start(config).unwrap();
+        let mut flasher = connect(&board, false);
+        let info = flasher.device_info().unwrap();
+        assert_eq!(
+            info.crystal_frequency.to_string(),
+            crystal.replace("MHz", " MHz"),
+            "{chip}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::thread;
 
-use esp_sim::{BoardConfig, Chip, FlashSize, SimProcess};
+use esp_sim::{BoardConfig, Chip, Security, SimProcess};
 
 /// esptool's display name of a chip.
 fn display_name(chip: Chip) -> String {
@@ -17,17 +17,6 @@ fn display_name(chip: Chip) -> String {
         Some("") | None => name,
         Some(suffix) => format!("ESP32-{suffix}"),
     }
-}
-
-fn flash_size(chip: Chip) -> FlashSize {
-    match chip {
-        Chip::Esp32s3 => "16MB",
-        Chip::Esp32c6 => "8MB",
-        Chip::Esp32h2 => "2MB",
-        _ => "4MB",
-    }
-    .parse()
-    .unwrap()
 }
 
 fn spawn_sim(config: &BoardConfig, dump: &Path, link: &Path) -> SimProcess {
@@ -49,8 +38,8 @@ fn check(ok: bool, what: &str, output: &str) {
 /// One esptool session per mode on a fresh board; returns nothing, panics
 /// with esptool's output on any mismatch.
 fn cross_validate(chip: Chip) {
-    let size = flash_size(chip);
-    let config = BoardConfig::new(chip).flash_size(size);
+    let config = common::test_board(chip);
+    let size = config.flash_size;
     let name = chip.name();
     let modes = [(true, "-z"), (true, "-u"), (false, "-z"), (false, "-u")];
     for (round, (stub, compression)) in modes.into_iter().enumerate() {
@@ -85,10 +74,7 @@ fn cross_validate(chip: Chip) {
         if round < 2 {
             let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["chip-id"]));
             check(ok, "chip-id", &out);
-            assert!(
-                out.contains(&format!("Connected to {} on", display_name(chip))),
-                "{out}"
-            );
+            assert_identity(&config, &out);
             let (ok, out) = common::run_esptool(&port, name, &concat(stub_args, &["flash-id"]));
             check(ok, "flash-id", &out);
             assert!(
@@ -124,6 +110,39 @@ fn cross_validate(chip: Chip) {
         );
         assert!(!port.exists(), "the link is removed on exit");
     }
+}
+
+/// esptool's connection banner names the chip, its revision, crystal and MAC
+/// as the board was configured.
+fn assert_identity(config: &BoardConfig, out: &str) {
+    let chip = config.chip;
+    assert!(
+        out.contains(&format!("Connected to {} on", display_name(chip))),
+        "{out}"
+    );
+    let chip_type = out
+        .lines()
+        .find(|l| l.starts_with("Chip type:"))
+        .unwrap_or_else(|| panic!("no chip type in:\n{out}"));
+    assert!(
+        chip_type.ends_with(&format!("(revision {})", config.effective_revision())),
+        "{chip}: {chip_type}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Crystal frequency:  {}",
+            config.effective_crystal()
+        )),
+        "{chip}: {out}"
+    );
+    // Chips with an IEEE 802.15.4 radio print the EUI-64 as MAC and the
+    // factory MAC as BASE MAC.
+    let mac = config.effective_mac().to_string();
+    assert!(
+        out.lines()
+            .any(|l| (l.starts_with("MAC:") || l.starts_with("BASE MAC:")) && l.ends_with(&mac)),
+        "{chip}: {out}"
+    );
 }
 
 #[test]
@@ -164,4 +183,78 @@ fn esptool_sees_psram_mac_and_preloaded_flash() {
     );
     check(ok, "verify-flash of the preloaded content", &out);
     assert!(sim.terminate().unwrap().success());
+}
+
+/// Revision, PSRAM and crystal are board options that esptool reads back:
+/// the chip description carries the PSRAM size and revision
+/// (`ESP32-C5NR8 (revision v1.1)`), the features the PSRAM vendor.
+#[test]
+fn esptool_sees_revision_psram_and_crystal_options() {
+    let boards = [
+        (
+            BoardConfig::new(Chip::Esp32c5)
+                .psram("8MB".parse().unwrap())
+                .revision("v1.1".parse().unwrap()),
+            "ESP32-C5NR8 (revision v1.1)",
+            "Embedded PSRAM 8MB (AP_3v3)",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32c61)
+                .psram("2MB".parse().unwrap())
+                .revision("v1.0".parse().unwrap()),
+            "ESP32-C61NR2 (revision v1.0)",
+            "Embedded PSRAM 2MB",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32c2)
+                .crystal("40MHz".parse().unwrap())
+                .revision("v1.2".parse().unwrap()),
+            "ESP32-C2 (revision v1.2)",
+            "Single Core",
+        ),
+        (
+            BoardConfig::new(Chip::Esp32s3).revision("v0.1".parse().unwrap()),
+            "ESP32-S3 (QFN56) (revision v0.1)",
+            "Dual Core + LP Core",
+        ),
+    ];
+    for (config, description, feature) in boards {
+        let sim = SimProcess::spawn(env!("CARGO_BIN_EXE_esp-sim"), config.to_args()).unwrap();
+        let (ok, out) =
+            common::run_esptool(sim.path(), config.chip.name(), &["--no-stub", "flash-id"]);
+        check(ok, "flash-id", &out);
+        assert!(
+            out.contains(&format!("Chip type:          {description}")),
+            "{out}"
+        );
+        assert!(out.contains(feature), "{out}");
+        assert_identity(&config, &out);
+        assert!(sim.terminate().unwrap().success());
+    }
+}
+
+/// A chip without the option refuses it, naming what it takes.
+#[test]
+fn options_a_chip_lacks_are_refused() {
+    let refused = [
+        BoardConfig::new(Chip::Esp32c2).crystal("48MHz".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32p4).psram("8MB".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32c61).psram("4MB".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32).revision("v4.0".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32h2).revision("v4.0".parse().unwrap()),
+        BoardConfig::new(Chip::Esp32).security(Security {
+            secure_download: true,
+            ..Security::default()
+        }),
+    ];
+    for config in refused {
+        let err = esp_sim::SimBoard::start(config.clone()).unwrap_err();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+            .args(config.to_args())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{config:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&err.to_string()), "{err}: {stderr}");
+    }
 }

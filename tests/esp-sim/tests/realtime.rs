@@ -50,3 +50,36 @@ fn rom_write_of_64_kib_takes_at_least_its_wire_time() {
         &common::payload(64, 0x1_0000, false)[..]
     );
 }
+
+/// The page program time is a board parameter: the same ROM write costs
+/// 256 pages × the difference more flash time on a 0.7 ms part than on a
+/// 0.4 ms one (the figures `SimBoard::stats` reports and pacing sleeps).
+#[test]
+fn page_program_time_is_a_board_parameter() {
+    let image = common::payload(65, 0x1_0000, false);
+    let flash_time = |time: &str| {
+        let config = BoardConfig::new(Chip::Esp32c3).page_program(time.parse().unwrap());
+        let board = SimBoard::start(config).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.bin");
+        std::fs::write(&path, &image).unwrap();
+        let (ok, out) = common::run_esptool(
+            board.path(),
+            "esp32c3",
+            &[
+                "--no-stub",
+                "write-flash",
+                "-u",
+                "0x10000",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{out}");
+        let stats = board.stats();
+        assert_eq!(&board.stop()[0x1_0000..0x2_0000], &image[..]);
+        stats.flash_time
+    };
+    let fast = flash_time("400us");
+    let slow = flash_time("0.7ms");
+    assert_eq!(slow - fast, std::time::Duration::from_micros(300) * 256);
+}

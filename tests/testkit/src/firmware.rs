@@ -33,6 +33,7 @@ impl HeaderFlash {
 pub fn default_freq(chip: Chip) -> &'static str {
     match chip {
         Chip::Esp32h2 => "48m",
+        Chip::Esp32c2 => "60m",
         Chip::Esp32 => "40m",
         _ => "80m",
     }
@@ -98,7 +99,7 @@ pub fn image(
     v.extend_from_slice(&chip.image_chip_id().to_le_bytes());
     v.push(0); // legacy minimum revision
     v.extend_from_slice(&0u16.to_le_bytes()); // minimum revision, full
-    v.extend_from_slice(&99u16.to_le_bytes()); // maximum revision, full
+    v.extend_from_slice(&399u16.to_le_bytes()); // maximum revision, full
     v.extend_from_slice(&[0; 4]);
     v.push(u8::from(hash_appended));
     let mut checksum = 0xEFu8;
@@ -118,6 +119,19 @@ pub fn image(
         v.extend_from_slice(&digest);
     }
     v
+}
+
+/// Rewrites the chip revision range of a valid image (`min_rev_full`, `max_rev_full`, as
+/// `major * 100 + minor`) and its appended SHA-256, as ESP-IDF writes them for
+/// `CONFIG_ESP_REV_MIN_FULL` / `CONFIG_ESP_REV_MAX_FULL`.
+pub fn set_revision_range(image: &mut [u8], min_full: u16, max_full: u16) {
+    let info = ::firmware::esp_image::parse(image).expect("a valid image");
+    image[15..17].copy_from_slice(&min_full.to_le_bytes());
+    image[17..19].copy_from_slice(&max_full.to_le_bytes());
+    if info.hash_appended {
+        let digest = Sha256::digest(&image[..info.data_len]);
+        image[info.data_len..info.data_len + 32].copy_from_slice(&digest);
+    }
 }
 
 fn fixed_str<const N: usize>(s: &str) -> [u8; N] {
@@ -148,8 +162,11 @@ fn memory_map(chip: Chip) -> (u32, u32, u32) {
         Chip::Esp32 => (0x3F40_0020, 0x4008_0000, 0x400D_0020),
         Chip::Esp32s2 => (0x3F00_0020, 0x4002_2000, 0x4008_0020),
         Chip::Esp32s3 => (0x3C00_0020, 0x4037_0000, 0x4200_0020),
-        Chip::Esp32c3 => (0x3C00_0020, 0x4038_0000, 0x4200_0020),
-        Chip::Esp32c6 | Chip::Esp32h2 => (0x4200_0020, 0x4080_0000, 0x4201_0020),
+        Chip::Esp32c2 | Chip::Esp32c3 => (0x3C00_0020, 0x4038_0000, 0x4200_0020),
+        Chip::Esp32c5 | Chip::Esp32c6 | Chip::Esp32c61 | Chip::Esp32h2 => {
+            (0x4200_0020, 0x4080_0000, 0x4201_0020)
+        }
+        Chip::Esp32p4 => (0x4000_0020, 0x4FF0_0000, 0x4001_0020),
     }
 }
 

@@ -21,6 +21,35 @@ pub enum TableKind {
     FactoryOnly,
 }
 
+/// How the build describes what it flashes, as the ESP-IDF releases write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgsFormat {
+    /// ESP-IDF 4.4-5.x: `partition-table`, `flash_files` in offset order, underscored options.
+    Idf5,
+    /// ESP-IDF 4.3 and older: `partition_table`, `flash_files` out of offset order.
+    Idf43,
+    /// esptool 5 spellings (ESP-IDF 6): hyphenated options in `write_flash_args`, no
+    /// `flash_settings`.
+    Hyphenated,
+    /// Only `flash_args`, the esptool argument file (no `flasher_args.json`).
+    FlashArgsOnly,
+}
+
+/// A data image the build flashes into a partition of its own (a model pack, a SPIFFS image).
+#[derive(Debug, Clone)]
+pub struct DataImage {
+    /// The `flasher_args.json` key naming it (`model`); `None` lists it in `flash_files` only.
+    pub key: Option<String>,
+    /// Its path in the build directory.
+    pub file: String,
+    /// The partition (type data, subtype spiffs) it goes into.
+    pub partition: String,
+    /// The partition's size.
+    pub partition_size: u32,
+    /// The image's length (any, not necessarily a multiple of 4).
+    pub len: usize,
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
@@ -42,6 +71,14 @@ pub struct BuildSpec {
     pub app_slot: u32,
     /// Seed for the payload bytes.
     pub seed: u64,
+    /// How the build describes its files.
+    pub format: ArgsFormat,
+    /// The flash size the arguments give instead of the configured one (`detect`, `keep`).
+    pub size_arg: Option<String>,
+    /// Data images, in partitions after the app slots.
+    pub data: Vec<DataImage>,
+    /// Whether the named entries say `"encrypted": "true"` (flash encryption, development mode).
+    pub encrypted: bool,
 }
 
 impl BuildSpec {
@@ -57,7 +94,25 @@ impl BuildSpec {
             table: TableKind::FactoryAndOta,
             app_slot: 0x10_0000,
             seed: 1,
+            format: ArgsFormat::Idf5,
+            size_arg: None,
+            data: Vec::new(),
+            encrypted: false,
         }
+    }
+
+    /// A model pack of `len` bytes named `model` in a 1 MB partition `model`, as ESP-SR builds
+    /// flash it, on a flash of at least 8 MB.
+    pub fn with_model_pack(mut self, len: usize) -> BuildSpec {
+        self.flash_size = self.flash_size.max(8 << 20);
+        self.data.push(DataImage {
+            key: Some("model".into()),
+            file: "srmodels/srmodels.bin".into(),
+            partition: "model".into(),
+            partition_size: 0x10_0000,
+            len,
+        });
+        self
     }
 
     /// The partition table this spec describes.
@@ -101,6 +156,15 @@ impl BuildSpec {
         for &(name, sub) in apps {
             parts.push(app(name, sub, offset));
             offset += self.app_slot;
+        }
+        for d in &self.data {
+            parts.push(data(
+                &d.partition,
+                DataType::Spiffs,
+                offset,
+                d.partition_size,
+            ));
+            offset += d.partition_size;
         }
         PartitionTable::new(parts)
     }
@@ -161,33 +225,34 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> io::Result<Build> {
             firmware::ota_data_initial(),
         ));
     }
+    for (i, d) in spec.data.iter().enumerate() {
+        let part = table
+            .find(&d.partition)
+            .expect("data partition in the table");
+        let bytes = firmware::code_like(d.len, spec.seed ^ (0xDA7A + i as u64));
+        flash_files.push((part.offset(), d.file.clone(), bytes));
+    }
 
-    fs::create_dir_all(dir.join("bootloader"))?;
-    fs::create_dir_all(dir.join("partition_table"))?;
     for (_, path, bytes) in &flash_files {
-        fs::write(dir.join(path), bytes)?;
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().expect("a file in the build"))?;
+        fs::write(path, bytes)?;
     }
     fs::write(dir.join("partitions.csv"), csv)?;
     fs::write(dir.join("sdkconfig"), sdkconfig(spec, &size_str))?;
 
-    let hex = |v: u32| format!("{v:#x}");
-    let entry = |offset: u32, file: &str| json!({"offset": hex(offset), "file": file, "encrypted": "false"});
-    let mut args = json!({
-        "write_flash_args": ["--flash_mode", "dio", "--flash_size", size_str, "--flash_freq", flash.freq],
-        "flash_settings": {"flash_mode": "dio", "flash_size": size_str, "flash_freq": flash.freq},
-        "flash_files": flash_files.iter().map(|(o, p, _)| (hex(*o), json!(p))).collect::<serde_json::Map<_, _>>(),
-        "bootloader": entry(chip.bootloader_offset(), "bootloader/bootloader.bin"),
-        "app": entry(spec.app_offset(), &app_name),
-        "partition-table": entry(spec.table_offset, "partition_table/partition-table.bin"),
-        "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": true, "chip": chip.name()},
-    });
-    if let Some(offset) = otadata {
-        args["otadata"] = entry(offset, "ota_data_initial.bin");
-    }
+    let size_arg = spec.size_arg.clone().unwrap_or(size_str.clone());
     fs::write(
-        dir.join("flasher_args.json"),
-        serde_json::to_vec_pretty(&args)?,
+        dir.join("flash_args"),
+        flash_args(&flash_files, flash.freq, &size_arg),
     )?;
+    if spec.format != ArgsFormat::FlashArgsOnly {
+        let args = flasher_args(spec, &flash_files, flash.freq, &size_arg, otadata);
+        fs::write(
+            dir.join("flasher_args.json"),
+            serde_json::to_vec_pretty(&args)?,
+        )?;
+    }
     let description = json!({
         "version": "1.2",
         "project_name": spec.project,
@@ -206,6 +271,68 @@ pub fn write_build(dir: &Path, spec: &BuildSpec) -> io::Result<Build> {
         dir: dir.to_path_buf(),
         flash_files,
     })
+}
+
+/// `flash_args`: the esptool options, then one `OFFSET FILE` line per file in offset order.
+fn flash_args(files: &[(u32, String, Vec<u8>)], freq: &str, size: &str) -> String {
+    let mut sorted: Vec<_> = files.iter().map(|(o, p, _)| (*o, p.as_str())).collect();
+    sorted.sort();
+    let mut text = format!("--flash_mode dio --flash_freq {freq} --flash_size {size}\n");
+    for (offset, path) in sorted {
+        text.push_str(&format!("{offset:#x} {path}\n"));
+    }
+    text
+}
+
+/// `flasher_args.json` in the spec's format.
+fn flasher_args(
+    spec: &BuildSpec,
+    files: &[(u32, String, Vec<u8>)],
+    freq: &str,
+    size: &str,
+    otadata: Option<u32>,
+) -> serde_json::Value {
+    let chip = spec.chip;
+    let hex = |v: u32| format!("{v:#x}");
+    let encrypted = if spec.encrypted { "true" } else { "false" };
+    let entry = |offset: u32, file: &str| json!({"offset": hex(offset), "file": file, "encrypted": encrypted});
+    let mut listed: Vec<_> = files.iter().map(|(o, p, _)| (*o, p.clone())).collect();
+    if spec.format == ArgsFormat::Idf43 {
+        // As ESP-IDF 4.3 lists them: partition table, bootloader, app, the rest.
+        listed.swap(0, 1);
+    }
+    let flash_files: serde_json::Map<_, _> =
+        listed.iter().map(|(o, p)| (hex(*o), json!(p))).collect();
+    let (table_key, option) = match spec.format {
+        ArgsFormat::Idf43 => ("partition_table", "--flash_"),
+        ArgsFormat::Hyphenated => ("partition-table", "--flash-"),
+        _ => ("partition-table", "--flash_"),
+    };
+    let mut args = json!({
+        "write_flash_args": [format!("{option}mode"), "dio", format!("{option}size"), size, format!("{option}freq"), freq],
+        "flash_files": flash_files,
+        "bootloader": entry(chip.bootloader_offset(), "bootloader/bootloader.bin"),
+        "app": entry(spec.app_offset(), &format!("{}.bin", spec.project)),
+        table_key: entry(spec.table_offset, "partition_table/partition-table.bin"),
+        "extra_esptool_args": {"after": "hard_reset", "before": "default_reset", "stub": true, "chip": chip.name()},
+    });
+    if spec.format != ArgsFormat::Hyphenated {
+        args["flash_settings"] =
+            json!({"flash_mode": "dio", "flash_size": size, "flash_freq": freq});
+    }
+    if let Some(offset) = otadata {
+        args["otadata"] = entry(offset, "ota_data_initial.bin");
+    }
+    for (d, (offset, _, _)) in spec
+        .data
+        .iter()
+        .zip(files.iter().rev().take(spec.data.len()).rev())
+    {
+        if let Some(key) = &d.key {
+            args[key.as_str()] = entry(*offset, &d.file);
+        }
+    }
+    args
 }
 
 fn sdkconfig(spec: &BuildSpec, size: &str) -> String {

@@ -3,6 +3,7 @@
 //! Everything here is synthetic but valid: ESP images with correct headers, chip ids, checksums,
 //! appended SHA-256 and an `esp_app_desc_t`; partition tables from `esp-idf-part`; ESP-IDF build
 //! directories shaped as `idf.py build` leaves them. No third-party binary is involved.
+#![warn(missing_docs)]
 
 pub mod elf;
 pub mod firmware;

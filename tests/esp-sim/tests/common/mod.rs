@@ -106,3 +106,29 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         .position(|(x, y)| x != y)
         .or((a.len() != b.len()).then(|| a.len().min(b.len())))
 }
+
+/// The board each chip is tested on: a flash size, revision and crystal of a
+/// real part, several of them other than the simulator's defaults so that
+/// the clients' readings are checked.
+pub fn test_board(chip: esp_sim::Chip) -> esp_sim::BoardConfig {
+    use esp_sim::Chip::*;
+    let (flash, revision, crystal) = match chip {
+        Esp32 => ("4MB", "v3.1", None),
+        Esp32s2 => ("4MB", "v1.0", None),
+        Esp32s3 => ("16MB", "v0.2", None),
+        Esp32c2 => ("2MB", "v1.1", None),
+        Esp32c3 => ("4MB", "v0.4", None),
+        Esp32c5 => ("8MB", "v1.0", Some("40MHz")),
+        Esp32c6 => ("8MB", "v0.1", None),
+        Esp32c61 => ("4MB", "v1.0", None),
+        Esp32h2 => ("2MB", "v0.1", None),
+        Esp32p4 => ("16MB", "v3.1", None),
+    };
+    let mut config = esp_sim::BoardConfig::new(chip)
+        .flash_size(flash.parse().unwrap())
+        .revision(revision.parse().unwrap());
+    if let Some(crystal) = crystal {
+        config = config.crystal(crystal.parse().unwrap());
+    }
+    config
+}

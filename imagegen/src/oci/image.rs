@@ -1,5 +1,5 @@
 //! OCI images built in memory: layers, configs, manifests and indexes, byte-for-byte
-//! reproducible, ready for any sink ([`crate::sink`]).
+//! reproducible, handed to the sinks as a [`Store`].
 //!
 //! Reproducibility: tar entries sorted with mtime 0, uid/gid 0 and fixed modes; gzip with mtime 0
 //! at a fixed level; JSON compact with sorted keys (through `serde_json::Value`); a fixed
@@ -7,78 +7,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::str::FromStr;
 
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, Os, Platform, PlatformBuilder, RootFsBuilder, Sha256Digest,
+    ImageManifestBuilder, MediaType, Os, Platform, PlatformBuilder, RootFsBuilder,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::{Blob, Store};
 use crate::error::{Error, Result};
-
-/// Annotation carrying a tag in an OCI layout's `index.json`.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// A content-addressed blob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob {
-    media_type: MediaType,
-    bytes: Vec<u8>,
-    digest: String,
-}
-
-impl Blob {
-    /// A blob of `media_type` holding `bytes`.
-    pub fn new(media_type: MediaType, bytes: Vec<u8>) -> Blob {
-        let digest = format!(
-            "sha256:{}",
-            firmware::manifest::hex(&Sha256::digest(&bytes))
-        );
-        Blob {
-            media_type,
-            bytes,
-            digest,
-        }
-    }
-
-    /// A blob holding `value` as compact JSON with sorted keys.
-    pub fn json(media_type: MediaType, value: &impl Serialize) -> Blob {
-        let value = serde_json::to_value(value).expect("OCI types serialize");
-        Blob::new(
-            media_type,
-            serde_json::to_vec(&value).expect("JSON values serialize"),
-        )
-    }
-
-    /// `sha256:<hex>`.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    /// The hex part of the digest.
-    pub fn hex(&self) -> &str {
-        &self.digest["sha256:".len()..]
-    }
-
-    /// The contents.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The media type.
-    pub fn media_type(&self) -> &MediaType {
-        &self.media_type
-    }
-
-    /// A descriptor pointing at this blob.
-    pub fn descriptor(&self) -> Descriptor {
-        let digest = Sha256Digest::from_str(self.hex()).expect("hex sha256");
-        Descriptor::new(self.media_type.clone(), self.bytes.len() as u64, digest)
-    }
-}
 
 /// A file or directory in a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,18 +210,18 @@ impl Image {
     }
 }
 
-/// A multi-platform image: a nested index over single-platform images, with tags.
+/// A multi-platform image: an index over single-platform images, with its tags.
 #[derive(Debug, Clone)]
-pub struct ImageIndex {
+pub struct Index {
     /// The index blob.
     pub index: Blob,
     /// The images it lists, in order.
     pub images: Vec<Image>,
-    /// Tags and what they point at (the index or one image's manifest).
-    pub refs: Vec<(String, Descriptor)>,
+    /// The index and its images as a store, tagged.
+    store: Store,
 }
 
-impl ImageIndex {
+impl Index {
     /// An index over `images` with `annotations`; `index_tags` name the index and
     /// `image_tags[i]` name `images[i]`.
     pub fn new(
@@ -291,7 +229,7 @@ impl ImageIndex {
         annotations: &BTreeMap<String, String>,
         index_tags: &[String],
         image_tags: &[Option<String>],
-    ) -> Result<ImageIndex> {
+    ) -> Result<Index> {
         let index = ImageIndexBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageIndex)
@@ -300,88 +238,38 @@ impl ImageIndex {
             .build()
             .map_err(|e| Error::Usage(format!("invalid image index: {e}")))?;
         let index = Blob::json(MediaType::ImageIndex, &index);
-        let mut refs = Vec::new();
+        let mut store = Store::new();
+        for image in &images {
+            for layer in &image.layers {
+                store.insert(layer.blob.clone());
+            }
+            store.insert(image.config.clone());
+            store.insert(image.manifest.clone());
+        }
+        store.insert(index.clone());
         for tag in index_tags {
-            refs.push((tag.clone(), index.descriptor()));
+            store.tag(tag, index.descriptor())?;
         }
         for (image, tag) in images.iter().zip(image_tags) {
             if let Some(tag) = tag {
-                refs.push((tag.clone(), image.descriptor()));
+                store.tag(tag, image.descriptor())?;
             }
         }
-        for (tag, _) in &refs {
-            check_tag(tag)?;
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        if let Some((dup, _)) = refs.iter().find(|(t, _)| !seen.insert(t.clone())) {
-            return Err(Error::Usage(format!(
-                "tag '{dup}' is given twice: drop the extra --tag"
-            )));
-        }
-        Ok(ImageIndex {
+        Ok(Index {
             index,
             images,
-            refs,
+            store,
         })
     }
 
-    /// Every blob (layers, configs, manifests, index) once, by digest.
-    pub fn blobs(&self) -> BTreeMap<&str, &Blob> {
-        let mut blobs = BTreeMap::new();
-        for image in &self.images {
-            for layer in &image.layers {
-                blobs.insert(layer.blob.digest(), &layer.blob);
-            }
-            blobs.insert(image.config.digest(), &image.config);
-            blobs.insert(image.manifest.digest(), &image.manifest);
-        }
-        blobs.insert(self.index.digest(), &self.index);
-        blobs
+    /// The tagged index, its images and every blob, for the sinks.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// The OCI layout `index.json`: one descriptor per tag, carrying `ref.name`.
-    pub fn layout_index(&self) -> Vec<u8> {
-        layout_index(&self.refs)
-    }
-}
-
-/// An OCI layout `index.json` for `refs`: one descriptor per tag, carrying `ref.name`.
-pub fn layout_index(refs: &[(String, Descriptor)]) -> Vec<u8> {
-    let manifests: Vec<Descriptor> = refs
-        .iter()
-        .map(|(tag, d)| {
-            let mut d = d.clone();
-            d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), tag.clone())])));
-            d
-        })
-        .collect();
-    let mut index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()
-        .expect("index of valid descriptors");
-    index.set_annotations(None);
-    Blob::json(MediaType::ImageIndex, &index).bytes
-}
-
-/// Checks a tag against the distribution spec: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<()> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "'{tag}' is not a valid image tag: use letters, digits, '_', '.' and '-' (not first), at most 128 characters; check --app-type, --version and --tag"
-        )))
+    /// Tags and the digest each names, in order.
+    pub fn tags(&self) -> impl Iterator<Item = (&str, String)> {
+        self.store.tags().map(|(t, d)| (t, d.digest().to_string()))
     }
 }
 
@@ -444,16 +332,6 @@ mod tests {
         assert!(Timestamp::parse("").is_none());
         assert!(Timestamp::parse("yesterday").is_none());
         assert!(Timestamp::parse("2026-01-31 12:00:00").is_none());
-    }
-
-    #[test]
-    fn tags_follow_the_distribution_spec() {
-        for good in ["app-1.0.0", "amd64-app-1.0.0-abc1234", "_x", "A.b-c"] {
-            check_tag(good).unwrap();
-        }
-        for bad in ["", "-x", ".x", "1.0+build", "a/b", &"x".repeat(129)] {
-            assert!(check_tag(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -1,0 +1,275 @@
+//! The lifecycle of a flashing run: open the log, resolve the ports, make the plan, carry it
+//! out (the plan on the terminal, a merged image, the boards), and end in the records.
+
+use std::fs::File;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::cli::{After, Args, Before};
+use crate::device::boot::BootWatch;
+use crate::device::{self, Console};
+use crate::error::{ExitKind, UsageError};
+use crate::nvs;
+use crate::plan::{self, Plan, Request};
+use crate::port::{self, ResolvedPort};
+use crate::report::{self, Report};
+use crate::station::{self, Finished};
+use firmware::esp_image;
+use regex::Regex;
+
+use super::outcome;
+
+/// Runs `args` to the end and returns the exit code.
+pub(super) fn flash(args: &Args) -> u8 {
+    let started = Instant::now();
+    let mut base = Report {
+        target: args.target().to_string(),
+        flash_size: args.size().to_string(),
+        override_pt: args.override_pt.map(|m| m.to_string()),
+        ..Report::default()
+    };
+    // The log is opened before any board is touched, so that no board goes unrecorded.
+    let log = match &args.report_append {
+        Some(path) => match report::open_log(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot open --report-append {}: {e}; pass a writable file",
+                    path.display()
+                );
+                return ExitKind::Other.code();
+            }
+        },
+        None => None,
+    };
+    let mut ports = Vec::new();
+    let finished = match carry_out(args, &mut base, &mut ports, log.as_ref(), started) {
+        Ok(finished) => finished,
+        Err(e) => {
+            let names: Vec<String> = ports.iter().map(|p| p.port.clone()).collect();
+            outcome::failed_before_boards(&e, &base, &names, log.as_ref(), started)
+        }
+    };
+    // Network ports' connections end with the boards, before the summary.
+    drop(ports);
+    outcome::finish(finished, args.report.as_deref())
+}
+
+/// Makes the plan and carries it out. Errors are those before any board is written; the
+/// boards' own failures are in their records. `ports` gets the boards' ports as soon as they
+/// are known, for the records of a run that stops before the boards.
+fn carry_out(
+    args: &Args,
+    base: &mut Report,
+    ports: &mut Vec<ResolvedPort>,
+    log: Option<&File>,
+    started: Instant,
+) -> anyhow::Result<Finished> {
+    nvs::check_args(args)?;
+    if args.uses_device() && args.nvs_release.is_empty() {
+        if args.port.is_empty() {
+            return Err(UsageError::MissingPort.into());
+        }
+        if args.before == Before::NoResetNoSync && !args.desk.erase().is_empty() {
+            return Err(UsageError::EraseNeedsStub.into());
+        }
+        // Selectors, `auto` and network URLs become device paths and bridges, then patterns
+        // become the devices they match.
+        *ports = port::expand(port::resolve_all(&args.port)?)?;
+        check_watch(args, ports.len())?;
+    }
+    let plan = make_plan(args, base, started)?;
+    if args.desk.expect.as_ref().is_some_and(Vec::is_empty) && app_banner(&plan).is_empty() {
+        return Err(UsageError::NoAppBanner.into());
+    }
+    let rows = nvs::Rows::open(args, &plan)?;
+    if let Some(rows) = &rows
+        && !args.nvs_release.is_empty()
+    {
+        nvs::release(rows, args.nvs_journal.as_deref(), &args.nvs_release)?;
+        return Ok(Finished::default());
+    }
+    let plan = with_row(args, rows.as_ref(), plan, base)?;
+    if args.dry_run {
+        print!("{}", plan.describe());
+    }
+    if let Some(path) = &args.merge_out {
+        report::write_atomic(path, &plan.merged())
+            .with_context(|| format!("cannot write the merged image to {}", path.display()))?;
+        eprintln!(
+            "wrote {} ({}, {} regions)",
+            path.display(),
+            plan.flash_size,
+            plan.regions.len()
+        );
+    }
+    if ports.is_empty() {
+        return Ok(without_boards(base, log, started));
+    }
+    let station = match rows {
+        Some(rows) => Some(nvs::Station::open(rows, args.nvs_journal.as_deref())?),
+        None => None,
+    };
+    let finished = write_boards(args, &plan, station.as_ref(), ports, base, log, started);
+    if let Some(station) = &station {
+        eprintln!("{}", station.summary());
+    }
+    Ok(finished)
+}
+
+/// The plan of `--nvs-row`'s board for `--dry-run` and `--merge-out` (no journal entry), else
+/// `plan` with a note on the rows it leaves out.
+fn with_row(
+    args: &Args,
+    rows: Option<&nvs::Rows>,
+    plan: Plan,
+    base: &mut Report,
+) -> anyhow::Result<Plan> {
+    let Some(rows) = rows else {
+        return Ok(plan);
+    };
+    let Some(id) = &args.nvs_row else {
+        if !args.uses_device() {
+            eprintln!("note: {}", rows.note());
+        }
+        return Ok(plan);
+    };
+    let plan = rows.board_plan(&plan, &mfg::RowId::new(id))?;
+    base.set_plan(&plan);
+    base.nvs_row = Some(id.clone());
+    Ok(plan)
+}
+
+/// The plan, its notes printed; the plan's part of the records goes into `base`.
+fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
+    let plan = plan::make(&Request {
+        firmware_dir: args.firmware_dir.clone(),
+        target: args.target().clone(),
+        flash_size: args.size(),
+        override_pt: args.override_pt,
+    })?
+    .with_erases(&args.desk.erase())?;
+    base.set_plan(&plan);
+    base.timings_ms.plan = started.elapsed().as_millis() as u64;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(plan)
+}
+
+/// The one record of a run that writes no board (`--dry-run`, `--merge-out`), logged.
+fn without_boards(base: &Report, log: Option<&File>, started: Instant) -> Finished {
+    let mut record = base.clone();
+    record.outcome = "ok".into();
+    record.time = report::utc_now();
+    record.timings_ms.total = started.elapsed().as_millis() as u64;
+    let mut finished = Finished::default();
+    if let Some(log) = log
+        && let Err(e) = report::append_line(log, &record.to_line())
+    {
+        finished.log_errors.push(format!("the record: {e}"));
+    }
+    finished.records.push(record);
+    finished
+}
+
+/// Writes `plan` to the boards on `ports` and prints the error of each board that failed
+/// (prefixed with its port when there are several).
+fn write_boards(
+    args: &Args,
+    plan: &Plan,
+    nvs: Option<&nvs::Station>,
+    ports: &[ResolvedPort],
+    base: &Report,
+    log: Option<&File>,
+    started: Instant,
+) -> Finished {
+    let options = device::Options {
+        baud: args.baud,
+        before: args.before,
+        after: args.after,
+        verify: !args.no_verify,
+        skip: !args.no_skip,
+        console: Console::single(),
+        boot: boot_watch(args, plan),
+        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
+    };
+    let finished = station::flash_all(
+        plan,
+        nvs,
+        args.target(),
+        ports,
+        &options,
+        base,
+        log,
+        started,
+    );
+    for record in &finished.records {
+        if let Some(error) = &record.error {
+            match (&record.port, finished.records.len()) {
+                (Some(port), 2..) => eprintln!("error: [{}] {error}", station::short_name(port)),
+                _ => eprintln!("error: {error}"),
+            }
+        }
+    }
+    finished
+}
+
+/// Refuses `--monitor` with several boards, and `--monitor` or `--expect` with an `--after`
+/// that does not start the firmware.
+fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
+    let desk = &args.desk;
+    let monitor = desk.monitor || desk.monitor_for.is_some();
+    if monitor && boards > 1 {
+        return Err(UsageError::MonitorOneBoard);
+    }
+    let starts_firmware = matches!(args.after, After::HardReset | After::WatchdogReset);
+    if (monitor || desk.expect.is_some()) && !starts_firmware {
+        return Err(UsageError::WatchNeedsReset);
+    }
+    Ok(())
+}
+
+/// What to watch after the reset: `--expect`'s patterns (by default the app descriptor's
+/// project name and version lines, as ESP-IDF's `app_init` prints them) and `--monitor`.
+fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
+    let desk = &args.desk;
+    let monitor = match (desk.monitor, desk.monitor_for) {
+        (_, Some(d)) => Some(Some(d)),
+        (true, None) => Some(None),
+        (false, None) => None,
+    };
+    let expect = match &desk.expect {
+        Some(given) if !given.is_empty() => given.clone(),
+        Some(_) => app_banner(plan),
+        None => Vec::new(),
+    };
+    (monitor.is_some() || !expect.is_empty()).then_some(BootWatch {
+        expect,
+        within: desk.expect_within,
+        monitor,
+    })
+}
+
+/// The lines an ESP-IDF app prints with its name and version at start-up.
+fn app_banner(plan: &Plan) -> Vec<Regex> {
+    let desc = plan
+        .regions
+        .iter()
+        .find(|r| r.label == "app")
+        .and_then(|r| esp_image::app_descriptor(&r.bytes));
+    let Some(desc) = desc else {
+        return Vec::new();
+    };
+    [
+        ("Project name", &desc.project_name),
+        ("App version", &desc.version),
+    ]
+    .iter()
+    .map(|(what, value)| {
+        Regex::new(&format!(r"app_init: {what}:\s+{}$", regex::escape(value)))
+            .expect("an escaped value makes a valid pattern")
+    })
+    .collect()
+}

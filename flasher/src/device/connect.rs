@@ -1,0 +1,244 @@
+//! Connecting to a board: opening its port, putting it into its loader, syncing and loading
+//! the stub through espflash; then the line rate for writing, and the reset that ends the
+//! attempt on the connection given back.
+
+use std::os::unix::fs::FileTypeExt;
+use std::time::Duration;
+
+use espflash::connection::{Connection, Port, ResetAfterOperation, ResetBeforeOperation};
+use espflash::flasher::Flasher;
+use serialport::FlowControl;
+
+use crate::cli::{After, Before};
+use crate::error::DeviceError;
+use crate::port::{Link, ResolvedPort, diag};
+use crate::termios;
+use firmware::chip::TargetName;
+
+use super::failure::{self, Failure, describe, is_line_error, nothing_answered};
+use super::options::Options;
+use super::security;
+use super::session::{Session, esp_chip};
+
+/// Baud rate of the ROM loader, which every connection starts at.
+pub const ROM_BAUD: u32 = 115_200;
+
+impl<'a> Session<'a> {
+    /// Opens `resolved`, enters the loader as `--before` says and connects espflash (at the
+    /// ROM's rate; the stub is loaded unless `--before no-reset-no-sync`).
+    pub(super) fn connect(
+        resolved: &'a ResolvedPort,
+        target: &'a TargetName,
+        opts: &'a Options,
+    ) -> Result<Session<'a>, Failure> {
+        let port = resolved.port.as_str();
+        let link = Link::prepare(resolved).map_err(Failure::Fatal)?;
+        let mut serial = open(link.path()).map_err(Failure::Fatal)?;
+        let usb = link.usb_port_info();
+        let before = link
+            .enter_loader(before_operation(opts.before))
+            .map_err(Failure::Fatal)?;
+        let before = without_modem_lines(&mut serial, before, port, opts);
+        // The requested reset runs after the final check, on the connection given back.
+        let conn = Connection::new(
+            serial,
+            usb.clone(),
+            ResetAfterOperation::NoResetNoStub,
+            before,
+            ROM_BAUD,
+        );
+        let connected = Flasher::connect(
+            conn,
+            opts.use_stub(),
+            opts.verify,
+            opts.skip,
+            opts.no_sync().then(|| esp_chip(target.chip())),
+            None,
+        );
+        let (flasher, stub) = match connected {
+            Ok(flasher) => {
+                // espflash runs no stub in Secure Download Mode.
+                let stub = opts.use_stub() && !flasher.secure_download_mode();
+                (flasher, stub)
+            }
+            Err(e) => match security::rom_under_secure_boot(link.path(), &usb, target, opts) {
+                Some(flasher) => (flasher, false),
+                None => return Err(connect_failure(e, port, target)),
+            },
+        };
+        Ok(Session {
+            flasher,
+            stub,
+            link,
+            usb,
+            port,
+            target,
+            opts,
+        })
+    }
+
+    /// Moves the line to `rate` for writing (it stays at the ROM's rate when that is asked).
+    pub(super) fn set_rate(&mut self, rate: u32) -> Result<(), Failure> {
+        if rate > ROM_BAUD {
+            self.flasher
+                .change_baud(rate)
+                .map_err(failure::line(self.port, "changing the baud rate"))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the attempt with the reset `--after` asks for, on the connection espflash gives
+    /// back (at `rate`), then the part of it a network port does itself. It comes after the
+    /// final check, so it sends nothing that can change the flash (see [`after_operation`]).
+    /// The flash is verified by then: a reset that fails is a warning, returned.
+    /// Also returns the port, still open, for what the board prints next.
+    pub(super) fn reset(self, rate: u32) -> Result<(Port, Vec<String>), Failure> {
+        let chip = self.chip();
+        let stub = self.stub;
+        let after = after_operation(self.opts.after);
+        let serial = self.flasher.into_connection().into_serial();
+        let mut conn = Connection::new(
+            serial,
+            self.usb,
+            self.link.after(after),
+            ResetBeforeOperation::NoResetNoSync,
+            rate,
+        );
+        let mut warnings = Vec::new();
+        let reset = conn.reset_after(stub, chip).map_err(|e| describe(&e));
+        let finished = reset.and_then(|()| self.link.finish(after).map_err(|e| e.to_string()));
+        if let Err(reason) = finished {
+            warnings.push(format!(
+                "all regions written and verified, but resetting the board failed: {reason}; \
+                 reset it by hand"
+            ));
+        }
+        Ok((conn.into_serial(), warnings))
+    }
+}
+
+/// What a failed `Flasher::connect` means: another chip, a line to retry, or no loader at all.
+fn connect_failure(e: espflash::Error, port: &str, target: &TargetName) -> Failure {
+    match e {
+        espflash::Error::ChipMismatch(found, _) => Failure::Fatal(DeviceError::WrongChip {
+            found,
+            asked: target.to_string(),
+        }),
+        e if is_line_error(&e) && !nothing_answered(&e) => Failure::Connect(DeviceError::Line {
+            port: port.to_string(),
+            doing: "connecting",
+            reason: describe(&e),
+        }),
+        e => Failure::Fatal(DeviceError::Connect {
+            port: port.to_string(),
+            reason: describe(&e),
+        }),
+    }
+}
+
+/// Opens the tty at `port` at the ROM's rate; a port that is missing, busy, forbidden or not a
+/// serial device is said so, with the fix.
+pub(super) fn open(port: &str) -> Result<Port, DeviceError> {
+    let meta = std::fs::metadata(port).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DeviceError::NotFound(port.to_string()),
+        _ => DeviceError::Open {
+            port: port.to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    if !meta.file_type().is_char_device() {
+        return Err(DeviceError::NotSerial {
+            port: port.to_string(),
+            reason: "not a character device".into(),
+        });
+    }
+    let opened = serialport::new(port, ROM_BAUD)
+        .flow_control(FlowControl::None)
+        .timeout(Duration::from_secs(3))
+        .open_native();
+    let e = match opened {
+        Ok(serial) => return Ok(serial),
+        Err(e) => e,
+    };
+    let reason = e.to_string();
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("lock") || lower.contains("busy") {
+        return Err(diag::busy(port).into());
+    }
+    if let serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied) = e.kind()
+        && let Some(e) = diag::permission(port)
+    {
+        return Err(e.into());
+    }
+    open_classic(port, &reason)
+}
+
+/// Opens `port` with classic termios, for systems without the termios2 ioctls (qemu-user);
+/// `reason` is why serialport could not open it.
+fn open_classic(port: &str, reason: &str) -> Result<Port, DeviceError> {
+    let lower = reason.to_ascii_lowercase();
+    match termios::open_classic(port, Duration::from_secs(3)) {
+        Ok(serial) => Ok(serial),
+        Err(termios::OpenError::Busy) => Err(DeviceError::Busy(port.to_string())),
+        Err(termios::OpenError::Failed)
+            if lower.contains("ioctl") || lower.contains("typewriter") =>
+        {
+            Err(DeviceError::NotSerial {
+                port: port.to_string(),
+                reason: reason.to_string(),
+            })
+        }
+        Err(termios::OpenError::Failed) => Err(DeviceError::Open {
+            port: port.to_string(),
+            reason: reason.to_string(),
+        }),
+    }
+}
+
+/// `before`, or `NoReset` when it resets through DTR/RTS but `serial` has no modem lines (a
+/// pseudo-terminal): then the flasher says so and syncs with a board in download mode already,
+/// as esptool does on a socket, instead of failing the reset.
+fn without_modem_lines(
+    serial: &mut Port,
+    before: ResetBeforeOperation,
+    port: &str,
+    opts: &Options,
+) -> ResetBeforeOperation {
+    use serialport::SerialPort;
+    let resets = matches!(
+        before,
+        ResetBeforeOperation::DefaultReset | ResetBeforeOperation::UsbReset
+    );
+    // Reading a modem line takes the ioctl a reset needs, without changing any line.
+    if !resets || serial.read_carrier_detect().is_ok() {
+        return before;
+    }
+    opts.console.say(&format!(
+        "note: {port} cannot drive DTR/RTS (a pseudo-terminal?): no reset into the loader, \
+         syncing with a board in download mode already"
+    ));
+    ResetBeforeOperation::NoReset
+}
+
+fn before_operation(before: Before) -> ResetBeforeOperation {
+    match before {
+        Before::DefaultReset => ResetBeforeOperation::DefaultReset,
+        Before::NoReset => ResetBeforeOperation::NoReset,
+        Before::NoResetNoSync => ResetBeforeOperation::NoResetNoSync,
+        Before::UsbReset => ResetBeforeOperation::UsbReset,
+    }
+}
+
+/// The reset espflash does for `--after`. None sends a command that can write: a hard reset
+/// only toggles RTS, a watchdog reset writes RTC watchdog registers. `no-reset` leaves the board
+/// in the loader that wrote it: espflash's way out of the stub (a FLASH_BEGIN of size 0, then a
+/// FLASH_END that reboots into the ROM) would send, after the final check, a command whose
+/// garbled size makes a loader that erases on FLASH_BEGIN erase from 0; so the stub stays.
+fn after_operation(after: After) -> ResetAfterOperation {
+    match after {
+        After::HardReset => ResetAfterOperation::HardReset,
+        After::NoReset => ResetAfterOperation::NoResetNoStub,
+        After::NoResetStub => ResetAfterOperation::NoResetNoStub,
+        After::WatchdogReset => ResetAfterOperation::WatchdogReset,
+    }
+}

@@ -1,0 +1,73 @@
+//! What the caller says about writing a board, and what it gets back.
+
+use std::time::Duration;
+
+use crate::cli::{After, Before};
+use crate::report::DeviceReport;
+
+use super::boot::{BootRecord, BootWatch};
+use super::console::Console;
+use super::untouched::{Gap, Untouched};
+
+/// How to talk to the board.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pinned baud rate, or `None` to step down from 921600 as needed.
+    pub baud: Option<u32>,
+    /// How to enter download mode.
+    pub before: Before,
+    /// What to do after writing.
+    pub after: After,
+    /// Verify each region by MD5 after writing.
+    pub verify: bool,
+    /// Skip chunks whose MD5 already matches.
+    pub skip: bool,
+    /// Where progress goes.
+    pub console: Console,
+    /// What to watch after the final reset (`--expect`, `--monitor`).
+    pub boot: Option<BootWatch>,
+    /// Check that the flash outside the plan is as expected after writing
+    /// (`--check-untouched`), or `None`.
+    pub check_untouched: Option<Untouched>,
+}
+
+impl Options {
+    /// Whether the board is taken as synced already (`--before no-reset-no-sync`): no stub,
+    /// no flash detection.
+    pub fn no_sync(&self) -> bool {
+        self.before == Before::NoResetNoSync
+    }
+
+    /// Whether espflash loads its flasher stub (every mode but `no-reset-no-sync`).
+    pub fn use_stub(&self) -> bool {
+        !self.no_sync()
+    }
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Per region of the plan, whether it was already on the board (every chunk skipped).
+    pub skipped: Vec<bool>,
+    /// Time to connect and identify the board (last attempt).
+    pub connect: Duration,
+    /// Time to write and verify (last attempt).
+    pub write: Duration,
+    /// What the board's record should warn about (a failed reset, retries not checked for
+    /// stray writes).
+    pub warnings: Vec<String>,
+}
+
+/// What is known about a board so far, kept across attempts and on failure.
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    /// What the board reported, once identified.
+    pub device: Option<DeviceReport>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// What the board printed after its reset, when it was watched.
+    pub boot: Option<BootRecord>,
+    /// With `--check-untouched`, the gaps between regions and the MD5 each must keep, taken
+    /// before the first write of the first attempt that got that far.
+    pub untouched: Option<Vec<Gap>>,
+}

@@ -1,0 +1,511 @@
+//! A station with per-board data: simulated boards written by the real `flasher` binary with
+//! `--nvs-config`/`--nvs-values`. Each board's nvs partition must hold, byte for byte, what
+//! ESP-IDF's `nvs_partition_gen.py` (the venv's `esp_idf_nvs_partition_gen`) makes of the
+//! per-row CSV `mfg_gen.py` writes for its row; rows go to one board each, across failures,
+//! a SIGKILLed station and rows running out.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{flasher, generated_build, stderr, write_bundle};
+use esp_sim::{BoardConfig, SimBoard};
+use firmware::chip::Chip;
+use serde_json::Value;
+use testkit::idf_build::BuildSpec;
+
+/// The nvs partition of the generated table.
+const NVS_OFFSET: usize = 0x9000;
+const NVS_SIZE: usize = 0x6000;
+
+const CONFIG: &str = "device,namespace,\n\
+serial,data,string\n\
+model,data,string,REPEAT\n\
+unit,data,u32\n\
+key,data,hex2bin\n";
+
+/// One values row: (id, serial, unit, key).
+fn row(n: u32) -> (String, String, String, String) {
+    (
+        format!("SN-{n:04}"),
+        format!("AB{:06}", 1000 + n),
+        (7000 + n).to_string(),
+        format!("{:08x}{:08x}", n.wrapping_mul(0x0101_0101), !n),
+    )
+}
+
+/// A config and a values file with `rows` rows in `dir`; returns the values path.
+fn batch(dir: &Path, rows: u32) -> PathBuf {
+    fs::write(dir.join("config.csv"), CONFIG).unwrap();
+    let mut values = String::from("id,serial,model,unit,key\n");
+    for n in 1..=rows {
+        let (id, serial, unit, key) = row(n);
+        let model = if n == 1 { "M1" } else { "" };
+        values.push_str(&format!("{id},{serial},{model},{unit},{key}\n"));
+    }
+    fs::write(dir.join("values.csv"), values).unwrap();
+    dir.join("values.csv")
+}
+
+/// The image ESP-IDF's generator makes for row `n`: the per-row CSV `mfg_gen.py` writes
+/// (REPEAT filled in, `\r\n` line ends), run through `nvs_partition_gen.py generate`.
+fn reference_image(n: u32) -> Vec<u8> {
+    let (_, serial, unit, key) = row(n);
+    let csv: String = [
+        "key,type,encoding,value".to_string(),
+        "device,namespace,,".to_string(),
+        format!("serial,data,string,{serial}"),
+        "model,data,string,M1".to_string(),
+        format!("unit,data,u32,{unit}"),
+        format!("key,data,hex2bin,{key}"),
+    ]
+    .iter()
+    .map(|l| format!("{l}\r\n"))
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("input.csv"), csv).unwrap();
+    let python = testkit::workspace_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: create the venv and `pip install esp-idf-nvs-partition-gen` (bash .ci/run does)",
+        python.display()
+    );
+    let out = Command::new(python)
+        .args(["-m", "esp_idf_nvs_partition_gen", "generate"])
+        .args(["input.csv", "out.bin", &format!("{NVS_SIZE:#x}")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = fs::read(dir.path().join("out.bin")).unwrap();
+    assert_eq!(image.len(), NVS_SIZE);
+    image
+}
+
+/// An esp32s3 bundle in `dir`/fw with an app of `app_len` bytes; returns its merged image.
+fn bundle(dir: &Path, app_len: usize) -> Vec<u8> {
+    let mut spec = BuildSpec::new(Chip::Esp32s3);
+    spec.app_len = app_len;
+    let build = generated_build(&dir.join("build"), &spec);
+    write_bundle(&dir.join("fw"), &[("esp32s3", &build)], None, true);
+    let merged = dir.join("merged.bin");
+    let fw = dir.join("fw");
+    let out = flasher(&[
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw.to_str().unwrap(),
+        "--merge-out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::read(merged).unwrap()
+}
+
+fn mac(n: u8) -> String {
+    format!("02:00:00:00:20:{n:02x}")
+}
+
+fn board(n: u8, faults: &str, realtime: bool) -> SimBoard {
+    SimBoard::start(
+        BoardConfig::new(esp_sim::Chip::Esp32s3)
+            .mac(mac(n).parse().unwrap())
+            .faults(faults.parse().unwrap())
+            .realtime(realtime),
+    )
+    .unwrap()
+}
+
+/// The station's command line: the bundle, the batch in `dir`, then `ports`.
+fn station_args(dir: &Path, ports: &[&SimBoard], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--chip",
+        "esp32s3",
+        "--flash_size",
+        "4MB",
+        "--before",
+        "no-reset",
+        "--after",
+        "no-reset",
+    ]
+    .map(String::from)
+    .to_vec();
+    let path = |p: PathBuf| p.to_str().unwrap().to_string();
+    args.extend(["--firmware-dir".into(), path(dir.join("fw"))]);
+    args.extend(["--nvs-config".into(), path(dir.join("config.csv"))]);
+    args.extend(["--nvs-values".into(), path(dir.join("values.csv"))]);
+    for b in ports {
+        args.extend(["--port".into(), b.path().to_str().unwrap().into()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    flasher(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn journal_lines(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("values.csv.journal"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The rows a journal assigned, in order.
+fn assigned(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("assigned "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// Row number of a row id (`SN-0003` is 3).
+fn number(id: &str) -> u32 {
+    id.strip_prefix("SN-").unwrap().parse().unwrap()
+}
+
+/// Checks that `flash` is the shared plan with row `id`'s image in the nvs partition.
+fn assert_board_holds(flash: &[u8], shared: &[u8], id: &str) {
+    let nvs = &flash[NVS_OFFSET..NVS_OFFSET + NVS_SIZE];
+    assert!(
+        nvs == reference_image(number(id)).as_slice(),
+        "the nvs partition differs from the generator's image for {id}"
+    );
+    assert!(
+        flash[..NVS_OFFSET] == shared[..NVS_OFFSET],
+        "{id}: before nvs"
+    );
+    assert!(
+        flash[NVS_OFFSET + NVS_SIZE..] == shared[NVS_OFFSET + NVS_SIZE..],
+        "{id}: after nvs"
+    );
+}
+
+#[test]
+fn boards_at_once_get_distinct_rows_recorded_without_their_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 128 * 1024);
+    batch(dir, 5);
+    let boards: Vec<SimBoard> = (0..3).map(|n| board(n, "", false)).collect();
+    let report = dir.join("report.json");
+    let log = dir.join("shift.jsonl");
+    let args = station_args(
+        dir,
+        &boards.iter().collect::<Vec<_>>(),
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "--report-append",
+            log.to_str().unwrap(),
+        ],
+    );
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("nvs: 3 rows done, 0 failed, 0 in doubt, 2 free"),
+        "{err}"
+    );
+
+    let journal = journal_lines(dir);
+    let rows = assigned(&journal);
+    assert_eq!(
+        rows.iter().cloned().collect::<BTreeSet<_>>(),
+        ["SN-0001", "SN-0002", "SN-0003"].map(String::from).into(),
+        "{journal:?}"
+    );
+    let run_report: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    let records = run_report["boards"].as_array().unwrap();
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 3);
+    for (i, b) in boards.into_iter().enumerate() {
+        let r = &records[i];
+        let id = r["nvs_row"].as_str().unwrap().to_string();
+        assert_eq!(r["device"]["mac"], mac(i as u8), "{r}");
+        let nvs = r["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["label"] == "nvs")
+            .unwrap();
+        assert_eq!(nvs["offset"], NVS_OFFSET, "{r}");
+        assert_eq!(nvs["source"], format!("generated: NVS row {id}"), "{r}");
+        assert!(
+            journal.contains(&format!("done {id} {}", mac(i as u8))),
+            "{journal:?}"
+        );
+        assert!(
+            logged.contains(&format!("\"nvs_row\":\"{id}\"")),
+            "{logged}"
+        );
+        let flash = b.stop();
+        assert_board_holds(&flash, &shared, &id);
+    }
+    // The records hold row ids and MACs, never the values.
+    for n in 1..=5 {
+        let (_, serial, _, key) = row(n);
+        assert!(
+            !logged.contains(&serial) && !logged.contains(&key),
+            "{logged}"
+        );
+        assert!(!journal.concat().contains(&serial), "{journal:?}");
+    }
+}
+
+#[test]
+fn a_failed_board_keeps_its_row_and_boards_beyond_the_rows_are_not_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 128 * 1024);
+    batch(dir, 3);
+    // Board 1 loses its cable midway; four boards for three rows.
+    let boards: Vec<SimBoard> = (0..4)
+        .map(|n| board(n, if n == 1 { "disconnect=20000" } else { "" }, false))
+        .collect();
+    let out = run(&station_args(dir, &boards.iter().collect::<Vec<_>>(), &[]));
+    let err = stderr(&out);
+    // A write failure (6) and a board without a row (8): exit 7.
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    let journal = journal_lines(dir);
+    let failed: Vec<&String> = journal
+        .iter()
+        .filter(|l| l.starts_with("failed "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{journal:?}");
+    let failed_row = failed[0].split(' ').nth(1).unwrap().to_string();
+    assert!(
+        err.contains(&format!(
+            "nvs: 2 rows done, 1 failed ({failed_row}), 0 in doubt, 0 free"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("no row of") && l.contains("so it was not started"))
+            .count(),
+        1,
+        "{err}"
+    );
+    let mut unstarted = 0;
+    for b in boards {
+        let untouched = b.commands().is_empty();
+        let flash = b.stop();
+        if untouched {
+            unstarted += 1;
+            assert!(flash.iter().all(|&x| x == 0xFF));
+        }
+    }
+    assert_eq!(
+        unstarted, 1,
+        "exactly the board without a row is not touched"
+    );
+
+    // All rows taken: a new board is not started, exit 10.
+    let fresh = board(9, "", false);
+    let out = run(&station_args(dir, &[&fresh], &[]));
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    assert!(fresh.commands().is_empty());
+
+    // The operator releases the failed row: the next board gets exactly that row.
+    let release = station_args(dir, &[], &["--nvs-release", &failed_row]);
+    let out = run(&release);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        journal_lines(dir).last().unwrap(),
+        &format!("released {failed_row}")
+    );
+    let out = run(&release);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a free row is not released twice"
+    );
+    let out = run(&station_args(dir, &[&fresh], &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(assigned(&journal_lines(dir)).last().unwrap(), &failed_row);
+    assert_board_holds(&fresh.stop(), &shared, &failed_row);
+}
+
+#[test]
+fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 1024 * 1024);
+    batch(dir, 6);
+    // Real-time boards, so that the station is killed while it writes them.
+    let slow: Vec<SimBoard> = (0..2).map(|n| board(n, "", true)).collect();
+    let args = station_args(dir, &slow.iter().collect::<Vec<_>>(), &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flasher"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while assigned(&journal_lines(dir)).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the station never started both boards"
+        );
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the station ended early: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A second station on the same journal is refused while the first runs.
+    let other = board(7, "", false);
+    let out = run(&station_args(dir, &[&other], &[]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is in use by"), "{}", stderr(&out));
+    assert!(other.commands().is_empty());
+
+    // Both boards take about ten seconds to write: kill the station in the middle.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the station ended early"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        journal_lines(dir)
+            .iter()
+            .all(|l| l.starts_with("assigned "))
+    );
+    let before = assigned(&journal_lines(dir));
+    assert_eq!(before.len(), 2);
+    drop(slow);
+
+    let boards: Vec<SimBoard> = (2..6).map(|n| board(n, "", false)).collect();
+    let out = run(&station_args(dir, &boards.iter().collect::<Vec<_>>(), &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for row in &before {
+        assert!(
+            err.contains(&format!("warning: row {row} was assigned to")),
+            "{err}"
+        );
+    }
+    let all = assigned(&journal_lines(dir));
+    assert_eq!(all.len(), 6);
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), 6, "a row was reused: {all:?}");
+    assert!(
+        err.contains(&format!(
+            "nvs: 4 rows done, 0 failed, 2 in doubt ({}), 0 free",
+            before.join(", ")
+        )),
+        "{err}"
+    );
+    let run_rows: Vec<&String> = all[2..].iter().collect();
+    let mut written = BTreeSet::new();
+    for b in boards {
+        let flash = b.stop();
+        let id = run_rows
+            .iter()
+            .find(|id| flash[NVS_OFFSET..NVS_OFFSET + NVS_SIZE] == reference_image(number(id)))
+            .expect("the board holds one of the rows it was given");
+        assert_board_holds(&flash, &shared, id);
+        written.insert(id.to_string());
+    }
+    assert_eq!(written.len(), 4);
+}
+
+#[test]
+fn a_bad_row_refuses_the_run_before_any_board() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, 64 * 1024);
+    let values = batch(dir, 600);
+    let mut text = fs::read_to_string(&values).unwrap();
+    text = text.replace(",7500,", ",4294967296,");
+    fs::write(&values, text).unwrap();
+    let b = board(0, "", false);
+    let out = run(&station_args(dir, &[&b], &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("1 of the 600 rows") && line.contains("row `SN-0500`, key `unit`"),
+        "{err}"
+    );
+    assert!(b.commands().is_empty(), "the board was touched");
+    assert!(!dir.join("values.csv.journal").exists());
+}
+
+#[test]
+fn dry_run_and_merge_out_show_one_rows_plan_without_a_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 64 * 1024);
+    batch(dir, 3);
+    let merged = dir.join("board.bin");
+    let out = run(&station_args(
+        dir,
+        &[],
+        &[
+            "--dry-run",
+            "--nvs-row",
+            "SN-0002",
+            "--merge-out",
+            merged.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("0x0009000 nvs") && l.ends_with("generated: NVS row SN-0002")),
+        "{plan}"
+    );
+    assert_board_holds(&fs::read(&merged).unwrap(), &shared, "SN-0002");
+    assert!(!dir.join("values.csv.journal").exists());
+
+    // Without a row the plan notes what each board gets; an unknown row is refused.
+    let out = run(&station_args(dir, &[], &["--dry-run"]));
+    assert!(stderr(&out).contains("3 rows of"), "{}", stderr(&out));
+    let out = run(&station_args(dir, &[], &["--dry-run", "--nvs-row", "SN-9"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("row `SN-9` is not in the values file"));
+
+    // The partition must be a data/nvs partition of the table written.
+    let out = run(&station_args(
+        dir,
+        &[],
+        &["--dry-run", "--nvs-partition", "cal"],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no partition `cal` (it has: nvs, "),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&station_args(
+        dir,
+        &[],
+        &["--dry-run", "--nvs-partition", "phy_init"],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`phy_init` is data/phy, not data/nvs (data/nvs partitions: nvs)"),
+        "{}",
+        stderr(&out)
+    );
+}
