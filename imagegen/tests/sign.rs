@@ -379,49 +379,61 @@ fn tamper_signature(reg: &Registry, repo: &str, digest: &str, tamper: impl Fn(&s
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::Http,
-            ..Default::default()
-        });
-        let auth = oci_client::secrets::RegistryAuth::Anonymous;
-        let (registry, repository) = (reg.addr.clone(), repo.to_string());
+        let http = reqwest::Client::new();
+        let base = format!("http://{}/v2/{repo}", reg.addr);
         let tag = format!("{}.sig", digest.replace(':', "-"));
-        let at = oci_client::Reference::with_tag(registry.clone(), repository.clone(), tag);
-        let (manifest, _) = client
-            .pull_manifest_raw(&at, &auth, &["application/vnd.oci.image.manifest.v1+json"])
-            .await
-            .unwrap();
-        let mut manifest: Value = serde_json::from_slice(&manifest).unwrap();
+        let get = |url: String| {
+            let request = http.get(url).header(reqwest::header::ACCEPT, MANIFEST);
+            async move {
+                let answer = request.send().await.unwrap().error_for_status().unwrap();
+                answer.bytes().await.unwrap().to_vec()
+            }
+        };
+        let mut manifest: Value =
+            serde_json::from_slice(&get(format!("{base}/manifests/{tag}")).await).unwrap();
         let layer = &mut manifest["layers"][0];
         let old = layer["digest"].as_str().unwrap().to_string();
-        let mut payload = Vec::new();
-        let blob_at =
-            oci_client::Reference::with_digest(registry.clone(), repository.clone(), old.clone());
-        client
-            .pull_blob(&blob_at, old.as_str(), &mut payload)
-            .await
-            .unwrap();
+        let payload = get(format!("{base}/blobs/{old}")).await;
         let forged = tamper(std::str::from_utf8(&payload).unwrap()).into_bytes();
         assert_ne!(forged, payload, "the tampering changes the payload");
         let forged_digest = format!("sha256:{}", firmware::manifest::sha256_hex(&forged));
-        client
-            .push_blob(&blob_at, forged.clone(), &forged_digest)
+        let opened = http
+            .post(format!("{base}/blobs/uploads/"))
+            .send()
             .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        let location = opened.headers()[reqwest::header::LOCATION].to_str().unwrap();
+        let location = if location.starts_with("http") {
+            location.to_string()
+        } else {
+            format!("http://{}{location}", reg.addr)
+        };
+        http.put(location)
+            .query(&[("digest", forged_digest.as_str())])
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(forged.clone())
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
             .unwrap();
         layer["digest"] = forged_digest.into();
         layer["size"] = forged.len().into();
-        client
-            .push_manifest_raw(
-                &at,
-                serde_json::to_vec(&manifest).unwrap(),
-                "application/vnd.oci.image.manifest.v1+json"
-                    .parse()
-                    .unwrap(),
-            )
+        http.put(format!("{base}/manifests/{tag}"))
+            .header(reqwest::header::CONTENT_TYPE, MANIFEST)
+            .body(serde_json::to_vec(&manifest).unwrap())
+            .send()
             .await
+            .unwrap()
+            .error_for_status()
             .unwrap();
     });
 }
+
+/// The media type of a signature manifest.
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 #[test]
 fn ota_index_and_raw_artifacts_are_signed_and_tampering_is_refused() {
