@@ -46,7 +46,9 @@ pub fn signature_tag(digest: &str) -> String {
 /// The digest whose signatures the tag `sha256-<hex>.sig` holds (the inverse of
 /// [`signature_tag`]).
 pub fn signed_digest(tag: &str) -> String {
-    tag.strip_suffix(".sig").unwrap_or(tag).replacen('-', ":", 1)
+    tag.strip_suffix(".sig")
+        .unwrap_or(tag)
+        .replacen('-', ":", 1)
 }
 
 /// The repository as cosign names it in payloads (`REGISTRY/REPO`, go-containerregistry's

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::cosign::{self, claim, signature_layers, signature_tag};
 use crate::error::{Error, Result, read};
-use crate::oci::{Layout, tag_of};
 use crate::oci::remote::{Destination, PushOptions, Reader};
+use crate::oci::{Layout, tag_of};
 use crate::sign::pem_blocks;
 
 /// An ECDSA P-256 public key (`cosign.pub`).

@@ -404,7 +404,9 @@ fn tamper_signature(reg: &Registry, repo: &str, digest: &str, tamper: impl Fn(&s
             .unwrap()
             .error_for_status()
             .unwrap();
-        let location = opened.headers()[reqwest::header::LOCATION].to_str().unwrap();
+        let location = opened.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap();
         let location = if location.starts_with("http") {
             location.to_string()
         } else {
