@@ -10,6 +10,8 @@ use crate::oci::remote::{self, Destination, PushOptions};
 use crate::oci::{Index, Layout, Store, Timestamp, archive};
 use crate::platform::Platform;
 use crate::release::{Naming, Release};
+use crate::sign::{self, Signer};
+use crate::verify::{self, LayoutSource, PublicKey, RegistrySource};
 use crate::{credentials, ota};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
@@ -95,6 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unpack(args) => unpack(args),
         Command::Push(args) => push(args),
         Command::Ota(args) => ota(*args),
+        Command::Verify(args) => verify(args),
     }
 }
 
@@ -127,6 +130,61 @@ enum Command {
         --output out/ota-layout --push registry.example.com/acme/app"
     )]
     Ota(Box<OtaArgs>),
+    /// Check the cosign signatures of an image in a registry (or a layout): one line per
+    /// manifest (the index and each platform's), exit 3 if any is missing or bad.
+    #[command(
+        after_help = "Example:\n  imagegen verify --key cosign.pub registry.example.com/acme/app-flash@sha256:<hex>"
+    )]
+    Verify(VerifyArgs),
+}
+
+/// Signing what is pushed.
+#[derive(Args)]
+struct SignArgs {
+    /// Sign every pushed manifest and index with this ECDSA P-256 private key (PEM: PKCS#8,
+    /// SEC1, or cosign's encrypted key, whose password is COSIGN_PASSWORD), in cosign's format.
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// Read the password of an encrypted --sign-key from standard input instead of
+    /// COSIGN_PASSWORD.
+    #[arg(long, requires = "sign_key", conflicts_with = "password_stdin")]
+    sign_password_stdin: bool,
+}
+
+impl SignArgs {
+    /// The signing key, if one is given.
+    fn signer(&self) -> Result<Option<Signer>> {
+        let Some(path) = &self.sign_key else {
+            return Ok(None);
+        };
+        let from_stdin = self.sign_password_stdin;
+        let password = move || -> Result<Vec<u8>> {
+            if from_stdin {
+                return Ok(read_stdin_line("the signing key's password")?.into_bytes());
+            }
+            std::env::var(sign::PASSWORD_VARIABLE)
+                .map(String::into_bytes)
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "{}: the key is encrypted: set {} to its password, or pass --sign-password-stdin",
+                        path.display(),
+                        sign::PASSWORD_VARIABLE
+                    ))
+                })
+        };
+        Signer::load(path, &password).map(Some)
+    }
+}
+
+/// One line of standard input, without its line ending.
+fn read_stdin_line(what: &str) -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read {what} from standard input ({e}): pipe it in"
+        ))
+    })?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// How to reach a registry and log in to it.
@@ -159,13 +217,7 @@ impl RegistryArgs {
     /// Push options for `dest`, with its credentials.
     fn options(&self, dest: &Destination) -> Result<PushOptions> {
         let password = if self.password_stdin {
-            let mut p = String::new();
-            std::io::stdin().read_line(&mut p).map_err(|e| {
-                Error::Usage(format!(
-                    "cannot read the password from standard input ({e}): pipe it in"
-                ))
-            })?;
-            Some(p.trim_end_matches(['\r', '\n']).to_string())
+            Some(read_stdin_line("the password")?)
         } else {
             None
         };
@@ -180,6 +232,7 @@ impl RegistryArgs {
             )?,
             retries: self.retries,
             mount_from: self.mount_from.clone(),
+            signer: None,
         })
     }
 }
@@ -194,6 +247,8 @@ struct PushArgs {
     tags: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    sign: SignArgs,
     /// Where to push: REGISTRY[:PORT]/REPOSITORY.
     #[arg(value_name = "REGISTRY/REPOSITORY")]
     destination: String,
@@ -218,6 +273,23 @@ struct OtaArgs {
     push: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    sign: SignArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The public key (PEM, cosign.pub) of the ECDSA P-256 key that signed.
+    #[arg(long, value_name = "PUB")]
+    key: PathBuf,
+    /// Check an OCI image layout instead of a registry; REF is then a tag or digest in it.
+    #[arg(long, value_name = "DIR")]
+    layout: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The image: REGISTRY/REPOSITORY@sha256:<hex> (or :TAG); with --layout, a tag or digest.
+    #[arg(value_name = "REF")]
+    reference: String,
 }
 
 #[derive(Args)]
@@ -521,7 +593,8 @@ fn unpack(args: UnpackArgs) -> Result<()> {
 
 fn push(args: PushArgs) -> Result<()> {
     let dest: Destination = args.destination.parse()?;
-    let options = args.registry.options(&dest)?;
+    let mut options = args.registry.options(&dest)?;
+    options.signer = args.sign.signer()?;
     let store = Layout::new(&args.layout).read(&args.tags)?;
     push_store(&store, &dest, &options)
 }
@@ -533,6 +606,9 @@ fn push_store(store: &Store, dest: &Destination, options: &PushOptions) -> Resul
         "pushed {dest}: {} blobs uploaded, {} already there, {} mounted, {} manifests",
         report.uploaded, report.present, report.mounted, report.manifests
     );
+    for (tag, digest) in &report.signatures {
+        println!("signature {dest}:{tag} {digest}");
+    }
     for (tag, digest) in &report.tags {
         println!("tag {dest}:{tag} {digest}");
     }
@@ -544,7 +620,16 @@ fn ota(args: OtaArgs) -> Result<()> {
     let release = args.release.release()?;
     let bundle = args.bundle.bundle()?;
     let push = match &dest {
-        Some(d) => Some((d, args.registry.options(d)?)),
+        Some(d) => {
+            let mut options = args.registry.options(d)?;
+            options.signer = args.sign.signer()?;
+            Some((d, options))
+        }
+        None if args.sign.sign_key.is_some() => {
+            return Err(Error::Usage(
+                "--sign-key signs what is pushed: add --push REGISTRY/REPOSITORY".into(),
+            ));
+        }
         None => None,
     };
     if args.raw {
@@ -587,6 +672,34 @@ fn ota_raw(
         }
     }
     Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let key = PublicKey::load(&args.key)?;
+    if !args.registry.mount_from.is_empty() {
+        return Err(Error::Usage(
+            "--mount-from is for pushing: drop it from imagegen verify".into(),
+        ));
+    }
+    let (checks, shown) = match &args.layout {
+        Some(dir) => (
+            verify::verify(&mut LayoutSource::new(dir), &args.reference, &key)?,
+            format!("{}:{}", dir.display(), args.reference),
+        ),
+        None => {
+            let (dest, reference) = verify::parse_reference(&args.reference)?;
+            let options = args.registry.options(&dest)?;
+            let mut source = RegistrySource::connect(&dest, &options)?;
+            (
+                verify::verify(&mut source, &reference, &key)?,
+                args.reference.clone(),
+            )
+        }
+    };
+    for check in &checks {
+        println!("{check}");
+    }
+    verify::failure(&checks, &shown, &args.key).map_or(Ok(()), Err)
 }
 
 /// The platform of the machine imagegen runs on (amd64 when it is neither).

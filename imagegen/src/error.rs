@@ -42,6 +42,9 @@ pub enum Error {
         /// What to do about it.
         fix: String,
     },
+    /// Signatures that are missing or do not verify (exit code 3).
+    #[error("{0}")]
+    Unverified(String),
     /// The output cannot be written.
     #[error("{}: cannot write ({source}): check that the parent directory exists and is writable", path.display())]
     Write {
@@ -59,6 +62,14 @@ impl Error {
             path: path.to_path_buf(),
             problem: problem.into(),
             fix: fix.into(),
+        }
+    }
+
+    /// The process exit code for this error: 3 for [`Error::Unverified`], else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Unverified(_) => 3,
+            _ => 1,
         }
     }
 

@@ -7,7 +7,8 @@
 //! [`release`]) assembles the per-platform images and the index as an [`oci::Store`], which an
 //! [`oci::Layout`], an [`oci::archive`] or a registry ([`oci::remote`], with [`credentials`])
 //! receives. [`ota`] builds the OTA images from the same bundle; [`unpack`] reads one platform
-//! back out of a layout. [`atomic`] is how every output is written. [`cli`] is the command line
+//! back out of a layout. [`sign`] signs what is pushed in [`cosign`]'s format and [`verify`]
+//! checks those signatures. [`atomic`] is how every output is written. [`cli`] is the command line
 //! the binary runs.
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub(crate) mod atomic;
 pub mod build_args;
 pub mod bundle;
 pub mod cli;
+pub mod cosign;
 pub mod credentials;
 pub mod elf;
 pub mod error;
@@ -24,4 +26,6 @@ pub mod oci;
 pub mod ota;
 pub mod platform;
 pub mod release;
+pub mod sign;
 pub mod unpack;
+pub mod verify;

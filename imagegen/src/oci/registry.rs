@@ -1,6 +1,7 @@
-//! A minimal client of the OCI distribution API, just what a push needs: log in (HTTP basic, or
-//! a bearer token from the registry's token service), check and upload blobs, mount them from
-//! another repository, and put manifests, over rustls with [`super::trust`]'s verifier.
+//! A minimal client of the OCI distribution API, just what a push and a signature check need: log
+//! in (HTTP basic, or a bearer token from the registry's token service), check, upload and read
+//! blobs, mount them from another repository, and put and read manifests, over rustls with
+//! [`super::trust`]'s verifier.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,6 +88,12 @@ impl Client {
             credentials,
             authorization: Mutex::new(None),
         })
+    }
+
+    /// Asks a token service for pull access only (reading, as `imagegen verify` does).
+    pub fn pull_only(mut self) -> Client {
+        self.scopes = vec![format!("repository:{}:pull", self.repository)];
+        self
     }
 
     /// Checks that the registry answers and logs in as it asks (basic or bearer).
@@ -255,6 +262,40 @@ impl Client {
             .body(bytes.to_vec());
         self.send(request).await.map(drop)
     }
+}
+
+impl Client {
+    /// The bytes of the manifest `reference` (a tag or a digest), asking for the media types
+    /// `accept`; `None` when the registry has none there (404).
+    pub async fn manifest(
+        &self,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Option<Vec<u8>>, HttpError> {
+        let request = self
+            .request(Method::GET, &self.url(&format!("manifests/{reference}")))
+            .header(reqwest::header::ACCEPT, accept.join(", "));
+        let answer = request.send().await.map_err(|e| HttpError::transport(&e))?;
+        if answer.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        body(check(answer).await?).await.map(Some)
+    }
+
+    /// The bytes of the blob `digest` (not checked against it here).
+    pub async fn blob(&self, digest: &str) -> Result<Vec<u8>, HttpError> {
+        let request = self.request(Method::GET, &self.url(&format!("blobs/{digest}")));
+        body(self.send(request).await?).await
+    }
+}
+
+/// The whole body of `answer`.
+async fn body(answer: Response) -> Result<Vec<u8>, HttpError> {
+    answer
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| HttpError::transport(&e))
 }
 
 /// `answer` if its status is not an error, else the error with the registry's error codes.

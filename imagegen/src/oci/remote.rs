@@ -4,6 +4,10 @@
 //! Order: every blob (skipped when the registry has it, mounted from another repository when
 //! asked and allowed), then every manifest and index by digest, children first, and only then the
 //! tags. A push that fails part-way therefore never leaves a tag pointing at an incomplete image.
+//! With a signing key ([`PushOptions::signer`]), every manifest and index is signed
+//! ([`crate::sign`]) and its signature put under `sha256-<hex>.sig` after the manifests and
+//! before any tag, so no release is ever tagged unsigned. [`Reader`] reads manifests and blobs
+//! back, for checking signatures.
 //! Transient failures (HTTP 5xx, lost connections) are retried with exponential backoff.
 
 use std::future::Future;
@@ -17,8 +21,10 @@ use super::trust::Trust;
 
 use super::Blob;
 use super::store::{Plan, Store};
+use crate::cosign::{self, SignatureImage};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
+use crate::sign::Signer;
 
 /// Where to push: a registry and a repository in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +141,8 @@ pub struct PushOptions {
     pub retries: u32,
     /// Repositories of the same registry to mount missing blobs from before uploading them.
     pub mount_from: Vec<String>,
+    /// Key to sign every pushed manifest and index with (cosign format); `None` signs nothing.
+    pub signer: Option<Signer>,
 }
 
 /// What a push did.
@@ -150,12 +158,14 @@ pub struct PushReport {
     pub manifests: usize,
     /// Tags put, with the digest each points at.
     pub tags: Vec<(String, String)>,
+    /// Signature tags put (`sha256-<hex>.sig`), with the digest each signs.
+    pub signatures: Vec<(String, String)>,
 }
 
 /// Pushes every tag of `store` to `dest`: the blobs, then the manifests and indexes by digest,
-/// then the tags.
+/// then their signatures (with [`PushOptions::signer`]), then the tags.
 pub fn push(store: &Store, dest: &Destination, options: &PushOptions) -> Result<PushReport> {
-    let plan = store
+    let mut plan = store
         .plan()
         .map_err(|e| Error::Usage(format!("{e}: the image to push is incomplete; rebuild it")))?;
     if plan.tags.is_empty() {
@@ -164,14 +174,45 @@ pub fn push(store: &Store, dest: &Destination, options: &PushOptions) -> Result<
     for repo in &options.mount_from {
         check_repository(repo)?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the network runtime ({e})")))?;
-    runtime.block_on(async {
-        let pusher = Pusher::connect(dest, options).await?;
+    let signatures = match &options.signer {
+        Some(signer) => sign(&plan, dest, signer),
+        None => Vec::new(),
+    };
+    add_signatures(&mut plan, &signatures);
+    runtime()?.block_on(async {
+        let pusher = Pusher::connect(dest, options, Access::Push).await?;
         pusher.send(&plan).await
     })
+}
+
+/// The single-threaded runtime the registry client runs on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the network runtime ({e})")))
+}
+
+/// A signature, by `signer`, of every manifest and index `plan` puts, for `dest`.
+fn sign(plan: &Plan<'_>, dest: &Destination, signer: &Signer) -> Vec<SignatureImage> {
+    let repository = cosign::docker_reference(&dest.registry, &dest.repository);
+    plan.manifests
+        .iter()
+        .map(|m| signer.signature_image(&repository, m.digest()))
+        .collect()
+}
+
+/// Adds `signatures` to `plan`: their configs and payloads go with the other blobs (each once),
+/// their manifests under their `.sig` tags.
+fn add_signatures<'a>(plan: &mut Plan<'a>, signatures: &'a [SignatureImage]) {
+    for image in signatures {
+        for blob in [&image.config, &image.payload] {
+            if !plan.blobs.iter().any(|b| b.digest() == blob.digest()) {
+                plan.blobs.push(blob);
+            }
+        }
+        plan.signatures.push((&image.tag, &image.manifest));
+    }
 }
 
 /// Environment variable naming the directory of per-registry certificates, as Docker's
@@ -204,6 +245,15 @@ fn trust(dest: &Destination, options: &PushOptions) -> Result<Trust> {
     Trust::from_files(&files)
 }
 
+/// What a connection is for: the access asked of a token service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Pull and push (and pull from `--mount-from`).
+    Push,
+    /// Pull only.
+    Pull,
+}
+
 /// A connected client and what it needs to explain failures.
 struct Pusher<'a> {
     client: Client,
@@ -216,7 +266,11 @@ struct Pusher<'a> {
 impl<'a> Pusher<'a> {
     /// Builds the client, chooses HTTPS or (for `--insecure`, or a loopback registry that does
     /// not speak TLS) HTTP, and logs in.
-    async fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<Pusher<'a>> {
+    async fn connect(
+        dest: &'a Destination,
+        options: &'a PushOptions,
+        access: Access,
+    ) -> Result<Pusher<'a>> {
         let tls = trust(dest, options)?.client_config()?;
         let client = |plain_http: bool| {
             Client::new(
@@ -227,6 +281,10 @@ impl<'a> Pusher<'a> {
                 &options.mount_from,
                 options.credentials.clone(),
             )
+            .map(|c| match access {
+                Access::Push => c,
+                Access::Pull => c.pull_only(),
+            })
         };
         let mut pusher = Pusher {
             client: client(options.insecure).map_err(|e| Pusher::failed(dest, options, e))?,
@@ -259,7 +317,8 @@ impl<'a> Pusher<'a> {
     }
 
     /// Sends the plan in the one order that never leaves a tag on an incomplete image: every
-    /// blob, then every manifest and index by digest (children first), then the tags.
+    /// blob, then every manifest and index by digest (children first), then their signatures,
+    /// then the tags.
     async fn send(&self, plan: &Plan<'_>) -> Result<PushReport> {
         let mut report = PushReport::default();
         for blob in &plan.blobs {
@@ -273,6 +332,13 @@ impl<'a> Pusher<'a> {
             )
             .await?;
             report.manifests += 1;
+        }
+        for (tag, manifest) in &plan.signatures {
+            self.put_manifest(tag, manifest, &format!("putting the signature {tag}"))
+                .await?;
+            report
+                .signatures
+                .push((tag.to_string(), cosign::signed_digest(tag)));
         }
         for (tag, manifest) in &plan.tags {
             self.put_manifest(tag, manifest, &format!("tagging {tag}"))
@@ -414,6 +480,57 @@ impl<'a> Pusher<'a> {
                 "log in with docker login, set IMAGEGEN_REGISTRY_USERNAME and IMAGEGEN_REGISTRY_PASSWORD, or pass --username and --password-stdin".into(),
             ),
         }
+    }
+}
+
+/// Media types asked for when reading manifests.
+const ACCEPTED: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Reads manifests and blobs of one repository (pull access only), each blob checked against
+/// its digest.
+pub struct Reader<'a> {
+    runtime: tokio::runtime::Runtime,
+    pusher: Pusher<'a>,
+}
+
+impl<'a> Reader<'a> {
+    /// Connects to `dest` for reading, with the trust and credentials of `options`.
+    pub fn connect(dest: &'a Destination, options: &'a PushOptions) -> Result<Reader<'a>> {
+        let runtime = runtime()?;
+        let pusher = runtime.block_on(Pusher::connect(dest, options, Access::Pull))?;
+        Ok(Reader { runtime, pusher })
+    }
+
+    /// The bytes of the manifest `reference` (a tag or a digest); `None` when there is none.
+    pub fn manifest(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        let p = &self.pusher;
+        self.runtime
+            .block_on(retrying(p.options.retries, || {
+                p.client.manifest(reference, &ACCEPTED)
+            }))
+            .map_err(|e| p.explain(e, &format!("reading {reference}")))
+    }
+
+    /// The bytes of the blob `digest`, checked against it.
+    pub fn blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = &self.pusher;
+        let bytes = self
+            .runtime
+            .block_on(retrying(p.options.retries, || p.client.blob(digest)))
+            .map_err(|e| p.explain(e, &format!("reading blob {digest}")))?;
+        if cosign::digest(&bytes) != digest {
+            return Err(Error::Registry {
+                registry: p.dest.to_string(),
+                problem: format!("blob {digest} does not match its digest"),
+                fix: "check the registry's storage".into(),
+            });
+        }
+        Ok(bytes)
     }
 }
 

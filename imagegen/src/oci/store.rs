@@ -112,13 +112,16 @@ pub struct Store {
 }
 
 /// What a push sends, in order: the blobs, then every manifest and index children first, then
-/// the tags (each naming one of those manifests).
+/// their signatures, then the tags (each naming one of those manifests).
 #[derive(Debug)]
 pub struct Plan<'a> {
     /// Configs and layers, each once.
     pub blobs: Vec<&'a Blob>,
     /// Manifests and indexes, children before parents.
     pub manifests: Vec<&'a Blob>,
+    /// Signature manifests of those, each under its tag (`sha256-<hex>.sig`): put after the
+    /// manifests and before the tags.
+    pub signatures: Vec<(&'a str, &'a Blob)>,
     /// Tags and the manifest or index each names.
     pub tags: Vec<(&'a str, &'a Blob)>,
 }
@@ -205,6 +208,7 @@ impl Store {
         let mut plan = Plan {
             blobs: Vec::new(),
             manifests: Vec::new(),
+            signatures: Vec::new(),
             tags: Vec::new(),
         };
         let mut seen = BTreeSet::new();
