@@ -82,8 +82,33 @@ pub struct Report {
     /// retries whose stray writes were not checked (absent when there is none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the line cost, when it cost anything: blocks sent again, streams taken up again,
+    /// rate steps.
+    #[serde(skip_serializing_if = "LineReport::is_clean")]
+    pub line: LineReport,
     /// Durations of the stages, in milliseconds.
     pub timings_ms: Timings,
+}
+
+/// What errors on the line cost a board.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct LineReport {
+    /// Blocks the board refused (a garbled packet) and that were sent again at the same rate.
+    pub resent_blocks: u32,
+    /// Streams that broke (a lost or garbled reply) and were taken up again where the board
+    /// held them, at the same rate.
+    pub resumed_streams: u32,
+    /// Attempts that failed on the line and were repeated at the same rate.
+    pub same_rate_retries: u32,
+    /// The rates stepped down to, in order, after errors persisted at a rate.
+    pub stepped_down_to: Vec<u32>,
+}
+
+impl LineReport {
+    /// Whether the line cost nothing.
+    pub fn is_clean(&self) -> bool {
+        *self == LineReport::default()
+    }
 }
 
 /// A range of flash.

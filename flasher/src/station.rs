@@ -138,6 +138,7 @@ fn flash_one(
     record.port = Some(port.port.clone());
     record.attempts = Some(contact.attempts);
     record.device = contact.device;
+    record.line = contact.line.clone();
     record.boot = contact.boot;
     match result {
         Ok(outcome) => {

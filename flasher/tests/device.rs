@@ -219,35 +219,112 @@ fn faulty_board(chip: Chip, faults: &str) -> SimBoard {
     SimBoard::start(BoardConfig::new(sim_chip(chip)).faults(faults.parse().unwrap())).unwrap()
 }
 
-#[test]
-fn an_unreliable_line_steps_the_baud_rate_down() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), Chip::Esp32s3);
-    let fw = tmp.path().join("fw");
-    let merged = tmp.path().join("merged.bin");
-    let fw_s = fw.to_str().unwrap();
+/// The plan's flash image, merged by the flasher itself, for `chip` and a 4 MB flash.
+fn merged(dir: &Path, fw: &str, chip: &str) -> Vec<u8> {
+    let merged = dir.join("merged.bin");
     let out = flasher(&[
         "--chip",
-        "esp32s3",
+        chip,
         "--flash_size",
         "4MB",
         "--firmware-dir",
-        fw_s,
+        fw,
         "--merge-out",
         merged.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    fs::read(&merged).unwrap()
+}
+
+#[test]
+fn a_garbled_byte_costs_one_block_not_the_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s3);
+    let fw = tmp.path().join("fw");
+    let fw_s = fw.to_str().unwrap();
+    let expected = merged(tmp.path(), fw_s, "esp32s3");
     // A byte garbled in the middle of the app's data, after the stub and the baud change.
     let board = faulty_board(Chip::Esp32s3, "corrupt=@120000");
     let port = board.path().to_str().unwrap().to_string();
-    let out = flasher(&flash_args(fw_s, &port, "esp32s3", "4MB"));
+    let report_path = tmp.path().join("r.json");
+    let mut args = flash_args(fw_s, &port, "esp32s3", "4MB");
+    args.extend(["--report", report_path.to_str().unwrap()]);
+    let out = flasher(&args);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("unreliable at 921600 baud") && err.contains("retrying at 460800 baud"),
+        err.contains("was refused by the board") && err.contains("sent again"),
         "{err}"
     );
-    assert!(board.stop() == fs::read(&merged).unwrap());
+    assert!(!err.contains("retrying"), "{err}");
+    let r = report(&report_path);
+    assert_eq!(r["attempts"], 1, "{r}");
+    assert_eq!(r["device"]["baud"], 921_600, "{r}");
+    assert_eq!(r["line"]["resent_blocks"], 1, "{r}");
+    assert_eq!(r["line"]["resumed_streams"], 0, "{r}");
+    // One stream per region: one FLASH_DEFL_BEGIN each, the refused block sent twice.
+    let commands = board.commands();
+    let begins = commands
+        .iter()
+        .filter(|c| c.command == Some(Opcode::FlashDeflBegin))
+        .count();
+    assert_eq!(begins, 3, "{commands:?}");
+    assert!(board.stop() == expected);
+}
+
+#[test]
+fn a_lost_reply_takes_the_stream_up_where_the_board_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let fw = tmp.path().join("fw");
+    let fw_s = fw.to_str().unwrap();
+    let expected = merged(tmp.path(), fw_s, "esp32c3");
+    // The reply to a block of the app vanishes: the board took the block, the flasher cannot
+    // know, and sending it again would feed it to the stub's decoder twice.
+    let board = faulty_board(Chip::Esp32c3, "mute=0x11#5");
+    let port = board.path().to_str().unwrap().to_string();
+    let report_path = tmp.path().join("r.json");
+    let mut args = flash_args(fw_s, &port, "esp32c3", "4MB");
+    args.extend(["--report", report_path.to_str().unwrap()]);
+    let out = flasher(&args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let r = report(&report_path);
+    assert_eq!(r["attempts"], 1, "{err}\n{r}");
+    assert_eq!(r["line"]["resumed_streams"], 1, "{err}\n{r}");
+    assert!(err.contains("taken up again at byte"), "{err}");
+    assert!(board.stop() == expected);
+}
+
+#[test]
+fn errors_that_persist_at_a_rate_step_it_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s3);
+    let fw = tmp.path().join("fw");
+    let fw_s = fw.to_str().unwrap();
+    let expected = merged(tmp.path(), fw_s, "esp32s3");
+    // A burst of garbled bytes: a garbled byte every 2500 received from the app's third block
+    // on, through the first attempt's recoveries and into the stub upload of the second (the
+    // end of the burst follows the sample's traffic: 62 bytes reach just past it).
+    let burst: Vec<String> = (0..62)
+        .map(|k| format!("corrupt=@{}", 60_000 + k * 2_500))
+        .collect();
+    let board = faulty_board(Chip::Esp32s3, &burst.join(","));
+    let port = board.path().to_str().unwrap().to_string();
+    let report_path = tmp.path().join("r.json");
+    let mut args = flash_args(fw_s, &port, "esp32s3", "4MB");
+    args.extend(["--report", report_path.to_str().unwrap()]);
+    let out = flasher(&args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("retrying at the same rate") && err.contains("retrying at 460800 baud"),
+        "{err}"
+    );
+    let r = report(&report_path);
+    assert_eq!(r["line"]["same_rate_retries"], 1, "{r}");
+    assert_eq!(r["line"]["stepped_down_to"][0], 460_800, "{r}");
+    assert!(board.stop() == expected);
 }
 
 #[test]
@@ -308,29 +385,18 @@ fn a_verify_failure_that_persists_exits_6() {
 }
 
 #[test]
-fn an_interrupted_write_resumes_chunk_by_chunk() {
+fn an_interrupted_write_resumes_where_the_board_stops() {
     let tmp = tempfile::tempdir().unwrap();
     bundle(tmp.path(), Chip::Esp32c3);
     let fw = tmp.path().join("fw");
     let fw_s = fw.to_str().unwrap();
-    let merged = tmp.path().join("merged.bin");
-    let out = flasher(&[
-        "--chip",
-        "esp32c3",
-        "--flash_size",
-        "4MB",
-        "--firmware-dir",
-        fw_s,
-        "--merge-out",
-        merged.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let expected = fs::read(&merged).unwrap();
-    // A board left by an interrupted run: everything up to the app's third chunk written, that
-    // chunk written halfway, the rest erased.
+    let expected = merged(tmp.path(), fw_s, "esp32c3");
+    // A board left by an interrupted run: everything up to 0x27000 bytes into the app written,
+    // then half a sector, the rest erased.
     let app = 0x2_0000;
-    let mut partial = expected[..app + 0x2_8000].to_vec();
-    partial[app + 0x2_0000 + 0x7000..].fill(0xFF);
+    let held = 0x2_7000;
+    let mut partial = expected[..app + held + 0x800].to_vec();
+    partial.resize(app + 0x3_0000, 0xFF);
     let board =
         SimBoard::start(BoardConfig::new(esp_sim::Chip::Esp32c3).initial_flash(partial)).unwrap();
     let port = board.path().to_str().unwrap().to_string();
@@ -338,7 +404,7 @@ fn an_interrupted_write_resumes_chunk_by_chunk() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("app: written and verified (2 of 4 chunks already in place)"),
+        err.contains(&format!("app: written from byte {held} of")),
         "{err}"
     );
     let begins: Vec<u32> = board
@@ -348,8 +414,8 @@ fn an_interrupted_write_resumes_chunk_by_chunk() {
         .filter_map(|c| c.args.get(3).copied())
         .collect();
     assert!(
-        !begins.contains(&(app as u32)) && !begins.contains(&(app as u32 + 0x1_0000)),
-        "chunks already in place were written again: {begins:x?}"
+        begins.contains(&((app + held) as u32)) && !begins.contains(&(app as u32)),
+        "the part in place was written again: {begins:x?}"
     );
     assert!(board.stop() == expected);
 }
@@ -668,6 +734,7 @@ fn expected_erased_gaps_are_checked_without_a_first_pass() {
         console: Console::shared("erased", None),
         boot: None,
         check_untouched: Some(Untouched::Erased),
+        streams: Default::default(),
     };
     let target = "esp32c3".parse().unwrap();
     let write = |board: &SimBoard| {

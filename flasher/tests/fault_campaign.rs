@@ -87,6 +87,7 @@ fn options(untouched: bool) -> Options {
         console: Console::shared("campaign", None),
         boot: None,
         check_untouched: untouched.then_some(Untouched::Unchanged),
+        streams: Default::default(),
     }
 }
 

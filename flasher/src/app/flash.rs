@@ -194,6 +194,7 @@ fn write_boards(
         console: Console::single(),
         boot: boot_watch(args, plan),
         check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
+        streams: Default::default(),
     };
     let finished = station::flash_all(
         plan,

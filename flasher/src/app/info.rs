@@ -29,6 +29,7 @@ pub(super) fn info(args: &Args) -> u8 {
         console: Console::single(),
         boot: None,
         check_untouched: None,
+        streams: Default::default(),
     };
     let results: Vec<Result<BoardInfo, DeviceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ports

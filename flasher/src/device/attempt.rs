@@ -24,7 +24,10 @@ pub(super) fn attempt(
     contact: &mut Contact,
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let mut session = Session::connect(port, target, opts)?;
+    contact.recoveries = 0;
+    // Compressing runs while the board is connected.
+    opts.streams.prepare(plan);
+    let mut session = Session::connect(port, target, opts, rate)?;
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
@@ -36,8 +39,8 @@ pub(super) fn attempt(
     let write_started = Instant::now();
     let gaps = untouched_before(&mut session, plan, opts, contact)?;
     session.erase(plan)?;
-    let skipped = session.write(plan)?;
-    session.verify(plan)?;
+    let written = session.write(plan, contact)?;
+    session.verify(plan, &written)?;
     session.verify_erased(plan)?;
     if let Some(gaps) = &gaps {
         session.check_untouched(gaps)?;
@@ -50,7 +53,7 @@ pub(super) fn attempt(
         boot::watch(serial, watch, &port.port, &mut contact.boot).map_err(Failure::Fatal)?;
     }
     Ok(Outcome {
-        skipped,
+        skipped: written.skipped,
         connect,
         write,
         warnings,

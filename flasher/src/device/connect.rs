@@ -1,19 +1,20 @@
 //! Connecting to a board: opening its port, putting it into its loader, syncing and loading
-//! the stub through espflash; then the line rate for writing, and the reset that ends the
-//! attempt on the connection given back.
+//! the stub through espflash (at the writing rate where the chip's ROM can change rate first);
+//! then the line rate for writing, and the reset that ends the attempt on the connection given
+//! back.
 
 use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use espflash::connection::{Connection, Port, ResetAfterOperation, ResetBeforeOperation};
 use espflash::flasher::Flasher;
-use serialport::FlowControl;
+use serialport::{FlowControl, UsbPortInfo};
 
 use crate::cli::{After, Before};
 use crate::error::DeviceError;
 use crate::port::{Link, ResolvedPort, diag};
 use crate::termios;
-use firmware::chip::TargetName;
+use firmware::chip::{Chip, TargetName};
 
 use super::failure::{self, Failure, describe, is_line_error, nothing_answered};
 use super::options::Options;
@@ -25,11 +26,13 @@ pub const ROM_BAUD: u32 = 115_200;
 
 impl<'a> Session<'a> {
     /// Opens `resolved`, enters the loader as `--before` says and connects espflash (at the
-    /// ROM's rate; the stub is loaded unless `--before no-reset-no-sync`).
+    /// ROM's rate; the stub is loaded unless `--before no-reset-no-sync`, at `rate` where
+    /// [`stub_at_rate`] allows).
     pub(super) fn connect(
         resolved: &'a ResolvedPort,
         target: &'a TargetName,
         opts: &'a Options,
+        rate: u32,
     ) -> Result<Session<'a>, Failure> {
         let port = resolved.port.as_str();
         let link = Link::prepare(resolved).map_err(Failure::Fatal)?;
@@ -47,19 +50,28 @@ impl<'a> Session<'a> {
             before,
             ROM_BAUD,
         );
-        let connected = Flasher::connect(
-            conn,
-            opts.use_stub(),
-            opts.verify,
-            opts.skip,
-            opts.no_sync().then(|| esp_chip(target.chip())),
-            None,
-        );
+        let at_rate = opts.use_stub() && rate > ROM_BAUD && stub_at_rate(target.chip());
+        let connected = if at_rate {
+            connect_stub_at_rate(conn, &usb, opts, rate)
+        } else {
+            Flasher::connect(
+                conn,
+                opts.use_stub(),
+                opts.verify,
+                opts.skip,
+                opts.no_sync().then(|| esp_chip(target.chip())),
+                None,
+            )
+        };
         let (flasher, stub) = match connected {
             Ok(flasher) => {
                 // espflash runs no stub in Secure Download Mode.
                 let stub = opts.use_stub() && !flasher.secure_download_mode();
                 (flasher, stub)
+            }
+            // The stub went at the writing rate: a bad line there may be better lower.
+            Err(e) if at_rate && is_line_error(&e) && !nothing_answered(&e) => {
+                return Err(failure::line(port, "loading the stub")(e));
             }
             Err(e) => match security::rom_under_secure_boot(link.path(), &usb, target, opts) {
                 Some(flasher) => (flasher, false),
@@ -77,9 +89,11 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Moves the line to `rate` for writing (it stays at the ROM's rate when that is asked).
+    /// Moves the line to `rate` for writing (it stays at the ROM's rate when that is asked, and
+    /// where the stub was loaded at `rate` it is there already).
     pub(super) fn set_rate(&mut self, rate: u32) -> Result<(), Failure> {
-        if rate > ROM_BAUD {
+        let now = self.flasher.connection().baud().unwrap_or(ROM_BAUD);
+        if rate > ROM_BAUD && now != rate {
             self.flasher
                 .change_baud(rate)
                 .map_err(failure::line(self.port, "changing the baud rate"))?;
@@ -115,6 +129,55 @@ impl<'a> Session<'a> {
         }
         Ok((conn.into_serial(), warnings))
     }
+}
+
+/// Whether the ROM of `chip` may change the line rate before the stub is uploaded, so that
+/// the stub (about 1.3 s at 115200) goes at the writing rate. espflash 4.7 and esptool 5.6
+/// always upload at 115200; espflash's work on uploading at the configured rate
+/// (esp-rs/espflash#1060) leaves the ESP32 and ESP32-S2 out as unreliable, and the stub
+/// re-clocks the UART of those and of the ESP32-P4 when it starts. The ESP32-C5's ROM needs a
+/// crystal correction espflash does not make (esptool's `ESP32C5ROM.change_baud`); the
+/// ESP32-C2's 26 MHz correction is made by espflash's `change_baud` through the ROM.
+fn stub_at_rate(chip: Chip) -> bool {
+    matches!(
+        chip,
+        Chip::Esp32s3
+            | Chip::Esp32c2
+            | Chip::Esp32c3
+            | Chip::Esp32c6
+            | Chip::Esp32c61
+            | Chip::Esp32h2
+    )
+}
+
+/// Connects through the ROM, has it change the line to `rate`, then connects again without a
+/// reset, which loads the stub at `rate`. A board in Secure Download Mode or under Secure Boot
+/// is connected at the ROM's rate as usual.
+fn connect_stub_at_rate(
+    conn: Connection,
+    usb: &UsbPortInfo,
+    opts: &Options,
+    rate: u32,
+) -> Result<Flasher, espflash::Error> {
+    let mut rom = Flasher::connect(conn, false, opts.verify, opts.skip, None, None)?;
+    let secured = rom.secure_download_mode()
+        || rom
+            .security_info()
+            .is_ok_and(|i| i.flags & security::FLAG_SECURE_BOOT_EN != 0);
+    let rate = if secured { ROM_BAUD } else { rate };
+    if rate > ROM_BAUD {
+        // Through the ROM (espflash sends the prior rate as 0 and corrects a 26 MHz ESP32-C2).
+        rom.change_baud(rate)?;
+    }
+    let serial = rom.into_connection().into_serial();
+    let conn = Connection::new(
+        serial,
+        usb.clone(),
+        ResetAfterOperation::NoResetNoStub,
+        ResetBeforeOperation::NoReset,
+        rate,
+    );
+    Flasher::connect(conn, true, opts.verify, opts.skip, None, None)
 }
 
 /// What a failed `Flasher::connect` means: another chip, a line to retry, or no loader at all.

@@ -89,7 +89,8 @@ pub fn read(
     // The session's target is `--chip`, or else the chip found (one name per chip, made before
     // connecting so that the session can hold it).
     let names: Vec<TargetName> = Chip::ALL.iter().map(|c| target_of(*c)).collect();
-    let mut session = Session::connect(port, asked.unwrap_or(&names[0]), opts).map_err(error)?;
+    let mut session =
+        Session::connect(port, asked.unwrap_or(&names[0]), opts, ROM_BAUD).map_err(error)?;
     let found = session.flasher.chip();
     match asked {
         Some(t) if esp_chip(t.chip()) != found => {

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::cli::{After, Before};
-use crate::report::DeviceReport;
+use crate::report::{DeviceReport, LineReport};
 
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
+use super::stream::Streams;
 use super::untouched::{Gap, Untouched};
 
 /// How to talk to the board.
@@ -20,7 +23,8 @@ pub struct Options {
     pub after: After,
     /// Verify each region by MD5 after writing.
     pub verify: bool,
-    /// Skip chunks whose MD5 already matches.
+    /// Skip regions whose MD5 already matches (and start a region after the part of it that
+    /// is on the board already).
     pub skip: bool,
     /// Where progress goes.
     pub console: Console,
@@ -29,6 +33,8 @@ pub struct Options {
     /// Check that the flash outside the plan is as expected after writing
     /// (`--check-untouched`), or `None`.
     pub check_untouched: Option<Untouched>,
+    /// The regions' compressed streams, made once and shared by every board and attempt.
+    pub streams: Arc<Streams>,
 }
 
 impl Options {
@@ -47,7 +53,7 @@ impl Options {
 /// What a successful write did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Per region of the plan, whether it was already on the board (every chunk skipped).
+    /// Per region of the plan, whether it was already on the board (nothing sent).
     pub skipped: Vec<bool>,
     /// Time to connect and identify the board (last attempt).
     pub connect: Duration,
@@ -70,4 +76,11 @@ pub struct Contact {
     /// With `--check-untouched`, the gaps between regions and the MD5 each must keep, taken
     /// before the first write of the first attempt that got that far.
     pub untouched: Option<Vec<Gap>>,
+    /// What the line cost: blocks sent again, streams taken up again, rate steps.
+    pub line: LineReport,
+    /// Per region, the bytes the board has received so far (where a later attempt may take the
+    /// region up, once an MD5 says they are there).
+    pub received: Vec<usize>,
+    /// Line errors recovered from in the current attempt.
+    pub recoveries: u32,
 }

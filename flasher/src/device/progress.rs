@@ -1,14 +1,22 @@
-//! Progress of the write, chunk by chunk as espflash reports it: a bar per board on a
-//! terminal, else one line per region and per 10 %; and which regions were already on the
-//! board.
+//! Progress of the write, region by region: a bar per board on a terminal, else one line per
+//! region and per 10 %; and which regions were already on the board.
 
 use espflash::target::ProgressCallbacks;
 use indicatif::ProgressBar;
 
 use crate::plan::Plan;
 
-use super::chunk::Chunk;
 use super::console::Console;
+
+/// How a region ended up on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placed {
+    /// Already there (its MD5 matched): nothing sent.
+    Skipped,
+    /// Written from this many bytes into the region (0: all of it; more: the part before was
+    /// on the board already).
+    Written { from: usize },
+}
 
 /// Progress of the write: a bar per board on a terminal, else one line per region and per
 /// 10 %. Tracks which regions were already on the board.
@@ -16,78 +24,113 @@ pub(super) struct Progress<'a> {
     console: &'a Console,
     /// Label, offset and length of each region.
     regions: Vec<(&'static str, u32, usize)>,
-    chunks: &'a [Chunk],
-    /// The chunk being written.
-    index: usize,
-    /// Blocks in the current chunk.
-    blocks: usize,
-    /// Bytes of the current region in finished chunks.
-    region_done: usize,
-    /// Chunks of the current region skipped so far.
-    region_chunks_skipped: usize,
-    announced: bool,
+    /// Bytes of the plan before each region.
+    before: Vec<u64>,
     last_decile: usize,
     bar: Option<ProgressBar>,
-    /// Bytes of the plan in finished chunks.
-    plan_done: u64,
-    verify: bool,
-    /// Per finished region, whether every chunk was skipped.
-    pub(super) region_skipped: Vec<bool>,
+    /// Per region, whether it was already on the board (`None` until it is dealt with).
+    placed: Vec<Option<Placed>>,
 }
 
 impl<'a> Progress<'a> {
-    /// Progress over `chunks` of `plan`, shown on `console`; `verify` is whether each region
-    /// is verified.
-    pub(super) fn new(
-        plan: &Plan,
-        chunks: &'a [Chunk],
-        console: &'a Console,
-        verify: bool,
-    ) -> Progress<'a> {
-        let total: usize = plan.regions.iter().map(|r| r.bytes.len()).sum();
+    /// Progress over the regions of `plan`, shown on `console`.
+    pub(super) fn new(plan: &Plan, console: &'a Console) -> Progress<'a> {
+        let regions: Vec<_> = plan
+            .regions
+            .iter()
+            .map(|r| (r.label, r.offset, r.bytes.len()))
+            .collect();
+        let before = regions
+            .iter()
+            .scan(0u64, |sum, r| {
+                let here = *sum;
+                *sum += r.2 as u64;
+                Some(here)
+            })
+            .collect();
+        let total: usize = regions.iter().map(|r| r.2).sum();
         Progress {
             console,
-            regions: plan
-                .regions
-                .iter()
-                .map(|r| (r.label, r.offset, r.bytes.len()))
-                .collect(),
-            chunks,
-            index: 0,
-            blocks: 1,
-            region_done: 0,
-            region_chunks_skipped: 0,
-            announced: false,
+            placed: vec![None; regions.len()],
+            regions,
+            before,
             last_decile: 0,
             bar: console.bar(total as u64),
-            plan_done: 0,
-            verify,
-            region_skipped: Vec::new(),
         }
     }
 
-    fn chunk(&self) -> Option<Chunk> {
-        self.chunks.get(self.index).copied()
-    }
-
-    /// The label of the region being written.
-    pub(super) fn current_label(&self) -> &'static str {
-        self.chunk().map_or("?", |c| self.regions[c.region].0)
-    }
-
-    fn announce(&mut self) {
-        if self.announced {
-            return;
-        }
-        self.announced = true;
-        let Some(c) = self.chunk() else { return };
-        let (label, offset, len) = self.regions[c.region];
+    /// Region `index` starts being written `from` bytes in.
+    pub(super) fn start(&mut self, index: usize, from: usize) {
+        let (label, offset, len) = self.regions[index];
+        self.last_decile = from * 10 / len.max(1);
+        let at = offset as usize + from;
         match &self.bar {
-            Some(bar) => bar.set_message(format!("{label} at {offset:#x}")),
-            None => self
+            Some(bar) => {
+                bar.set_message(format!("{label} at {at:#x}"));
+                bar.set_position(self.before[index] + from as u64);
+            }
+            None if from == 0 => self
                 .console
                 .say(&format!("writing {label} at {offset:#x} ({len} bytes)")),
+            None => self.console.say(&format!(
+                "writing {label} at {at:#x} ({} of {len} bytes; the {from} before are in place)",
+                len - from
+            )),
         }
+    }
+
+    /// `done` bytes of region `index` have been sent.
+    pub(super) fn advance(&mut self, index: usize, done: usize) {
+        let (label, _, len) = self.regions[index];
+        match &self.bar {
+            Some(bar) => bar.set_position(self.before[index] + done.min(len) as u64),
+            None => {
+                let decile = done * 10 / len.max(1);
+                if decile > self.last_decile && decile < 10 {
+                    self.last_decile = decile;
+                    self.console.say(&format!("  {label} {}%", decile * 10));
+                }
+            }
+        }
+    }
+
+    /// Region `index` is on the board, as `placed` says.
+    pub(super) fn finish(&mut self, index: usize, placed: Placed) {
+        let (label, _, len) = self.regions[index];
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.before[index] + len as u64);
+        }
+        let line = match placed {
+            Placed::Skipped => format!("{label}: already on the board (MD5 matches), skipped"),
+            Placed::Written { from: 0 } => format!("{label}: written"),
+            Placed::Written { from } => {
+                format!(
+                    "{label}: written from byte {from} of {len} (the bytes before were in place)"
+                )
+            }
+        };
+        self.console.say(&line);
+        self.placed[index] = Some(placed);
+    }
+
+    /// The label of region `index`.
+    pub(super) fn label(&self, index: usize) -> &'static str {
+        self.regions[index].0
+    }
+
+    /// Per region, whether it was already on the board.
+    pub(super) fn skipped(&self) -> Vec<bool> {
+        self.placed
+            .iter()
+            .map(|p| *p == Some(Placed::Skipped))
+            .collect()
+    }
+
+    /// Whether anything was written.
+    pub(super) fn wrote_any(&self) -> bool {
+        self.placed
+            .iter()
+            .any(|p| matches!(p, Some(Placed::Written { .. })))
     }
 
     /// Removes the bar.
@@ -98,67 +141,47 @@ impl<'a> Progress<'a> {
     }
 }
 
-impl ProgressCallbacks for Progress<'_> {
+/// Progress as espflash reports it when it writes the regions itself (through the ROM: one
+/// segment per region, in order).
+pub(super) struct RomProgress<'p, 'a> {
+    /// Where it is shown.
+    pub(super) progress: &'p mut Progress<'a>,
+    /// The region being written.
+    pub(super) index: usize,
+    blocks: usize,
+}
+
+impl<'p, 'a> RomProgress<'p, 'a> {
+    /// espflash's progress over the regions of `progress`, from the first.
+    pub(super) fn new(progress: &'p mut Progress<'a>) -> Self {
+        RomProgress {
+            progress,
+            index: 0,
+            blocks: 1,
+        }
+    }
+}
+
+impl ProgressCallbacks for RomProgress<'_, '_> {
     fn init(&mut self, _addr: u32, total: usize) {
         self.blocks = total.max(1);
-        self.announce();
+        self.progress.start(self.index, 0);
     }
 
     fn update(&mut self, current: usize) {
-        let Some(c) = self.chunk() else { return };
-        let part = c.len * current.min(self.blocks) / self.blocks;
-        match &self.bar {
-            Some(bar) => bar.set_position(self.plan_done + part as u64),
-            None => {
-                let region_len = self.regions[c.region].2.max(1);
-                let decile = (self.region_done + part) * 10 / region_len;
-                if decile > self.last_decile && decile < 10 {
-                    self.last_decile = decile;
-                    self.console
-                        .say(&format!("  {} {}%", self.current_label(), decile * 10));
-                }
-            }
-        }
+        let len = self.progress.regions[self.index].2;
+        self.progress
+            .advance(self.index, len * current.min(self.blocks) / self.blocks);
     }
 
     fn verifying(&mut self) {}
 
     fn finish(&mut self, skipped: bool) {
-        let Some(c) = self.chunk() else { return };
-        if !skipped {
-            self.announce();
-        }
-        self.region_done += c.len;
-        self.plan_done += c.len as u64;
-        self.region_chunks_skipped += usize::from(skipped);
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.plan_done);
-        }
-        let last_of_region = self.chunks.get(self.index + 1).map(|n| n.region) != Some(c.region);
-        if last_of_region {
-            let label = self.regions[c.region].0;
-            let count = self.chunks.iter().filter(|x| x.region == c.region).count();
-            let all_skipped = self.region_chunks_skipped == count;
-            let line = if all_skipped {
-                format!("{label}: already on the board (MD5 matches), skipped")
-            } else {
-                let done = if self.verify {
-                    "written and verified"
-                } else {
-                    "written"
-                };
-                match self.region_chunks_skipped {
-                    0 => format!("{label}: {done}"),
-                    n => format!("{label}: {done} ({n} of {count} chunks already in place)"),
-                }
-            };
-            self.console.say(&line);
-            self.region_skipped.push(all_skipped);
-            self.region_done = 0;
-            self.region_chunks_skipped = 0;
-            self.last_decile = 0;
-            self.announced = false;
-        }
+        let placed = match skipped {
+            true => Placed::Skipped,
+            false => Placed::Written { from: 0 },
+        };
+        self.progress.finish(self.index, placed);
         self.index += 1;
     }
 }

@@ -1,10 +1,13 @@
 //! Attempts until the board is written: a failed attempt is retried on a new connection a
-//! bounded number of times, a line that fails while writing steps the baud rate down first,
-//! and a panic of the serial library on a garbled reply counts as a bad line.
+//! bounded number of times, taking up what the board already holds. A line that fails while
+//! writing (after the attempt's own recoveries: blocks sent again, streams taken up again) is
+//! tried once more at the same rate, and steps the rate down only when it fails there again.
+//! A panic of the serial library on a garbled reply counts as a bad line.
 
 use crate::error::DeviceError;
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
+use crate::port::select::{self, UNKNOWN_BRIDGE_RATE};
 use firmware::chip::TargetName;
 
 use super::attempt::attempt;
@@ -12,7 +15,8 @@ use super::connect::ROM_BAUD;
 use super::failure::Failure;
 use super::options::{Contact, Options, Outcome};
 
-/// Rates tried, fastest first, when `--baud` is not given.
+/// Rates stepped down to, fastest first, when `--baud` is not given (after the bridge's
+/// default rate, when that is higher).
 pub const AUTO_BAUDS: [u32; 3] = [921_600, 460_800, ROM_BAUD];
 /// Attempts per board, each on a new connection, before giving up.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -29,6 +33,8 @@ pub fn write(
 ) -> Result<Outcome, DeviceError> {
     let rates = rates(port, opts);
     let mut rate = 0;
+    // Attempts that failed on the line at the current rate.
+    let mut line_failures = 0;
     let mut previous: Option<DeviceError> = None;
     loop {
         contact.attempts += 1;
@@ -39,13 +45,28 @@ pub fn write(
                 return Err(previous.unwrap_or(DeviceError::NotFound(port)));
             }
             Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Line(e)) if rate + 1 < rates.len() && contact.attempts < MAX_ATTEMPTS => {
-                opts.console.say(&format!(
-                    "the line is unreliable at {} baud ({e}); retrying at {} baud",
-                    rates[rate],
-                    rates[rate + 1]
-                ));
-                rate += 1;
+            Err(Failure::Line(e)) if contact.attempts < MAX_ATTEMPTS => {
+                line_failures += 1;
+                let lower = rates.get(rate + 1).copied();
+                match lower {
+                    Some(lower) if line_failures > 1 => {
+                        opts.console.say(&format!(
+                            "the line is unreliable at {} baud ({e}); retrying at {lower} baud",
+                            rates[rate]
+                        ));
+                        rate += 1;
+                        line_failures = 0;
+                        contact.line.stepped_down_to.push(lower);
+                    }
+                    _ => {
+                        opts.console.say(&format!(
+                            "attempt {} of {MAX_ATTEMPTS} failed on the line at {} baud ({e}); \
+                             retrying at the same rate from where the board is",
+                            contact.attempts, rates[rate]
+                        ));
+                        contact.line.same_rate_retries += 1;
+                    }
+                }
                 previous = Some(e);
                 continue;
             }
@@ -62,14 +83,20 @@ pub fn write(
     }
 }
 
-/// The rates to try: `--baud`, or the ROM's rate on a port that cannot change it, or
-/// [`AUTO_BAUDS`].
-fn rates<'a>(port: &ResolvedPort, opts: &'a Options) -> &'a [u32] {
-    match &opts.baud {
-        Some(b) => std::slice::from_ref(b),
-        None if port.keeps_rate() => &[ROM_BAUD],
-        None => &AUTO_BAUDS,
-    }
+/// The rates to try, fastest first: `--baud`; the ROM's rate on a port that cannot change it
+/// or whose rate is nominal (the chip's own USB: nothing would be faster); else the default of
+/// the port's bridge (docs/flasher.md, "Line rate"), then the lower [`AUTO_BAUDS`].
+fn rates(port: &ResolvedPort, opts: &Options) -> Vec<u32> {
+    let first = match (opts.baud, port.usb()) {
+        (Some(b), _) => return vec![b],
+        _ if port.keeps_rate() => return vec![ROM_BAUD],
+        (None, Some(usb)) if select::is_native_usb(usb) => return vec![ROM_BAUD],
+        (None, Some(usb)) => select::bridge_of(usb).map_or(UNKNOWN_BRIDGE_RATE, |b| b.rate),
+        (None, None) => UNKNOWN_BRIDGE_RATE,
+    };
+    std::iter::once(first)
+        .chain(AUTO_BAUDS.into_iter().filter(|&r| r < first))
+        .collect()
 }
 
 /// One attempt, with a panic of espflash (which indexes replies by their length field and

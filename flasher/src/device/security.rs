@@ -31,7 +31,7 @@ use super::session::Session;
 
 /// GET_SECURITY_INFO flag: Secure Boot is enabled (esptool `loader.py`, espflash
 /// `SecurityInfo`).
-const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
+pub(super) const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
 
 /// What a ROM in Secure Download Mode does not let the flasher read or check.
 const UNCHECKED_IN_SECURE_DOWNLOAD: [&str; 5] =
@@ -215,7 +215,7 @@ pub(super) fn rom_under_secure_boot(
     }
     opts.console.say(
         "esp32s3 with Secure Boot: its ROM runs no flasher stub, so writing through the ROM \
-         (uncompressed; each chunk checked by MD5, no final check)",
+         (uncompressed; each region checked by MD5 before and after)",
     );
     Some(flasher)
 }

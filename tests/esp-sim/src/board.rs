@@ -450,6 +450,9 @@ impl Server {
             slip::encode_into(frame, &mut wire);
         }
         let baud = self.current_baud();
+        if !wire.is_empty() {
+            self.pacer.turnaround();
+        }
         let mut line = Vec::with_capacity(wire.len());
         for byte in wire {
             let fate = self.faults.byte(Direction::Tx, byte);

@@ -10,6 +10,7 @@
 //! | `stall=MSms@N` | pause MS milliseconds before the byte at index N |
 //! | `disconnect=N` | pull the cable once N bytes have passed |
 //! | `bad-md5=K` | the K-th SPI_FLASH_MD5 reply (1-based) carries a wrong digest |
+//! | `mute=OP#N` | the N-th command (1-based) with opcode OP is carried out but its reply is lost on the line |
 //! | `flip=OP#N@K.B` | the N-th command (1-based) with opcode OP (hex `0x10` or decimal) arrives with bit B of its payload byte K flipped, as if the line garbled it where no checksum looks |
 //!
 //! Byte indices count from 0 since the board started. Line faults act on
@@ -69,6 +70,13 @@ pub enum Fault {
     },
     /// One bit of one command's payload is flipped before the board acts on it.
     Flip(Flip),
+    /// The `nth` command (1-based) with this opcode is carried out, and its reply lost.
+    Mute {
+        /// Opcode of the commands counted.
+        opcode: u8,
+        /// Which of them.
+        nth: u32,
+    },
 }
 
 /// A targeted flip: bit `bit` of payload byte `byte` of the `nth` command (1-based) with
@@ -83,6 +91,16 @@ pub struct Flip {
     pub byte: usize,
     /// Bit of that byte (0 = least significant).
     pub bit: u8,
+}
+
+/// Parses `OP#N` (opcode in hex `0x11` or decimal, N from 1).
+fn parse_mute(s: &str) -> Option<(u8, u32)> {
+    let (op, nth) = s.split_once('#')?;
+    let opcode = match op.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16).ok()?,
+        None => op.parse().ok()?,
+    };
+    Some((opcode, nth.parse().ok().filter(|&n| n > 0)?))
 }
 
 impl FromStr for Flip {
@@ -197,6 +215,10 @@ impl FromStr for FaultSpec {
                     spec.faults.push(Fault::BadMd5 { nth });
                 }
                 "flip" => spec.faults.push(Fault::Flip(value.parse().map_err(err)?)),
+                "mute" => {
+                    let (opcode, nth) = parse_mute(value).ok_or_else(|| err("expected OP#N"))?;
+                    spec.faults.push(Fault::Mute { opcode, nth });
+                }
                 _ => return Err(err("unknown fault")),
             }
         }
@@ -260,6 +282,7 @@ impl fmt::Display for FaultSpec {
                 }
                 Fault::BadMd5 { nth } => write!(f, ",bad-md5={nth}")?,
                 Fault::Flip(flip) => write!(f, ",flip={flip}")?,
+                Fault::Mute { opcode, nth } => write!(f, ",mute={opcode:#04x}#{nth}")?,
             }
         }
         Ok(())
@@ -345,11 +368,17 @@ impl FaultInjector {
         fate
     }
 
-    /// Counts a command with opcode `op` and flips the bits targeted at it in `data`.
-    pub fn command(&mut self, op: u8, data: &mut [u8]) {
+    /// Counts a command with opcode `op` and flips the bits targeted at it in `data`; true if
+    /// its reply is to be lost.
+    pub fn command(&mut self, op: u8, data: &mut [u8]) -> bool {
         let count = self.commands.entry(op).or_default();
         *count += 1;
         let nth = *count;
+        let mute = self
+            .spec
+            .faults
+            .iter()
+            .any(|f| matches!(*f, Fault::Mute { opcode, nth: n } if opcode == op && n == nth));
         for fault in &self.spec.faults {
             if let Fault::Flip(flip) = fault
                 && flip.opcode == op
@@ -359,6 +388,7 @@ impl FaultInjector {
                 *byte ^= 1 << flip.bit;
             }
         }
+        mute
     }
 
     /// Counts an MD5 reply; true if this one must be falsified.
@@ -446,6 +476,20 @@ mod tests {
         assert!(inj.byte(Direction::Rx, 0).disconnect);
         assert!(!inj.falsify_md5());
         assert!(inj.falsify_md5());
+    }
+
+    #[test]
+    fn mutes_the_nth_command_of_an_opcode() {
+        let spec: FaultSpec = "mute=0x11#2".parse().unwrap();
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        assert!("mute=0x11#0".parse::<FaultSpec>().is_err());
+        assert!("mute=0x11".parse::<FaultSpec>().is_err());
+        let mut inj = FaultInjector::new(spec);
+        let mut data = [0u8; 4];
+        assert!(!inj.command(0x11, &mut data));
+        assert!(!inj.command(0x10, &mut data));
+        assert!(inj.command(0x11, &mut data));
+        assert!(!inj.command(0x11, &mut data));
     }
 
     #[test]

@@ -83,6 +83,10 @@ struct FlashWrite {
     written: u32,
     /// The stub erases ahead of the write; first sector not yet erased.
     erase_next: Option<u32>,
+    /// Whether the stub has met a sector that is not blank: until then it reads each sector
+    /// before erasing it and leaves a blank one as it is (esp-flasher-stub's "skip erase on
+    /// already-blank sectors").
+    dirty_seen: bool,
     inflater: Option<Decompress>,
 }
 
@@ -122,6 +126,9 @@ pub(crate) struct Loader {
     /// RAM ranges uploaded with MEM_BEGIN, where a stub may sit.
     uploaded: Vec<std::ops::Range<u32>>,
     read: Option<FlashRead>,
+    /// The stub acknowledges a data block before it inflates and writes it; an error doing so
+    /// is the answer to the next command, which is then not carried out.
+    deferred: Option<Failure>,
     /// A watchdog reset on its way, and its boot log (see `boot`).
     boot: boot::BootState,
 }
@@ -157,6 +164,7 @@ impl Loader {
             mem: None,
             uploaded: Vec::new(),
             read: None,
+            deferred: None,
             boot: boot::BootState::default(),
         }
     }
@@ -180,7 +188,7 @@ impl Loader {
                 return out;
             }
         };
-        faults.command(request.op, &mut request.data);
+        let mute = faults.command(request.op, &mut request.data);
         self.record(&request);
         let command = Opcode::from_byte(request.op);
         if self.security.secure_download && !command.is_some_and(allowed_in_secure_download) {
@@ -194,6 +202,13 @@ impl Loader {
             return out;
         }
         let responder = self.responder;
+        if let Some(failure) = self.deferred.take() {
+            if !mute {
+                let refusal = Response::failed(request.op, failure);
+                out.frames.push(refusal.encode(responder));
+            }
+            return out;
+        }
         let outcome = match command {
             Some(Opcode::Sync) => {
                 if request.data == SYNC_PAYLOAD {
@@ -215,7 +230,9 @@ impl Loader {
             }),
         };
         let response = outcome.unwrap_or_else(|failure| Response::failed(request.op, failure));
-        out.frames.insert(0, response.encode(responder));
+        if !mute {
+            out.frames.insert(0, response.encode(responder));
+        }
         if responder == Responder::Stub
             && matches!(command, Some(Opcode::FlashData | Opcode::FlashDeflData))
         {
@@ -380,6 +397,7 @@ impl Loader {
                     let flash = lock(&self.flash);
                     Md5::digest(flash.read(addr, size).map_err(|_| Failure::FlashRead)?).into()
                 };
+                out.busy += self.timings.md5(size);
                 if faults.falsify_md5() {
                     digest[0] ^= 0xFF;
                 }
@@ -521,6 +539,7 @@ impl Loader {
             next_seq: 0,
             written: 0,
             erase_next,
+            dirty_seen: false,
             inflater: compressed.then(|| Decompress::new(true)),
         });
         Ok(())
@@ -538,13 +557,29 @@ impl Loader {
         program(write, &self.flash, &self.timings, at, data, out)
     }
 
+    /// A FLASH_DEFL_DATA block. The ROM checks its sequence number and answers once it is
+    /// written. The stub, as esp-flasher-stub does, checks only the length and checksum before
+    /// it answers, then inflates and writes the block, whatever its sequence number (a block
+    /// sent twice is inflated twice): an error in that is the answer to the next command.
     fn write_compressed_block(&mut self, req: &Request, out: &mut Output) -> Result<(), Failure> {
         let (seq, data) = data_block(req)?;
+        if self.responder == Responder::Stub {
+            if let Err(failure) = self.inflate_and_program(data, out) {
+                self.deferred = Some(failure);
+            }
+            return Ok(());
+        }
         let write = self.write.as_mut().ok_or(Failure::FailedToAct)?;
         if seq != write.next_seq {
             return Err(Failure::FailedToAct);
         }
         write.next_seq += 1;
+        self.inflate_and_program(data, out)
+    }
+
+    /// Inflates `data` into the write in progress and programs what comes out.
+    fn inflate_and_program(&mut self, data: &[u8], out: &mut Output) -> Result<(), Failure> {
+        let write = self.write.as_mut().ok_or(Failure::FailedToAct)?;
         let inflater = write.inflater.as_mut().ok_or(Failure::FailedToAct)?;
         let mut plain = Vec::with_capacity(data.len() * 4);
         let mut input = data;
@@ -643,6 +678,20 @@ fn program(
         let erase_end = (write.offset + write.size).next_multiple_of(SECTOR_SIZE);
         let want = end.next_multiple_of(SECTOR_SIZE).min(erase_end);
         while want > *erase_next {
+            if !write.dirty_seen {
+                // Read the sector; leave it if it is blank.
+                out.busy += timings.md5(SECTOR_SIZE);
+                let blank = flash
+                    .read(*erase_next, SECTOR_SIZE)
+                    .map_err(|_| Failure::FlashWrite)?
+                    .iter()
+                    .all(|&b| b == 0xFF);
+                if blank {
+                    *erase_next += SECTOR_SIZE;
+                    continue;
+                }
+                write.dirty_seen = true;
+            }
             let step =
                 if erase_next.is_multiple_of(BLOCK_SIZE) && erase_end - *erase_next >= BLOCK_SIZE {
                     BLOCK_SIZE

@@ -26,7 +26,15 @@ pub struct FlashTimings {
     pub block_erase: Duration,
     /// 256-byte page program.
     pub page_program: Duration,
+    /// Reading and hashing one MiB for SPI_FLASH_MD5 (the chip reads the flash and runs MD5 in
+    /// software; an estimate: 40 MHz dual-I/O reads and about 15 CPU cycles per byte).
+    pub md5_per_mib: Duration,
 }
+
+/// The time from a request's last byte to the first byte of its reply reaching the host: the
+/// USB-UART bridge's turnaround (a USB frame each way; FTDI parts with their default latency
+/// timer take longer).
+pub const TURNAROUND: Duration = Duration::from_millis(1);
 
 impl FlashTimings {
     /// Typical values of the Winbond W25Q128JV datasheet (tSE 45 ms,
@@ -35,6 +43,7 @@ impl FlashTimings {
         sector_erase: Duration::from_millis(45),
         block_erase: Duration::from_millis(150),
         page_program: Duration::from_micros(400),
+        md5_per_mib: Duration::from_millis(200),
     };
 
     /// These timings with another page program time.
@@ -53,6 +62,12 @@ impl FlashTimings {
     /// Time to program `pages` pages.
     pub fn program(&self, pages: u32) -> Duration {
         self.page_program * pages
+    }
+
+    /// Time to read and hash `bytes` bytes (SPI_FLASH_MD5), or to read them (blank checks).
+    pub fn md5(&self, bytes: u32) -> Duration {
+        self.md5_per_mib
+            .mul_f64(f64::from(bytes) / f64::from(1u32 << 20))
     }
 }
 
@@ -180,6 +195,15 @@ impl Pacer {
     pub fn wait_for_flash(&mut self) {
         if self.enabled {
             sleep_until(self.flash_free);
+        }
+    }
+
+    /// A reply is ready: it leaves no earlier than [`TURNAROUND`] after the request's last byte.
+    pub fn turnaround(&mut self) {
+        if self.enabled {
+            self.tx_done = self
+                .tx_done
+                .max(self.rx_done.max(Instant::now()) + TURNAROUND);
         }
     }
 
