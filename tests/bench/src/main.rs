@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use esp_sim::{BoardConfig, Chip, FlashSize, LineStats, SimBoard};
+use esp_sim::{BoardConfig, Chip, FlashSize, LineStats, Opcode, PageProgramTime, SimBoard};
 use imagegen::bundle::{Bundle, Metadata};
 use imagegen::inputs::TargetInput;
 use testkit::idf_build::{BuildSpec, TableKind, write_build};
 
-const TARGET: &str = "esp32s3";
-const FLASH: &str = "4MB";
 /// The original image's esptool rate.
 const ORIGINAL_BAUD: u32 = 460_800;
 
@@ -33,12 +31,19 @@ struct Args {
     /// esptool 5.x (default: the workspace venv's, or PATH).
     #[arg(long)]
     esptool: Option<PathBuf>,
+    /// A real ESP-IDF build directory to flash (flasher_args.json and what it names); without
+    /// it, a generated esp32s3 build with a 1.5 MiB app.
+    #[arg(long)]
+    build: Option<PathBuf>,
     /// Runs per measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Baud rates for the full-flash comparison.
-    #[arg(long, value_delimiter = ',', default_value = "115200,460800,921600")]
+    #[arg(long, value_delimiter = ',', default_value = "460800,921600")]
     bauds: Vec<u32>,
+    /// Page program times of the simulated flash; every comparison runs at each.
+    #[arg(long, value_delimiter = ',', default_value = "0.4ms,0.7ms")]
+    page_program: Vec<PageProgramTime>,
     /// Board counts for the several-boards measurement.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     boards: Vec<usize>,
@@ -47,7 +52,13 @@ struct Args {
 /// The firmware under test, as files for esptool and as a bundle for the flasher.
 struct Setup {
     _dir: tempfile::TempDir,
+    /// What is flashed: its chip, flash size and origin.
+    chip: Chip,
+    target: String,
+    flash: String,
+    origin: String,
     firmware: PathBuf,
+    /// Generated builds of three chips, for imagegen.
     builds: Vec<PathBuf>,
     parts: Vec<(u32, PathBuf)>,
     payload: u64,
@@ -59,12 +70,15 @@ struct Sample {
     wall: Duration,
     stats: LineStats,
     to_first_byte: Duration,
+    /// FLASH_DEFL_BEGIN (or FLASH_BEGIN) and SPI_FLASH_MD5 commands the board received.
+    begins: usize,
+    md5s: usize,
 }
 
 /// Who writes the board.
 #[derive(Clone, Copy)]
 enum Tool {
-    /// Our flasher; `None` = its default rate (921600 with step-down).
+    /// Our flasher; `None` = its default rate.
     Ours(Option<u32>),
     /// esptool as the original image ran it: ROM loader, no compression.
     EsptoolRom(u32),
@@ -72,120 +86,40 @@ enum Tool {
     EsptoolStub(u32),
 }
 
+/// One board's timing parameter set.
+#[derive(Clone, Copy)]
+struct Flash {
+    page_program: PageProgramTime,
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.runs >= 1, "--runs must be at least 1");
+    ensure!(!args.page_program.is_empty(), "--page-program needs a time");
     let esptool = args
         .esptool
         .clone()
         .unwrap_or_else(|| testkit::tools::require("esptool"));
-    let setup = setup(&args.flasher)?;
+    let setup = setup(&args)?;
     header(&args, &esptool, &setup)?;
+    let mut defaults_at_first = None;
+    for (i, &page_program) in args.page_program.iter().enumerate() {
+        let flash = Flash { page_program };
+        let defaults = full_flash(&args, &esptool, &setup, flash, i + 1)?;
+        defaults_at_first.get_or_insert(defaults);
+    }
+    let first = Flash {
+        page_program: args.page_program[0],
+    };
+    let n = args.page_program.len();
 
-    // 1. Full first flash at each rate.
-    println!("## 1. Full first flash\n");
+    // Re-flash of identical firmware.
     println!(
-        "Wall time from process start to exit, median of {} runs, each on a fresh board.\n",
-        args.runs
+        "\n## {}. Re-flash of identical firmware (ours, default rate, {} page program)\n",
+        n + 1,
+        first.page_program
     );
-    println!(
-        "| baud | ours | esptool --no-stub | esptool stub + compression | ours / no-stub | ours / stub |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let mut ours_at = Vec::new();
-    let mut rom_at_original = None;
-    let mut stub_at_original = None;
-    for &baud in &args.bauds {
-        let ours = measure(&args, &esptool, &setup, Tool::Ours(Some(baud)))?;
-        let rom = measure(&args, &esptool, &setup, Tool::EsptoolRom(baud))?;
-        let stub = measure(&args, &esptool, &setup, Tool::EsptoolStub(baud))?;
-        let (o, r, s) = (median_wall(&ours), median_wall(&rom), median_wall(&stub));
-        println!(
-            "| {baud} | {} | {} | {} | {:.2} | {:.2} |",
-            secs(o),
-            secs(r),
-            secs(s),
-            ratio(o, r),
-            ratio(o, s)
-        );
-        if baud == ORIGINAL_BAUD {
-            rom_at_original = Some(r);
-            stub_at_original = Some(s);
-        }
-        ours_at.push((baud, ours));
-    }
-    println!();
-    let defaults = measure(&args, &esptool, &setup, Tool::Ours(None))?;
-    let ours_default = median_wall(&defaults);
-    if let (Some(rom), Some(stub)) = (rom_at_original, stub_at_original) {
-        let same = ours_at
-            .iter()
-            .find(|(b, _)| *b == ORIGINAL_BAUD)
-            .map(|(_, s)| median_wall(s))
-            .expect("measured at the original rate");
-        target(
-            "same flags as the original (460800): ours / esptool --no-stub",
-            ratio(same, rom),
-            0.6,
-        );
-        target(
-            "same rate: ours / esptool stub + compression",
-            ratio(same, stub),
-            0.9,
-        );
-        println!(
-            "- defaults as users run them: ours (no --baud) {} against the original image's esptool --no-stub at 460800 {}",
-            secs(ours_default),
-            secs(rom)
-        );
-        target("defaults: ours / original", ratio(ours_default, rom), 0.25);
-    }
-
-    // 2. Efficiency of our runs.
-    println!("\n## 2. Efficiency (ours)\n");
-    println!(
-        "Payload: {} bytes (bootloader, partition table, OTA data, app). Wire time: every byte \
-         on the line (both directions, stub upload and handshake included) at the rate in effect; \
-         flash time: the simulated chip's erase and program work (typical W25Q128JV timings); \
-         limit: the larger of the two, since the stub writes while the next block arrives.\n",
-        setup.payload
-    );
-    println!(
-        "| baud | bytes on the wire / payload | wire time | flash time | limit | measured | measured / limit |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let mut runs_for_efficiency: Vec<(String, Vec<Sample>)> = ours_at
-        .into_iter()
-        .map(|(b, s)| (b.to_string(), s))
-        .collect();
-    runs_for_efficiency.push(("default".into(), defaults));
-    for (label, samples) in &runs_for_efficiency {
-        let s = median_sample(samples);
-        let wire = s.stats.rx_wire + s.stats.tx_wire;
-        let limit = wire.max(s.stats.flash_time);
-        println!(
-            "| {label} | {:.3} | {} | {} | {} | {} | {:.2} |",
-            (s.stats.rx_bytes + s.stats.tx_bytes) as f64 / setup.payload as f64,
-            secs(wire),
-            secs(s.stats.flash_time),
-            secs(limit),
-            secs(s.wall),
-            ratio(s.wall, limit)
-        );
-    }
-    if let Some((_, s)) = runs_for_efficiency.last() {
-        let s = median_sample(s);
-        let limit = (s.stats.rx_wire + s.stats.tx_wire).max(s.stats.flash_time);
-        target(
-            "defaults: measured / physical limit",
-            ratio(s.wall, limit),
-            1.1,
-        );
-    }
-
-    // 3. Re-flash of identical firmware.
-    println!("\n## 3. Re-flash of identical firmware (ours, default rate)\n");
-    let (full, again) = reflash(&args, &setup)?;
+    let (full, again) = reflash(&args, &setup, first)?;
     println!(
         "- full flash {}, identical re-flash {} (every region skipped by MD5)",
         secs(full),
@@ -193,12 +127,16 @@ fn main() -> Result<()> {
     );
     target("re-flash / full flash", ratio(again, full), 0.10);
 
-    // 4. Start-up.
-    println!("\n## 4. Start-up: process start to the first byte on the line\n");
+    // Start-up.
+    println!(
+        "\n## {}. Start-up: process start to the first byte on the line\n",
+        n + 2
+    );
     let ours_first = median(
-        runs_for_efficiency
+        defaults_at_first
+            .unwrap_or_default()
             .iter()
-            .flat_map(|(_, s)| s.iter().map(|x| x.to_first_byte))
+            .map(|x| x.to_first_byte)
             .collect(),
     );
     let esptool_first = median(
@@ -217,14 +155,136 @@ fn main() -> Result<()> {
         1.0,
     );
 
-    // 5. imagegen.
-    println!("\n## 5. imagegen: flash image for 2 platforms x 3 targets\n");
+    println!(
+        "\n## {}. imagegen: flash image for 2 platforms x 3 targets\n",
+        n + 3
+    );
     imagegen_timing(&args, &setup)?;
 
-    // 6. Several boards.
-    println!("\n## 6. Several boards flashed by one process (ours, default rate)\n");
-    several_boards(&args, &setup)?;
+    println!(
+        "\n## {}. Several boards flashed by one process (ours, default rate, {} page program)\n",
+        n + 4,
+        first.page_program
+    );
+    several_boards(&args, &setup, first)?;
     Ok(())
+}
+
+/// Section `number`: the full first flash at each rate and at the defaults, against esptool,
+/// and how close each run of ours comes to the limit. Returns the default-rate samples.
+fn full_flash(
+    args: &Args,
+    esptool: &Path,
+    setup: &Setup,
+    flash: Flash,
+    number: usize,
+) -> Result<Vec<Sample>> {
+    println!(
+        "## {number}. Full first flash, {} page program\n",
+        flash.page_program
+    );
+    println!(
+        "Wall time from process start to exit, median of {} runs, each on a fresh board.\n",
+        args.runs
+    );
+    println!("| baud | ours | esptool stub + compression | ours / esptool stub |");
+    println!("|---|---|---|---|");
+    let mut rows = Vec::new();
+    for &baud in &args.bauds {
+        let ours = measure(args, esptool, setup, flash, Tool::Ours(Some(baud)))?;
+        let stub = measure(args, esptool, setup, flash, Tool::EsptoolStub(baud))?;
+        let (o, s) = (median_wall(&ours), median_wall(&stub));
+        println!(
+            "| {baud} | {} | {} | {:.2} |",
+            secs(o),
+            secs(s),
+            ratio(o, s)
+        );
+        rows.push((baud.to_string(), ours, Some(stub)));
+    }
+    println!();
+    for (baud, ours, stub) in &rows {
+        let stub = stub.as_ref().expect("measured");
+        target(
+            &format!("{baud} baud: ours / esptool stub + compression"),
+            ratio(median_wall(ours), median_wall(stub)),
+            0.9,
+        );
+    }
+    let defaults = measure(args, esptool, setup, flash, Tool::Ours(None))?;
+    let original = measure(args, esptool, setup, flash, Tool::EsptoolRom(ORIGINAL_BAUD))?;
+    let (d, r) = (median_wall(&defaults), median_wall(&original));
+    println!(
+        "- defaults as users run them: ours (no --baud) {} against the original image's \
+         esptool --no-stub at 460800 {}",
+        secs(d),
+        secs(r)
+    );
+    target("defaults: ours / original", ratio(d, r), 0.2);
+    rows.push(("default".into(), defaults, None));
+    rows.push((format!("esptool --no-stub {ORIGINAL_BAUD}"), original, None));
+    efficiency(setup, &rows);
+    Ok(rows
+        .into_iter()
+        .find(|(l, _, _)| l == "default")
+        .map(|(_, s, _)| s)
+        .unwrap_or_default())
+}
+
+/// The efficiency table of `rows` (label, our samples, esptool's at the same rate).
+fn efficiency(setup: &Setup, rows: &[(String, Vec<Sample>, Option<Vec<Sample>>)]) {
+    println!(
+        "\nPayload {} bytes. Wire: every byte on the line both ways at the rate in effect; \
+         upload: the stub's part of it; flash: the simulated chip's erase, program and MD5 \
+         work; limit: the upload, then the larger of the rest of the wire and the flash (the \
+         stub writes while the next block arrives). Commands: FLASH_(DEFL_)BEGIN / \
+         SPI_FLASH_MD5 received.\n",
+        setup.payload
+    );
+    println!(
+        "| run | tool | bytes on the wire | wire | upload | flash | limit | measured | measured / limit | commands |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut default_ratio = None;
+    for (label, ours, stub) in rows {
+        let tools = std::iter::once((
+            if label.starts_with("esptool") {
+                "esptool"
+            } else {
+                "ours"
+            },
+            ours,
+        ))
+        .chain(stub.iter().map(|s| ("esptool stub", s)));
+        for (tool, samples) in tools {
+            let s = median_sample(samples);
+            let wire = s.stats.rx_wire + s.stats.tx_wire;
+            let limit = s.stats.upload_wire
+                + wire
+                    .saturating_sub(s.stats.upload_wire)
+                    .max(s.stats.flash_time);
+            println!(
+                "| {label} | {tool} | {} | {} | {} | {} | {} | {} | {:.2} | {} / {} |",
+                s.stats.rx_bytes + s.stats.tx_bytes,
+                secs(wire),
+                secs(s.stats.upload_wire),
+                secs(s.stats.flash_time),
+                secs(limit),
+                secs(s.wall),
+                ratio(s.wall, limit),
+                s.begins,
+                s.md5s
+            );
+            if label == "default" && tool == "ours" {
+                default_ratio = Some(ratio(s.wall, limit));
+            }
+        }
+    }
+    println!();
+    if let Some(r) = default_ratio {
+        target("defaults: measured / limit", r, 1.1);
+    }
+    println!();
 }
 
 fn header(args: &Args, esptool: &Path, setup: &Setup) -> Result<()> {
@@ -239,69 +299,136 @@ fn header(args: &Args, esptool: &Path, setup: &Setup) -> Result<()> {
     );
     println!("- flasher: {}", args.flasher.display());
     println!(
-        "- board: simulated {TARGET}, {FLASH} flash, real-time mode (10 bits per byte each way, W25Q128JV typical erase/program times)"
+        "- board: simulated {}, {} flash, real-time mode (10 bits per byte each way, 1 ms \
+         bridge turnaround per reply, W25Q128JV typical erase times, page program {}; the \
+         stub acknowledges a block before writing it and skips erasing blank sectors, as \
+         esp-flasher-stub does; MD5 at {} ms per MiB)",
+        setup.target,
+        setup.flash,
+        args.page_program
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        esp_sim::FlashTimings::W25Q.md5_per_mib.as_millis()
     );
     println!(
-        "- firmware: bootloader, partition table, OTA data, {} KiB app compressing like real firmware (zlib to about 66 %), {} bytes in all\n",
+        "- firmware: {}: {} bytes in all ({})\n",
+        setup.origin,
+        setup.payload,
         setup
             .parts
             .iter()
-            .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
-            .max()
-            .unwrap_or(0)
-            / 1024,
-        setup.payload
+            .map(|(o, p)| format!(
+                "{:#x} {} bytes",
+                o,
+                std::fs::metadata(p).map_or(0, |m| m.len())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }
 
-fn setup(flasher: &Path) -> Result<Setup> {
-    let dir = tempfile::tempdir()?;
-    let mut builds = Vec::new();
-    let mut inputs = Vec::new();
-    let mut parts = Vec::new();
-    for (i, chip) in [
+/// Three generated builds (esp32s3, esp32, esp32c3: 1.5 MiB apps) for imagegen; the first is
+/// what is flashed unless `--build` names a real one.
+fn generated_builds(root: &Path) -> Result<Vec<(PathBuf, Vec<(u32, PathBuf)>)>> {
+    let mut out = Vec::new();
+    for chip in [
         firmware::chip::Chip::Esp32s3,
         firmware::chip::Chip::Esp32,
         firmware::chip::Chip::Esp32c3,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ] {
         let mut spec = BuildSpec::new(chip);
         spec.app_len = 1536 * 1024;
         spec.app_slot = 0x19_0000;
         spec.table = TableKind::OtaOnly;
-        let build_dir = dir.path().join("builds").join(chip.name());
+        let build_dir = root.join("builds").join(chip.name());
         let build = write_build(&build_dir, &spec)?;
-        if i == 0 {
-            parts = build
-                .flash_files
-                .iter()
-                .map(|(offset, path, _)| (*offset, build_dir.join(path)))
-                .collect();
-        }
-        inputs.push(TargetInput::from_build_dir(None, &build_dir)?);
-        builds.push(build_dir);
+        let parts = build
+            .flash_files
+            .iter()
+            .map(|(offset, path, _)| (*offset, build_dir.join(path)))
+            .collect();
+        out.push((build_dir, parts));
     }
+    Ok(out)
+}
+
+/// The flash files of a real build: `flash_files` of its flasher_args.json, its chip and flash
+/// size.
+fn real_build(dir: &Path) -> Result<(Vec<(u32, PathBuf)>, String, String)> {
+    let text = std::fs::read_to_string(dir.join("flasher_args.json"))
+        .with_context(|| format!("{}: no flasher_args.json", dir.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let files = json["flash_files"]
+        .as_object()
+        .context("flasher_args.json has no flash_files")?;
+    let mut parts = files
+        .iter()
+        .map(|(offset, file)| {
+            let offset = u32::from_str_radix(offset.trim_start_matches("0x"), 16)?;
+            let file = file.as_str().context("a flash file is not a path")?;
+            Ok((offset, dir.join(file)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    parts.sort();
+    let chip = json["extra_esptool_args"]["chip"]
+        .as_str()
+        .context("flasher_args.json names no chip")?
+        .to_string();
+    let flash = json["flash_settings"]["flash_size"]
+        .as_str()
+        .unwrap_or("4MB")
+        .to_string();
+    Ok((parts, chip, flash))
+}
+
+fn setup(args: &Args) -> Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let generated = generated_builds(dir.path())?;
+    let builds: Vec<PathBuf> = generated.iter().map(|(d, _)| d.clone()).collect();
+    let (flashed_dir, parts, target, flash, origin) = match &args.build {
+        Some(build) => {
+            let (parts, chip, flash) = real_build(build)?;
+            let origin = format!("the ESP-IDF build {}", build.display());
+            (build.clone(), parts, chip, flash, origin)
+        }
+        None => {
+            let (d, parts) = generated[0].clone();
+            let origin =
+                "a generated esp32s3 build, 1536 KiB app compressing like real firmware".into();
+            (d, parts, "esp32s3".into(), "4MB".into(), origin)
+        }
+    };
+    let chip: Chip = target.parse().map_err(anyhow::Error::msg)?;
     let payload = parts
         .iter()
         .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()))
         .sum::<std::io::Result<u64>>()?;
     let firmware = dir.path().join("firmware");
-    Bundle::new(inputs, None, &Metadata::default())?.write_dir(&firmware)?;
+    let input = TargetInput::from_build_dir(None, &flashed_dir)?;
+    Bundle::new(vec![input], None, &Metadata::default())?.write_dir(&firmware)?;
     let merged = dir.path().join("expected.bin");
-    let status = Command::new(flasher)
-        .args(["--chip", TARGET, "--flash_size", FLASH, "--merge-out"])
+    let status = Command::new(&args.flasher)
+        .args(["--chip", &target, "--flash_size", &flash, "--merge-out"])
         .arg(&merged)
         .arg("--firmware-dir")
         .arg(&firmware)
         .stderr(Stdio::null())
         .status()?;
-    ensure!(status.success(), "{} --merge-out failed", flasher.display());
+    ensure!(
+        status.success(),
+        "{} --merge-out failed",
+        args.flasher.display()
+    );
     Ok(Setup {
         expected: std::fs::read(&merged)?,
         _dir: dir,
+        chip,
+        target,
+        flash,
+        origin,
         firmware,
         builds,
         parts,
@@ -309,11 +436,12 @@ fn setup(flasher: &Path) -> Result<Setup> {
     })
 }
 
-fn board() -> Result<SimBoard> {
-    let size: FlashSize = FLASH.parse().map_err(anyhow::Error::msg)?;
+fn board(setup: &Setup, flash: Flash) -> Result<SimBoard> {
+    let size: FlashSize = setup.flash.parse().map_err(anyhow::Error::msg)?;
     Ok(SimBoard::start(
-        BoardConfig::new(Chip::Esp32s3)
+        BoardConfig::new(setup.chip)
             .flash_size(size)
+            .page_program(flash.page_program)
             .realtime(true),
     )?)
 }
@@ -325,9 +453,9 @@ fn command(tool: Tool, esptool: &Path, flasher: &Path, setup: &Setup, port: &Pat
             c.arg("--port").arg(port);
             c.args([
                 "--chip",
-                TARGET,
+                &setup.target,
                 "--flash_size",
-                FLASH,
+                &setup.flash,
                 "--before",
                 "no-reset",
                 "--after",
@@ -344,7 +472,7 @@ fn command(tool: Tool, esptool: &Path, flasher: &Path, setup: &Setup, port: &Pat
             c.arg("--port").arg(port);
             c.args([
                 "--chip",
-                TARGET,
+                &setup.target,
                 "--baud",
                 &baud.to_string(),
                 "--before",
@@ -355,7 +483,7 @@ fn command(tool: Tool, esptool: &Path, flasher: &Path, setup: &Setup, port: &Pat
             if matches!(tool, Tool::EsptoolRom(_)) {
                 c.arg("--no-stub");
             }
-            c.args(["write-flash", "--force", "--flash-size", FLASH]);
+            c.args(["write-flash", "--force", "--flash-size", &setup.flash]);
             for (offset, path) in &setup.parts {
                 c.arg(format!("{offset:#x}")).arg(path);
             }
@@ -373,10 +501,16 @@ fn label(tool: Tool) -> String {
 }
 
 /// Runs `tool` `runs` times, each on a fresh board, checking the flash every time.
-fn measure(args: &Args, esptool: &Path, setup: &Setup, tool: Tool) -> Result<Vec<Sample>> {
+fn measure(
+    args: &Args,
+    esptool: &Path,
+    setup: &Setup,
+    flash: Flash,
+    tool: Tool,
+) -> Result<Vec<Sample>> {
     (0..args.runs)
         .map(|_| {
-            let board = board()?;
+            let board = board(setup, flash)?;
             let mut cmd = command(tool, esptool, &args.flasher, setup, board.path());
             let start = Instant::now();
             let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
@@ -391,9 +525,18 @@ fn measure(args: &Args, esptool: &Path, setup: &Setup, tool: Tool) -> Result<Vec
             let to_first_byte = stats
                 .first_rx
                 .map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
-            let flash = board.stop();
+            let commands = board.commands();
+            let count = |ops: &[Opcode]| {
+                commands
+                    .iter()
+                    .filter(|c| c.command.is_some_and(|op| ops.contains(&op)))
+                    .count()
+            };
+            let begins = count(&[Opcode::FlashBegin, Opcode::FlashDeflBegin]);
+            let md5s = count(&[Opcode::SpiFlashMd5]);
+            let written = board.stop();
             ensure!(
-                flash == setup.expected,
+                written == setup.expected,
                 "{}: the board's flash differs from the plan",
                 label(tool)
             );
@@ -402,17 +545,19 @@ fn measure(args: &Args, esptool: &Path, setup: &Setup, tool: Tool) -> Result<Vec
                 wall,
                 stats,
                 to_first_byte,
+                begins,
+                md5s,
             })
         })
         .collect()
 }
 
 /// A full flash, then the same again on the same board.
-fn reflash(args: &Args, setup: &Setup) -> Result<(Duration, Duration)> {
+fn reflash(args: &Args, setup: &Setup, flash: Flash) -> Result<(Duration, Duration)> {
     let mut full = Vec::new();
     let mut again = Vec::new();
     for _ in 0..args.runs {
-        let board = board()?;
+        let board = board(setup, flash)?;
         for times in [&mut full, &mut again] {
             let mut cmd = command(
                 Tool::Ours(None),
@@ -439,7 +584,12 @@ fn reflash(args: &Args, setup: &Setup) -> Result<(Duration, Duration)> {
 
 /// Time from starting esptool to its first byte on the line (it is stopped right after).
 fn first_byte_only(esptool: &Path, setup: &Setup) -> Result<Duration> {
-    let board = board()?;
+    let board = board(
+        setup,
+        Flash {
+            page_program: PageProgramTime::default(),
+        },
+    )?;
     let mut cmd = command(
         Tool::EsptoolStub(ORIGINAL_BAUD),
         esptool,
@@ -533,23 +683,25 @@ fn imagegen_timing(args: &Args, setup: &Setup) -> Result<()> {
     Ok(())
 }
 
-fn several_boards(args: &Args, setup: &Setup) -> Result<()> {
+fn several_boards(args: &Args, setup: &Setup, flash: Flash) -> Result<()> {
     let mut one = None;
     println!("| boards | wall time | / one board |");
     println!("|---|---|---|");
     for &n in &args.boards {
         let mut times = Vec::new();
         for _ in 0..args.runs {
-            let boards = (0..n).map(|_| board()).collect::<Result<Vec<_>>>()?;
+            let boards = (0..n)
+                .map(|_| board(setup, flash))
+                .collect::<Result<Vec<_>>>()?;
             let mut cmd = Command::new(&args.flasher);
             for b in &boards {
                 cmd.arg("--port").arg(b.path());
             }
             cmd.args([
                 "--chip",
-                TARGET,
+                &setup.target,
                 "--flash_size",
-                FLASH,
+                &setup.flash,
                 "--before",
                 "no-reset",
                 "--after",

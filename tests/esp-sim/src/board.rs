@@ -233,6 +233,8 @@ pub struct LineStats {
     pub tx_wire: Duration,
     /// Flash erase and program time (typical datasheet values).
     pub flash_time: Duration,
+    /// Wire time of the RAM upload commands received (MEM_BEGIN, MEM_DATA, MEM_END: the stub).
+    pub upload_wire: Duration,
     /// When the first byte arrived from the host.
     pub first_rx: Option<Instant>,
 }
@@ -431,6 +433,9 @@ impl Server {
             }
             let Some(byte) = fate.byte else { continue };
             if let Some(frame) = self.decoder.push(byte) {
+                if matches!(frame.get(..2), Some([0, 0x05..=0x07])) {
+                    lock(&self.stats).upload_wire += wire_time(frame.len() as u64 + 2, baud);
+                }
                 self.pacer.wait_for_flash();
                 let output = self.loader.handle(&frame, &mut self.faults);
                 self.send(output)?;

@@ -33,7 +33,7 @@ pub use board::{BoardConfig, BoardError, LineStats, SimBoard};
 pub use chip::{Chip, Crystal, FlashSize, MacAddress, Psram, Revision};
 pub use faults::{FaultSpec, FaultSpecError};
 pub use loader::CommandRecord;
-pub use pacing::PageProgramTime;
+pub use pacing::{FlashTimings, PageProgramTime};
 pub use process::SimProcess;
 pub use protocol::Opcode;
 pub use security::Security;
