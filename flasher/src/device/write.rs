@@ -119,8 +119,9 @@ impl Session<'_> {
     }
 
     /// Where region's stream begins: where an earlier attempt left it (`received` bytes in,
-    /// checked by one MD5), nowhere if its MD5 matches, else from the longest prefix in place
-    /// (nothing to look for on an erased region: most boards cost one MD5 per region here).
+    /// checked by one MD5); from the start if its first sector differs (one MD5 of 4 KiB: an
+    /// erased board, other firmware); nowhere if the whole region's MD5 matches; else after
+    /// the longest prefix in place.
     fn start(&mut self, region: &Region, received: usize) -> Result<Start, Failure> {
         let len = region.bytes.len();
         let hint = resume_point(region, received);
@@ -130,12 +131,11 @@ impl Session<'_> {
         if !self.opts.skip && hint < len {
             return Ok(Start::At(0));
         }
-        let found = self.md5(region.offset, len)?;
-        if found == md5_value(&region.bytes) {
-            return Ok(Start::Skip);
-        }
-        if found == md5_value(&vec![0xFF; len]) {
+        if len > SECTOR && !self.prefix_matches(region, SECTOR)? {
             return Ok(Start::At(0));
+        }
+        if self.prefix_matches(region, len)? {
+            return Ok(Start::Skip);
         }
         Ok(Start::At(self.longest_prefix(region, len)?))
     }
@@ -161,12 +161,17 @@ impl Session<'_> {
                 Err(broken) => broken,
             };
             let label = progress.label(index);
-            self.spend_recovery(contact, "writing", &broken.error)?;
-            from = self.take_up(region, broken.received)?;
+            let Broken { error, received } = broken;
+            self.spend_recovery(contact, "writing", &error)?;
+            // A board that cannot say what it holds is lost to the write that broke.
+            from = match self.take_up(region, received) {
+                Ok(from) => from,
+                Err(_) => return Err(failure::line(self.port, "writing")(error)),
+            };
             contact.line.resumed_streams += 1;
             self.opts.console.say(&format!(
                 "the stream of {label} broke ({}); taken up again at byte {from} of {}",
-                describe(&broken.error),
+                describe(&error),
                 region.bytes.len()
             ));
         }
@@ -279,17 +284,17 @@ impl Session<'_> {
         if point == 0 || self.prefix_matches(region, point)? {
             return Ok(point);
         }
+        if point <= SECTOR || !self.prefix_matches(region, SECTOR)? {
+            return Ok(0);
+        }
         self.longest_prefix(region, point)
     }
 
     /// The longest sector-aligned prefix of `region` shorter than `upper` bytes that is on the
-    /// board (`upper` bytes are known not to be): one MD5 of the first sector, then a binary
-    /// search by MD5 of prefixes only if that one is there.
+    /// board (`upper` bytes are known not to be, the first sector is): a binary search by MD5
+    /// of prefixes.
     fn longest_prefix(&mut self, region: &Region, upper: usize) -> Result<usize, Failure> {
         if !(region.offset as usize).is_multiple_of(SECTOR) || upper <= SECTOR {
-            return Ok(0);
-        }
-        if !self.prefix_matches(region, SECTOR)? {
             return Ok(0);
         }
         let (mut lo, mut hi) = (1, upper.div_ceil(SECTOR));

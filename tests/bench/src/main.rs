@@ -60,9 +60,19 @@ struct Setup {
     firmware: PathBuf,
     /// Generated builds of three chips, for imagegen.
     builds: Vec<PathBuf>,
-    parts: Vec<(u32, PathBuf)>,
+    parts: Parts,
     payload: u64,
     expected: Vec<u8>,
+}
+
+/// Flash files: offset and path.
+type Parts = Vec<(u32, PathBuf)>;
+
+/// One line of a full-flash comparison: our samples, and esptool's at the same rate.
+struct Row {
+    label: String,
+    ours: Vec<Sample>,
+    stub: Option<Vec<Sample>>,
 }
 
 /// One measured run.
@@ -200,14 +210,18 @@ fn full_flash(
             secs(s),
             ratio(o, s)
         );
-        rows.push((baud.to_string(), ours, Some(stub)));
+        rows.push(Row {
+            label: baud.to_string(),
+            ours,
+            stub: Some(stub),
+        });
     }
     println!();
-    for (baud, ours, stub) in &rows {
-        let stub = stub.as_ref().expect("measured");
+    for row in &rows {
+        let stub = row.stub.as_ref().expect("measured");
         target(
-            &format!("{baud} baud: ours / esptool stub + compression"),
-            ratio(median_wall(ours), median_wall(stub)),
+            &format!("{} baud: ours / esptool stub + compression", row.label),
+            ratio(median_wall(&row.ours), median_wall(stub)),
             0.9,
         );
     }
@@ -221,18 +235,26 @@ fn full_flash(
         secs(r)
     );
     target("defaults: ours / original", ratio(d, r), 0.2);
-    rows.push(("default".into(), defaults, None));
-    rows.push((format!("esptool --no-stub {ORIGINAL_BAUD}"), original, None));
+    rows.push(Row {
+        label: "default".into(),
+        ours: defaults,
+        stub: None,
+    });
+    rows.push(Row {
+        label: format!("esptool --no-stub {ORIGINAL_BAUD}"),
+        ours: original,
+        stub: None,
+    });
     efficiency(setup, &rows);
     Ok(rows
         .into_iter()
-        .find(|(l, _, _)| l == "default")
-        .map(|(_, s, _)| s)
+        .find(|r| r.label == "default")
+        .map(|r| r.ours)
         .unwrap_or_default())
 }
 
 /// The efficiency table of `rows` (label, our samples, esptool's at the same rate).
-fn efficiency(setup: &Setup, rows: &[(String, Vec<Sample>, Option<Vec<Sample>>)]) {
+fn efficiency(setup: &Setup, rows: &[Row]) {
     println!(
         "\nPayload {} bytes. Wire: every byte on the line both ways at the rate in effect; \
          upload: the stub's part of it; flash: the simulated chip's erase, program and MD5 \
@@ -246,16 +268,13 @@ fn efficiency(setup: &Setup, rows: &[(String, Vec<Sample>, Option<Vec<Sample>>)]
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut default_ratio = None;
-    for (label, ours, stub) in rows {
-        let tools = std::iter::once((
-            if label.starts_with("esptool") {
-                "esptool"
-            } else {
-                "ours"
-            },
-            ours,
-        ))
-        .chain(stub.iter().map(|s| ("esptool stub", s)));
+    for Row { label, ours, stub } in rows {
+        let first = if label.starts_with("esptool") {
+            "esptool"
+        } else {
+            "ours"
+        };
+        let tools = std::iter::once((first, ours)).chain(stub.iter().map(|s| ("esptool stub", s)));
         for (tool, samples) in tools {
             let s = median_sample(samples);
             let wire = s.stats.rx_wire + s.stats.tx_wire;
@@ -332,7 +351,7 @@ fn header(args: &Args, esptool: &Path, setup: &Setup) -> Result<()> {
 
 /// Three generated builds (esp32s3, esp32, esp32c3: 1.5 MiB apps) for imagegen; the first is
 /// what is flashed unless `--build` names a real one.
-fn generated_builds(root: &Path) -> Result<Vec<(PathBuf, Vec<(u32, PathBuf)>)>> {
+fn generated_builds(root: &Path) -> Result<Vec<(PathBuf, Parts)>> {
     let mut out = Vec::new();
     for chip in [
         firmware::chip::Chip::Esp32s3,
@@ -357,7 +376,7 @@ fn generated_builds(root: &Path) -> Result<Vec<(PathBuf, Vec<(u32, PathBuf)>)>> 
 
 /// The flash files of a real build: `flash_files` of its flasher_args.json, its chip and flash
 /// size.
-fn real_build(dir: &Path) -> Result<(Vec<(u32, PathBuf)>, String, String)> {
+fn real_build(dir: &Path) -> Result<(Parts, String, String)> {
     let text = std::fs::read_to_string(dir.join("flasher_args.json"))
         .with_context(|| format!("{}: no flasher_args.json", dir.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text)?;
