@@ -236,6 +236,54 @@ fn merged(dir: &Path, fw: &str, chip: &str) -> Vec<u8> {
     fs::read(&merged).unwrap()
 }
 
+/// The commands of a clean flash of `chip` at the default rate, by opcode.
+fn clean_flash_commands(chip: Chip) -> Vec<Option<Opcode>> {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), chip);
+    let fw = tmp.path().join("fw");
+    let board = board(chip, "4MB");
+    let port = board.path().to_str().unwrap().to_string();
+    let out = flasher(&flash_args(fw.to_str().unwrap(), &port, chip.name(), "4MB"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    board.commands().iter().map(|c| c.command).collect()
+}
+
+#[test]
+fn the_stub_goes_at_the_writing_rate_where_the_rom_can_change_rate_first() {
+    let position =
+        |commands: &[Option<Opcode>], op| commands.iter().position(|c| *c == Some(op)).unwrap();
+    for chip in [Chip::Esp32s3, Chip::Esp32c3, Chip::Esp32c2, Chip::Esp32h2] {
+        let commands = clean_flash_commands(chip);
+        assert!(
+            position(&commands, Opcode::ChangeBaudrate) < position(&commands, Opcode::MemBegin),
+            "{chip:?}: {commands:?}"
+        );
+    }
+    // The ESP32's and ESP32-S2's ROMs are not trusted with it: the stub changes the rate.
+    for chip in [Chip::Esp32, Chip::Esp32s2, Chip::Esp32c5, Chip::Esp32p4] {
+        let commands = clean_flash_commands(chip);
+        assert!(
+            position(&commands, Opcode::ChangeBaudrate) > position(&commands, Opcode::MemEnd),
+            "{chip:?}: {commands:?}"
+        );
+    }
+}
+
+#[test]
+fn a_fresh_board_costs_a_sector_md5_before_each_region_and_one_md5_after() {
+    let commands = clean_flash_commands(Chip::Esp32c3);
+    let stub: Vec<Opcode> = commands
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|op| matches!(op, Opcode::SpiFlashMd5 | Opcode::FlashDeflBegin))
+        .collect();
+    use Opcode::{FlashDeflBegin as B, SpiFlashMd5 as M};
+    // bootloader, partition table: differ; otadata: erased like the board (both MD5s match);
+    // app: differs. Then one MD5 per region.
+    assert_eq!(stub, [M, B, M, B, M, M, M, B, M, M, M, M], "{commands:?}");
+}
+
 #[test]
 fn a_garbled_byte_costs_one_block_not_the_rate() {
     let tmp = tempfile::tempdir().unwrap();

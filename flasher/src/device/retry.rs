@@ -131,3 +131,70 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown failure".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::sysfs::{PortInfo, UsbInfo};
+
+    fn port(usb: Option<(u16, u16)>) -> ResolvedPort {
+        let mut port = ResolvedPort::device("/dev/ttyUSB0");
+        port.info = Some(PortInfo {
+            name: "ttyUSB0".into(),
+            node: None,
+            devnum: None,
+            driver: None,
+            usb: usb.map(|(vid, pid)| UsbInfo {
+                vid,
+                pid,
+                serial: None,
+                manufacturer: None,
+                product: None,
+                interface: None,
+                path: "1-1".into(),
+            }),
+        });
+        port
+    }
+
+    fn options(baud: Option<u32>) -> Options {
+        Options {
+            baud,
+            before: crate::cli::Before::NoReset,
+            after: crate::cli::After::NoReset,
+            verify: true,
+            skip: true,
+            console: super::super::Console::shared("test", None),
+            boot: None,
+            check_untouched: None,
+            streams: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_rate_follows_the_bridge_and_steps_down_from_there() {
+        let auto = options(None);
+        let ch340 = rates(&port(Some((0x1a86, 0x7523))), &auto);
+        assert_eq!(ch340, [2_000_000, 921_600, 460_800, ROM_BAUD]);
+        let cp210x = rates(&port(Some((0x10c4, 0xea60))), &auto);
+        assert_eq!(cp210x, AUTO_BAUDS);
+        let ch341 = rates(&port(Some((0x1a86, 0x5523))), &auto);
+        assert_eq!(ch341, [460_800, ROM_BAUD]);
+        let unknown = rates(&port(Some((0x1234, 0x5678))), &auto);
+        assert_eq!(unknown, AUTO_BAUDS);
+        assert_eq!(rates(&port(None), &auto), AUTO_BAUDS);
+        assert_eq!(
+            rates(&ResolvedPort::device("/dev/pts/3"), &auto),
+            AUTO_BAUDS
+        );
+    }
+
+    #[test]
+    fn native_usb_keeps_the_rom_rate_and_baud_pins_it() {
+        let jtag = port(Some((0x303a, 0x1001)));
+        assert_eq!(rates(&jtag, &options(None)), [ROM_BAUD]);
+        let pinned = options(Some(1_500_000));
+        assert_eq!(rates(&jtag, &pinned), [1_500_000]);
+        assert_eq!(rates(&port(Some((0x1a86, 0x7523))), &pinned), [1_500_000]);
+    }
+}

@@ -80,6 +80,9 @@ struct Sample {
     wall: Duration,
     stats: LineStats,
     to_first_byte: Duration,
+    /// Ours: the record's connect time (process start to the first region: sync, stub, rate,
+    /// identify).
+    connect: Option<Duration>,
     /// FLASH_DEFL_BEGIN (or FLASH_BEGIN) and SPI_FLASH_MD5 commands the board received.
     begins: usize,
     md5s: usize,
@@ -166,14 +169,20 @@ fn main() -> Result<()> {
     );
 
     println!(
-        "\n## {}. imagegen: flash image for 2 platforms x 3 targets\n",
+        "\n## {}. Encoders: the largest region compressed by zlib-compatible encoders\n",
         n + 3
+    );
+    encoders(&setup)?;
+
+    println!(
+        "\n## {}. imagegen: flash image for 2 platforms x 3 targets\n",
+        n + 4
     );
     imagegen_timing(&args, &setup)?;
 
     println!(
         "\n## {}. Several boards flashed by one process (ours, default rate, {} page program)\n",
-        n + 4,
+        n + 5,
         first.page_program
     );
     several_boards(&args, &setup, first)?;
@@ -264,9 +273,9 @@ fn efficiency(setup: &Setup, rows: &[Row]) {
         setup.payload
     );
     println!(
-        "| run | tool | bytes on the wire | wire | upload | flash | limit | measured | measured / limit | commands |"
+        "| run | tool | bytes on the wire | wire | upload | flash | limit | measured | measured / limit | commands | connect |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut default_ratio = None;
     for Row { label, ours, stub } in rows {
         let first = if label.starts_with("esptool") {
@@ -283,7 +292,7 @@ fn efficiency(setup: &Setup, rows: &[Row]) {
                     .saturating_sub(s.stats.upload_wire)
                     .max(s.stats.flash_time);
             println!(
-                "| {label} | {tool} | {} | {} | {} | {} | {} | {} | {:.2} | {} / {} |",
+                "| {label} | {tool} | {} | {} | {} | {} | {} | {} | {:.2} | {} / {} | {} |",
                 s.stats.rx_bytes + s.stats.tx_bytes,
                 secs(wire),
                 secs(s.stats.upload_wire),
@@ -292,7 +301,8 @@ fn efficiency(setup: &Setup, rows: &[Row]) {
                 secs(s.wall),
                 ratio(s.wall, limit),
                 s.begins,
-                s.md5s
+                s.md5s,
+                s.connect.map_or("".into(), secs)
             );
             if label == "default" && tool == "ours" {
                 default_ratio = Some(ratio(s.wall, limit));
@@ -531,6 +541,10 @@ fn measure(
         .map(|_| {
             let board = board(setup, flash)?;
             let mut cmd = command(tool, esptool, &args.flasher, setup, board.path());
+            let report = tempfile::NamedTempFile::new()?;
+            if matches!(tool, Tool::Ours(_)) {
+                cmd.arg("--report").arg(report.path());
+            }
             let start = Instant::now();
             let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
             let wall = start.elapsed();
@@ -560,10 +574,16 @@ fn measure(
                 label(tool)
             );
             eprintln!("bench: {} {}", label(tool), secs(wall));
+            let connect = std::fs::read_to_string(report.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|r| r["timings_ms"]["connect"].as_u64())
+                .map(Duration::from_millis);
             Ok(Sample {
                 wall,
                 stats,
                 to_first_byte,
+                connect,
                 begins,
                 md5s,
             })
@@ -632,6 +652,70 @@ fn first_byte_only(esptool: &Path, setup: &Setup) -> Result<Duration> {
     let _ = child.kill();
     let _ = child.wait();
     Ok(first)
+}
+
+/// Compressed size and time of the largest flash file with each encoder, and what the bytes
+/// cost on the wire; the flasher compresses while it connects, so its time is hidden when it is
+/// shorter than the connection.
+fn encoders(setup: &Setup) -> Result<()> {
+    use std::io::Write;
+    let (_, path) = setup
+        .parts
+        .iter()
+        .max_by_key(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .context("no flash files")?;
+    let data = std::fs::read(path)?;
+    let libdeflate = |level: i32| -> Result<usize> {
+        let lvl = libdeflater::CompressionLvl::new(level).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut c = libdeflater::Compressor::new(lvl);
+        let mut out = vec![0; c.zlib_compress_bound(data.len())];
+        c.zlib_compress(&data, &mut out)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+    let zlib9 = || -> Result<usize> {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&data)?;
+        Ok(z.finish()?.len())
+    };
+    let zopfli = || -> Result<usize> {
+        let mut out = Vec::new();
+        zopfli::compress(
+            zopfli::Options::default(),
+            zopfli::Format::Zlib,
+            &data[..],
+            &mut out,
+        )?;
+        Ok(out.len())
+    };
+    println!(
+        "{} ({} bytes); wire time of the compressed bytes (10 bits per byte).\n",
+        path.file_name().map_or("?".into(), |n| n.to_string_lossy()),
+        data.len()
+    );
+    println!("| encoder | bytes | / zlib 9 | compress time | wire at 921600 | wire at 2000000 |");
+    println!("|---|---|---|---|---|---|");
+    let encoders: [(&str, &dyn Fn() -> Result<usize>); 4] = [
+        ("zlib level 9 (flate2; espflash, esptool)", &zlib9),
+        ("libdeflate level 9", &|| libdeflate(9)),
+        ("libdeflate level 12 (the flasher)", &|| libdeflate(12)),
+        ("zopfli, 15 iterations", &zopfli),
+    ];
+    let mut base = None;
+    for (name, compress) in encoders {
+        let start = Instant::now();
+        let len = compress()?;
+        let time = start.elapsed();
+        let base = *base.get_or_insert(len);
+        let wire = |baud: u32| Duration::from_secs_f64(len as f64 * 10.0 / f64::from(baud));
+        println!(
+            "| {name} | {len} | {:.3} | {:.0} ms | {} | {} |",
+            len as f64 / base as f64,
+            ms(time),
+            secs(wire(921_600)),
+            secs(wire(2_000_000))
+        );
+    }
+    Ok(())
 }
 
 fn imagegen_timing(args: &Args, setup: &Setup) -> Result<()> {
