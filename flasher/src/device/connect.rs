@@ -6,8 +6,10 @@
 use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
+use espflash::command::{Command, CommandType};
 use espflash::connection::{Connection, Port, ResetAfterOperation, ResetBeforeOperation};
 use espflash::flasher::Flasher;
+use espflash::target::XtalFrequency;
 use serialport::{FlowControl, UsbPortInfo};
 
 use crate::cli::{After, Before};
@@ -52,7 +54,7 @@ impl<'a> Session<'a> {
         );
         let at_rate = opts.use_stub() && rate > ROM_BAUD && stub_at_rate(target.chip());
         let connected = if at_rate {
-            connect_stub_at_rate(conn, &usb, opts, rate)
+            connect_stub_at_rate(conn, &usb, target.chip(), opts, rate)
         } else {
             Flasher::connect(
                 conn,
@@ -150,34 +152,64 @@ fn stub_at_rate(chip: Chip) -> bool {
     )
 }
 
-/// Connects through the ROM, has it change the line to `rate`, then connects again without a
-/// reset, which loads the stub at `rate`. A board in Secure Download Mode or under Secure Boot
-/// is connected at the ROM's rate as usual.
+/// Syncs with the ROM, has it change the line to `rate` (when it is the chip asked for and
+/// neither Secure Download Mode nor Secure Boot is on), then connects espflash without a
+/// reset, which loads the stub at that rate.
 fn connect_stub_at_rate(
-    conn: Connection,
+    mut conn: Connection,
     usb: &UsbPortInfo,
+    target: Chip,
     opts: &Options,
     rate: u32,
 ) -> Result<Flasher, espflash::Error> {
-    let mut rom = Flasher::connect(conn, false, opts.verify, opts.skip, None, None)?;
-    let secured = rom.secure_download_mode()
-        || rom
-            .security_info()
-            .is_ok_and(|i| i.flags & security::FLAG_SECURE_BOOT_EN != 0);
-    let rate = if secured { ROM_BAUD } else { rate };
-    if rate > ROM_BAUD {
-        // Through the ROM (espflash sends the prior rate as 0 and corrects a 26 MHz ESP32-C2).
-        rom.change_baud(rate)?;
-    }
-    let serial = rom.into_connection().into_serial();
+    conn.begin()?;
+    conn.set_timeout(Duration::from_secs(3))?;
+    let rate = match rom_may_change_rate(&mut conn, target) {
+        true => {
+            rom_change_rate(&mut conn, target, rate)?;
+            rate
+        }
+        false => ROM_BAUD,
+    };
     let conn = Connection::new(
-        serial,
+        conn.into_serial(),
         usb.clone(),
         ResetAfterOperation::NoResetNoStub,
         ResetBeforeOperation::NoReset,
         rate,
     );
     Flasher::connect(conn, true, opts.verify, opts.skip, None, None)
+}
+
+/// Whether the ROM on `conn` is the chip asked for, with neither Secure Download Mode (where
+/// esptool does not change the ESP32-C2's rate) nor Secure Boot (where the ESP32-S3's ROM runs
+/// no stub and the flasher falls back to the ROM at its rate).
+fn rom_may_change_rate(conn: &mut Connection, target: Chip) -> bool {
+    let is_target = conn
+        .detect_chip(false)
+        .is_ok_and(|chip| chip == esp_chip(target));
+    let flags = conn.security_info(false).map(|info| info.flags);
+    let secured = security::FLAG_SECURE_DOWNLOAD | security::FLAG_SECURE_BOOT_EN;
+    is_target && flags.is_ok_and(|f| f & secured == 0)
+}
+
+/// CHANGE_BAUDRATE to the ROM (prior rate 0, as the ROM wants), then the port: what espflash's
+/// `Flasher::change_baud` does without a stub, with its correction for the ESP32-C2's 26 MHz
+/// crystal (the ROM reckons with 40 MHz).
+fn rom_change_rate(conn: &mut Connection, target: Chip, rate: u32) -> Result<(), espflash::Error> {
+    let chip = esp_chip(target);
+    let sent = match chip.xtal_frequency(conn)? {
+        XtalFrequency::_26Mhz if target == Chip::Esp32c2 => rate * 40 / 26,
+        _ => rate,
+    };
+    let change = Command::ChangeBaudrate {
+        new_baud: sent,
+        prior_baud: 0,
+    };
+    conn.with_timeout(CommandType::ChangeBaudrate.timeout(), |c| c.command(change))?;
+    conn.set_baud(rate)?;
+    std::thread::sleep(Duration::from_millis(50));
+    conn.flush()
 }
 
 /// What a failed `Flasher::connect` means: another chip, a line to retry, or no loader at all.

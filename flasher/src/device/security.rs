@@ -32,6 +32,8 @@ use super::session::Session;
 /// GET_SECURITY_INFO flag: Secure Boot is enabled (esptool `loader.py`, espflash
 /// `SecurityInfo`).
 pub(super) const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
+/// The GET_SECURITY_INFO flag of Secure Download Mode.
+pub(super) const FLAG_SECURE_DOWNLOAD: u32 = 1 << 2;
 
 /// What a ROM in Secure Download Mode does not let the flasher read or check.
 const UNCHECKED_IN_SECURE_DOWNLOAD: [&str; 5] =
