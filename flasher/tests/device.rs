@@ -270,6 +270,28 @@ fn the_stub_goes_at_the_writing_rate_where_the_rom_can_change_rate_first() {
 }
 
 #[test]
+fn a_stub_left_running_changes_rate_before_the_next_upload_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s3);
+    let fw = tmp.path().join("fw");
+    let board = board(Chip::Esp32s3, "4MB");
+    let port = board.path().to_str().unwrap().to_string();
+    let args = flash_args(fw.to_str().unwrap(), &port, "esp32s3", "4MB");
+    assert!(flasher(&args).status.success());
+    // `--after no-reset` left the stub running: the next run finds it there.
+    board.clear_commands();
+    let out = flasher(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let commands: Vec<_> = board.commands();
+    let first = |op| commands.iter().position(|c| c.command == Some(op)).unwrap();
+    assert!(
+        first(Opcode::ChangeBaudrate) < first(Opcode::MemBegin),
+        "{commands:?}"
+    );
+    assert!(commands[first(Opcode::ChangeBaudrate)].stub, "{commands:?}");
+}
+
+#[test]
 fn a_fresh_board_costs_a_sector_md5_before_each_region_and_one_md5_after() {
     let commands = clean_flash_commands(Chip::Esp32c3);
     let stub: Vec<Opcode> = commands
@@ -351,13 +373,8 @@ fn errors_that_persist_at_a_rate_step_it_down() {
     let fw = tmp.path().join("fw");
     let fw_s = fw.to_str().unwrap();
     let expected = merged(tmp.path(), fw_s, "esp32s3");
-    // A burst of garbled bytes: a garbled byte every 2500 received from the app's third block
-    // on, through the first attempt's recoveries and into the stub upload of the second (the
-    // end of the burst follows the sample's traffic: 62 bytes reach just past it).
-    let burst: Vec<String> = (0..62)
-        .map(|k| format!("corrupt=@{}", 60_000 + k * 2_500))
-        .collect();
-    let board = faulty_board(Chip::Esp32s3, &burst.join(","));
+    // A line that garbles about one byte in 5000 above 460800 baud and none at 460800.
+    let board = faulty_board(Chip::Esp32s3, "seed=3,noisy-above=460800@0.0002");
     let port = board.path().to_str().unwrap().to_string();
     let report_path = tmp.path().join("r.json");
     let mut args = flash_args(fw_s, &port, "esp32s3", "4MB");

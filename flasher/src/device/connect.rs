@@ -164,12 +164,12 @@ fn connect_stub_at_rate(
 ) -> Result<Flasher, espflash::Error> {
     conn.begin()?;
     conn.set_timeout(Duration::from_secs(3))?;
-    let rate = match rom_may_change_rate(&mut conn, target) {
-        true => {
-            rom_change_rate(&mut conn, target, rate)?;
+    let rate = match may_change_rate(&mut conn, target) {
+        Some(loader) => {
+            change_rate(&mut conn, target, loader, rate)?;
             rate
         }
-        false => ROM_BAUD,
+        None => ROM_BAUD,
     };
     let conn = Connection::new(
         conn.into_serial(),
@@ -181,25 +181,44 @@ fn connect_stub_at_rate(
     Flasher::connect(conn, true, opts.verify, opts.skip, None, None)
 }
 
-/// Whether the ROM on `conn` is the chip asked for, with neither Secure Download Mode (where
-/// esptool does not change the ESP32-C2's rate) nor Secure Boot (where the ESP32-S3's ROM runs
-/// no stub and the flasher falls back to the ROM at its rate).
-fn rom_may_change_rate(conn: &mut Connection, target: Chip) -> bool {
+/// Which loader answers on a board about to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loader {
+    /// The ROM.
+    Rom,
+    /// A stub left running by an earlier run (`--after no-reset`) or attempt.
+    Stub,
+}
+
+/// The loader on `conn`, if its rate may change before the stub is uploaded: the board is the
+/// chip asked for, and neither Secure Download Mode (where esptool does not change the
+/// ESP32-C2's rate) nor Secure Boot (where the ESP32-S3's ROM runs no stub and the flasher
+/// falls back to the ROM at its rate) is on. The security info tells the loaders apart: the
+/// ROM ends its replies with 4 status bytes, the stub with 2.
+fn may_change_rate(conn: &mut Connection, target: Chip) -> Option<Loader> {
     let is_target = conn
         .detect_chip(false)
         .is_ok_and(|chip| chip == esp_chip(target));
-    let flags = conn.security_info(false).map(|info| info.flags);
+    let (loader, info) = match conn.security_info(false) {
+        Ok(info) => (Loader::Rom, info),
+        Err(_) => (Loader::Stub, conn.security_info(true).ok()?),
+    };
     let secured = security::FLAG_SECURE_DOWNLOAD | security::FLAG_SECURE_BOOT_EN;
-    is_target && flags.is_ok_and(|f| f & secured == 0)
+    (is_target && info.flags & secured == 0).then_some(loader)
 }
 
-/// CHANGE_BAUDRATE to the ROM (prior rate 0, as the ROM wants), then the port: what espflash's
-/// `Flasher::change_baud` does without a stub, with its correction for the ESP32-C2's 26 MHz
-/// crystal (the ROM reckons with 40 MHz).
-fn rom_change_rate(conn: &mut Connection, target: Chip, rate: u32) -> Result<(), espflash::Error> {
+/// CHANGE_BAUDRATE (prior rate 0, as the ROM wants; the stub espflash ships reads only the new
+/// rate), then the port: what espflash's `Flasher::change_baud` does without a stub, with its
+/// correction for the ESP32-C2's 26 MHz crystal where the ROM answers (it reckons with 40 MHz).
+fn change_rate(
+    conn: &mut Connection,
+    target: Chip,
+    loader: Loader,
+    rate: u32,
+) -> Result<(), espflash::Error> {
     let chip = esp_chip(target);
-    let sent = match chip.xtal_frequency(conn)? {
-        XtalFrequency::_26Mhz if target == Chip::Esp32c2 => rate * 40 / 26,
+    let sent = match loader == Loader::Rom && target == Chip::Esp32c2 {
+        true if chip.xtal_frequency(conn)? == XtalFrequency::_26Mhz => rate * 40 / 26,
         _ => rate,
     };
     let change = Command::ChangeBaudrate {

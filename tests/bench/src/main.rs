@@ -577,7 +577,7 @@ fn measure(
             let connect = std::fs::read_to_string(report.path())
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|r| r["timings_ms"]["connect"].as_u64())
+                .and_then(|r| r["boards"][0]["timings_ms"]["connect"].as_u64())
                 .map(Duration::from_millis);
             Ok(Sample {
                 wall,

@@ -424,7 +424,7 @@ impl Server {
         }
         self.pacer.received(bytes.len(), baud, buffered);
         for &byte in bytes {
-            let fate = self.faults.byte(Direction::Rx, byte);
+            let fate = self.faults.byte(Direction::Rx, byte, baud);
             if fate.disconnect {
                 return Err(CablePulled);
             }
@@ -460,7 +460,7 @@ impl Server {
         }
         let mut line = Vec::with_capacity(wire.len());
         for byte in wire {
-            let fate = self.faults.byte(Direction::Tx, byte);
+            let fate = self.faults.byte(Direction::Tx, byte, baud);
             if fate.disconnect {
                 self.transmit(&line, baud);
                 return Err(CablePulled);

@@ -10,6 +10,7 @@
 //! | `stall=MSms@N` | pause MS milliseconds before the byte at index N |
 //! | `disconnect=N` | pull the cable once N bytes have passed |
 //! | `bad-md5=K` | the K-th SPI_FLASH_MD5 reply (1-based) carries a wrong digest |
+//! | `noisy-above=BAUD@RATE` | while the line runs faster than BAUD, garble received bytes with probability RATE (a bridge or cable that is marginal at high rates) |
 //! | `mute=OP#N` | the N-th command (1-based) with opcode OP is carried out but its reply is lost on the line |
 //! | `flip=OP#N@K.B` | the N-th command (1-based) with opcode OP (hex `0x10` or decimal) arrives with bit B of its payload byte K flipped, as if the line garbled it where no checksum looks |
 //!
@@ -70,6 +71,13 @@ pub enum Fault {
     },
     /// One bit of one command's payload is flipped before the board acts on it.
     Flip(Flip),
+    /// Received bytes are garbled with probability `rate` while the line runs above `baud`.
+    NoisyAbove {
+        /// The highest rate that is clean.
+        baud: u32,
+        /// Probability per byte above it.
+        rate: f64,
+    },
     /// The `nth` command (1-based) with this opcode is carried out, and its reply lost.
     Mute {
         /// Opcode of the commands counted.
@@ -215,6 +223,14 @@ impl FromStr for FaultSpec {
                     spec.faults.push(Fault::BadMd5 { nth });
                 }
                 "flip" => spec.faults.push(Fault::Flip(value.parse().map_err(err)?)),
+                "noisy-above" => {
+                    let (baud, rate) = value
+                        .split_once('@')
+                        .and_then(|(b, r)| Some((b.parse().ok()?, r.parse().ok()?)))
+                        .filter(|&(_, r): &(u32, f64)| (0.0..=1.0).contains(&r))
+                        .ok_or_else(|| err("expected BAUD@RATE"))?;
+                    spec.faults.push(Fault::NoisyAbove { baud, rate });
+                }
                 "mute" => {
                     let (opcode, nth) = parse_mute(value).ok_or_else(|| err("expected OP#N"))?;
                     spec.faults.push(Fault::Mute { opcode, nth });
@@ -283,6 +299,7 @@ impl fmt::Display for FaultSpec {
                 Fault::BadMd5 { nth } => write!(f, ",bad-md5={nth}")?,
                 Fault::Flip(flip) => write!(f, ",flip={flip}")?,
                 Fault::Mute { opcode, nth } => write!(f, ",mute={opcode:#04x}#{nth}")?,
+                Fault::NoisyAbove { baud, rate } => write!(f, ",noisy-above={baud}@{rate}")?,
             }
         }
         Ok(())
@@ -325,7 +342,7 @@ impl FaultInjector {
     }
 
     /// Decides the fate of the next byte travelling in `direction`.
-    pub fn byte(&mut self, direction: Direction, byte: u8) -> ByteFate {
+    pub fn byte(&mut self, direction: Direction, byte: u8, baud: u32) -> ByteFate {
         let counter = match direction {
             Direction::Rx => &mut self.rx,
             Direction::Tx => &mut self.tx,
@@ -345,6 +362,14 @@ impl FaultInjector {
                 }
                 Fault::Corrupt(trigger, d)
                     if d == direction && fires(trigger, index, &mut self.rng) =>
+                {
+                    let mask = (self.rng.next() % 255 + 1) as u8;
+                    fate.byte = fate.byte.map(|b| b ^ mask);
+                }
+                Fault::NoisyAbove { baud: clean, rate }
+                    if direction == Direction::Rx
+                        && baud > clean
+                        && fires(Trigger::Rate(rate), index, &mut self.rng) =>
                 {
                     let mask = (self.rng.next() % 255 + 1) as u8;
                     fate.byte = fate.byte.map(|b| b ^ mask);
@@ -451,7 +476,7 @@ mod tests {
         let run = || {
             let mut inj = FaultInjector::new("seed=3,drop=0.1".parse().unwrap());
             (0..1000)
-                .map(|i| inj.byte(Direction::Rx, i as u8).byte)
+                .map(|i| inj.byte(Direction::Rx, i as u8, 115_200).byte)
                 .collect::<Vec<_>>()
         };
         let a = run();
@@ -467,15 +492,31 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(inj.byte(Direction::Rx, 0xAA).byte, Some(0xAA));
+        assert_eq!(inj.byte(Direction::Rx, 0xAA, 115_200).byte, Some(0xAA));
         assert_eq!(
-            inj.byte(Direction::Rx, 0xAA).stall,
+            inj.byte(Direction::Rx, 0xAA, 115_200).stall,
             Some(Duration::from_millis(10))
         );
-        assert_ne!(inj.byte(Direction::Rx, 0xAA).byte, Some(0xAA));
-        assert!(inj.byte(Direction::Rx, 0).disconnect);
+        assert_ne!(inj.byte(Direction::Rx, 0xAA, 115_200).byte, Some(0xAA));
+        assert!(inj.byte(Direction::Rx, 0, 115_200).disconnect);
         assert!(!inj.falsify_md5());
         assert!(inj.falsify_md5());
+    }
+
+    #[test]
+    fn a_noisy_line_garbles_only_above_its_rate() {
+        let spec: FaultSpec = "seed=5,noisy-above=460800@0.5".parse().unwrap();
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        assert!("noisy-above=460800".parse::<FaultSpec>().is_err());
+        assert!("noisy-above=460800@2".parse::<FaultSpec>().is_err());
+        let mut inj = FaultInjector::new(spec);
+        let garbled = |inj: &mut FaultInjector, baud| {
+            (0..1000)
+                .filter(|_| inj.byte(Direction::Rx, 0x55, baud).byte != Some(0x55))
+                .count()
+        };
+        assert_eq!(garbled(&mut inj, 460_800), 0);
+        assert!(garbled(&mut inj, 921_600) > 400);
     }
 
     #[test]
