@@ -44,6 +44,9 @@ struct Args {
     /// Page program times of the simulated flash; every comparison runs at each.
     #[arg(long, value_delimiter = ',', default_value = "0.4ms,0.7ms")]
     page_program: Vec<PageProgramTime>,
+    /// Print the board's commands of one run of ours at this rate, with their times, and stop.
+    #[arg(long)]
+    trace: Option<u32>,
     /// Board counts for the several-boards measurement.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     boards: Vec<usize>,
@@ -114,6 +117,9 @@ fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(|| testkit::tools::require("esptool"));
     let setup = setup(&args)?;
+    if let Some(baud) = args.trace {
+        return trace(&args, &esptool, &setup, baud);
+    }
     header(&args, &esptool, &setup)?;
     let mut defaults_at_first = None;
     for (i, &page_program) in args.page_program.iter().enumerate() {
@@ -186,6 +192,45 @@ fn main() -> Result<()> {
         first.page_program
     );
     several_boards(&args, &setup, first)?;
+    Ok(())
+}
+
+/// One run of ours at `baud` (first page program time), its commands with the time since the
+/// first and the gap since the one before.
+fn trace(args: &Args, esptool: &Path, setup: &Setup, baud: u32) -> Result<()> {
+    let flash = Flash {
+        page_program: args.page_program[0],
+    };
+    let board = board(setup, flash)?;
+    let mut cmd = command(
+        Tool::Ours(Some(baud)),
+        esptool,
+        &args.flasher,
+        setup,
+        board.path(),
+    );
+    let start = Instant::now();
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let wall = start.elapsed();
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let commands = board.commands();
+    let mut last = start;
+    for c in &commands {
+        println!(
+            "{:9.1} ms {:+8.1} ms {:?} {:?} {} bytes",
+            ms(c.at.saturating_duration_since(start)),
+            ms(c.at.saturating_duration_since(last)),
+            c.command,
+            &c.args[..c.args.len().min(2)],
+            c.data_len
+        );
+        last = c.at;
+    }
+    println!("exit after {:.1} ms", ms(wall));
     Ok(())
 }
 

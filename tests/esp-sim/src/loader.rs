@@ -56,6 +56,8 @@ pub struct CommandRecord {
     pub data_len: usize,
     /// Whether the stub (rather than the ROM) received it.
     pub stub: bool,
+    /// When its last byte was taken in (after the pending flash work, in real-time mode).
+    pub at: std::time::Instant,
 }
 
 /// What the board does in answer to one frame.
@@ -296,6 +298,7 @@ impl Loader {
             args,
             data_len: request.data.len(),
             stub: self.responder == Responder::Stub,
+            at: std::time::Instant::now(),
         });
     }
 
