@@ -61,6 +61,8 @@ struct Run {
     /// The first and last byte outside the plan's regions that changed (no region is wrong).
     outside_changed: Option<(usize, usize)>,
     took: Duration,
+    /// What the line cost (blocks sent again, streams taken up, same-rate retries, steps).
+    line: flasher::report::LineReport,
 }
 
 fn plan(dir: &std::path::Path) -> Plan {
@@ -198,6 +200,10 @@ fn one_run(seed: u64, spec: &str, untouched: bool, plan: &Arc<Plan>, target: &Ta
     let answer = result.recv_timeout(RUN_LIMIT);
     let took = started.elapsed();
     let flash = board.stop();
+    let line = answer
+        .as_ref()
+        .map(|(_, contact)| contact.line.clone())
+        .unwrap_or_default();
     let (end, message) = match answer {
         Err(_) => (End::Hung, None),
         Ok((Ok(_), contact)) => {
@@ -230,6 +236,7 @@ fn one_run(seed: u64, spec: &str, untouched: bool, plan: &Arc<Plan>, target: &Ta
         message,
         outside_changed,
         took,
+        line,
     }
 }
 
@@ -277,6 +284,19 @@ fn print_tally(title: &str, runs: &[&Run]) {
     for (end, n) in &tally {
         println!("  {n:4}  {end:?}");
     }
+    let sum = |f: fn(&Run) -> usize| runs.iter().map(|r| f(r)).sum::<usize>();
+    let in_attempt = runs
+        .iter()
+        .filter(|r| r.end == End::Clean && r.line.resent_blocks + r.line.resumed_streams > 0)
+        .count();
+    println!(
+        "  line: {} blocks sent again, {} streams taken up, {} same-rate retries, {} rate steps; \
+         {in_attempt} runs recovered from line errors within their first attempt",
+        sum(|r| r.line.resent_blocks as usize),
+        sum(|r| r.line.resumed_streams as usize),
+        sum(|r| r.line.same_rate_retries as usize),
+        sum(|r| r.line.stepped_down_to.len()),
+    );
 }
 
 /// The runs that reported success over a wrong region, and those that left the regions right
