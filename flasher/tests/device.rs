@@ -306,90 +306,85 @@ fn a_fresh_board_costs_a_sector_md5_before_each_region_and_one_md5_after() {
     assert_eq!(stub, [M, B, M, B, M, M, M, B, M, M, M, M], "{commands:?}");
 }
 
-#[test]
-fn a_garbled_byte_costs_one_block_not_the_rate() {
+/// A flash of the sample for `chip` through a board with `faults`, which must succeed and
+/// leave the flash as planned.
+struct FaultyFlash {
+    /// What the flasher printed.
+    err: String,
+    /// The board's record.
+    record: Value,
+    /// The commands the board received.
+    commands: Vec<esp_sim::CommandRecord>,
+}
+
+fn flash_through_faults(chip: Chip, faults: &str) -> FaultyFlash {
     let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), Chip::Esp32s3);
+    bundle(tmp.path(), chip);
     let fw = tmp.path().join("fw");
     let fw_s = fw.to_str().unwrap();
-    let expected = merged(tmp.path(), fw_s, "esp32s3");
-    // A byte garbled in the middle of the app's data, after the stub and the baud change.
-    let board = faulty_board(Chip::Esp32s3, "corrupt=@120000");
+    let expected = merged(tmp.path(), fw_s, chip.name());
+    let board = faulty_board(chip, faults);
     let port = board.path().to_str().unwrap().to_string();
     let report_path = tmp.path().join("r.json");
-    let mut args = flash_args(fw_s, &port, "esp32s3", "4MB");
+    let mut args = flash_args(fw_s, &port, chip.name(), "4MB");
     args.extend(["--report", report_path.to_str().unwrap()]);
     let out = flasher(&args);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
+    let commands = board.commands();
+    assert!(board.stop() == expected, "{err}");
+    FaultyFlash {
+        err,
+        record: report(&report_path),
+        commands,
+    }
+}
+
+#[test]
+fn a_garbled_byte_costs_one_block_not_the_rate() {
+    // A byte garbled in the middle of the app's data, after the stub and the baud change.
+    let run = flash_through_faults(Chip::Esp32s3, "corrupt=@120000");
+    let (err, r) = (&run.err, &run.record);
     assert!(
         err.contains("was refused by the board") && err.contains("sent again"),
         "{err}"
     );
     assert!(!err.contains("retrying"), "{err}");
-    let r = report(&report_path);
     assert_eq!(r["attempts"], 1, "{r}");
     assert_eq!(r["device"]["baud"], 921_600, "{r}");
     assert_eq!(r["line"]["resent_blocks"], 1, "{r}");
     assert_eq!(r["line"]["resumed_streams"], 0, "{r}");
-    // One stream per region: one FLASH_DEFL_BEGIN each, the refused block sent twice.
-    let commands = board.commands();
-    let begins = commands
+    // One stream per region written (the erased otadata is in place already).
+    let begins = run
+        .commands
         .iter()
         .filter(|c| c.command == Some(Opcode::FlashDeflBegin))
         .count();
-    assert_eq!(begins, 3, "{commands:?}");
-    assert!(board.stop() == expected);
+    assert_eq!(begins, 3, "{:?}", run.commands);
 }
 
 #[test]
 fn a_lost_reply_takes_the_stream_up_where_the_board_holds_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), Chip::Esp32c3);
-    let fw = tmp.path().join("fw");
-    let fw_s = fw.to_str().unwrap();
-    let expected = merged(tmp.path(), fw_s, "esp32c3");
     // The reply to a block of the app vanishes: the board took the block, the flasher cannot
     // know, and sending it again would feed it to the stub's decoder twice.
-    let board = faulty_board(Chip::Esp32c3, "mute=0x11#5");
-    let port = board.path().to_str().unwrap().to_string();
-    let report_path = tmp.path().join("r.json");
-    let mut args = flash_args(fw_s, &port, "esp32c3", "4MB");
-    args.extend(["--report", report_path.to_str().unwrap()]);
-    let out = flasher(&args);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    let r = report(&report_path);
+    let run = flash_through_faults(Chip::Esp32c3, "mute=0x11#5");
+    let (err, r) = (&run.err, &run.record);
     assert_eq!(r["attempts"], 1, "{err}\n{r}");
     assert_eq!(r["line"]["resumed_streams"], 1, "{err}\n{r}");
     assert!(err.contains("taken up again at byte"), "{err}");
-    assert!(board.stop() == expected);
 }
 
 #[test]
 fn errors_that_persist_at_a_rate_step_it_down() {
-    let tmp = tempfile::tempdir().unwrap();
-    bundle(tmp.path(), Chip::Esp32s3);
-    let fw = tmp.path().join("fw");
-    let fw_s = fw.to_str().unwrap();
-    let expected = merged(tmp.path(), fw_s, "esp32s3");
     // A line that garbles about one byte in 5000 above 460800 baud and none at 460800.
-    let board = faulty_board(Chip::Esp32s3, "seed=3,noisy-above=460800@0.0002");
-    let port = board.path().to_str().unwrap().to_string();
-    let report_path = tmp.path().join("r.json");
-    let mut args = flash_args(fw_s, &port, "esp32s3", "4MB");
-    args.extend(["--report", report_path.to_str().unwrap()]);
-    let out = flasher(&args);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
+    let run = flash_through_faults(Chip::Esp32s3, "seed=3,noisy-above=460800@0.0002");
+    let (err, r) = (&run.err, &run.record);
     assert!(
         err.contains("retrying at the same rate") && err.contains("retrying at 460800 baud"),
         "{err}"
     );
-    let r = report(&report_path);
     assert_eq!(r["line"]["same_rate_retries"], 1, "{r}");
     assert_eq!(r["line"]["stepped_down_to"][0], 460_800, "{r}");
-    assert!(board.stop() == expected);
 }
 
 #[test]
