@@ -53,8 +53,9 @@ pub struct Args {
           required_unless_present_any = ["list_ports", "info"])]
     pub flash_size: Option<FlashSize>,
 
-    /// Baud rate for writing; without it the flasher tries 921600 and steps down to 460800,
-    /// then 115200, when the line proves unreliable.
+    /// Baud rate for writing; without it the flasher starts at the highest rate documented for
+    /// the port's USB-UART bridge (921600 for an unknown one) and steps down to 921600, 460800,
+    /// then 115200 when errors persist at a rate.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(9600..))]
     pub baud: Option<u32>,
 
