@@ -25,6 +25,8 @@ use super::session::{Session, esp_chip};
 
 /// Baud rate of the ROM loader, which every connection starts at.
 pub const ROM_BAUD: u32 = 115_200;
+/// How long a command may wait for its reply unless it says otherwise (espflash's default).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl<'a> Session<'a> {
     /// Opens `resolved`, enters the loader as `--before` says and connects espflash (at the
@@ -139,7 +141,7 @@ impl<'a> Session<'a> {
 /// (esp-rs/espflash#1060) leaves the ESP32 and ESP32-S2 out as unreliable, and the stub
 /// re-clocks the UART of those and of the ESP32-P4 when it starts. The ESP32-C5's ROM needs a
 /// crystal correction espflash does not make (esptool's `ESP32C5ROM.change_baud`); the
-/// ESP32-C2's 26 MHz correction is made by espflash's `change_baud` through the ROM.
+/// ESP32-C2's 26 MHz one is made in [`change_rate`].
 fn stub_at_rate(chip: Chip) -> bool {
     matches!(
         chip,
@@ -163,7 +165,7 @@ fn connect_stub_at_rate(
     rate: u32,
 ) -> Result<Flasher, espflash::Error> {
     conn.begin()?;
-    conn.set_timeout(Duration::from_secs(3))?;
+    conn.set_timeout(REPLY_TIMEOUT)?;
     let rate = match may_change_rate(&mut conn, target) {
         Some(loader) => {
             change_rate(&mut conn, target, loader, rate)?;
@@ -268,7 +270,7 @@ pub(super) fn open(port: &str) -> Result<Port, DeviceError> {
     }
     let opened = serialport::new(port, ROM_BAUD)
         .flow_control(FlowControl::None)
-        .timeout(Duration::from_secs(3))
+        .timeout(REPLY_TIMEOUT)
         .open_native();
     let e = match opened {
         Ok(serial) => return Ok(serial),
@@ -291,7 +293,7 @@ pub(super) fn open(port: &str) -> Result<Port, DeviceError> {
 /// `reason` is why serialport could not open it.
 fn open_classic(port: &str, reason: &str) -> Result<Port, DeviceError> {
     let lower = reason.to_ascii_lowercase();
-    match termios::open_classic(port, Duration::from_secs(3)) {
+    match termios::open_classic(port, REPLY_TIMEOUT) {
         Ok(serial) => Ok(serial),
         Err(termios::OpenError::Busy) => Err(DeviceError::Busy(port.to_string())),
         Err(termios::OpenError::Failed)

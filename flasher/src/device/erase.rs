@@ -2,13 +2,11 @@
 //! `erase_region`), and checking afterwards that each erased part reads back as the plan
 //! leaves it: 0xFF, except where a region was written over it.
 
-use md5::{Digest, Md5};
-
 use crate::error::DeviceError;
 use crate::plan::{Erase, Plan};
 
 use super::failure::{self, Failure};
-use super::session::Session;
+use super::session::{Session, md5_value};
 
 impl Session<'_> {
     /// Erases the plan's erases, in order. Every attempt erases again, so that what a failed
@@ -49,12 +47,9 @@ impl Session<'_> {
         let expected = plan.merged();
         for e in &plan.erases {
             let (offset, size) = e.range(plan.flash_size.bytes());
-            let found = self
-                .flasher
-                .checksum_md5(offset, size)
-                .map_err(failure::line(self.port, "checking the erased parts"))?;
+            let found = self.board_md5(offset, size, "checking the erased parts")?;
             let want = &expected[offset as usize..(offset + size) as usize];
-            if found != u128::from_be_bytes(Md5::digest(want).into()) {
+            if found != md5_value(want) {
                 return Err(Failure::Verify(DeviceError::Verify(format!(
                     "{} at {offset:#x} does not read back as erased and written",
                     e.label()

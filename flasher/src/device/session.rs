@@ -2,11 +2,13 @@
 
 use espflash::flasher::Flasher;
 use espflash::target::Chip as EspChip;
+use md5::{Digest, Md5};
 use serialport::UsbPortInfo;
 
 use crate::port::Link;
 use firmware::chip::{Chip, TargetName};
 
+use super::failure::{self, Failure};
 use super::options::Options;
 
 /// A board connected through espflash, with what the phases need to know about it: the port
@@ -36,6 +38,24 @@ impl Session<'_> {
     pub(super) fn chip(&self) -> EspChip {
         esp_chip(self.target.chip())
     }
+
+    /// The board's MD5 of `len` bytes at `offset` (the stub finishes pending writes first); a
+    /// failure is one of the line while `doing`.
+    pub(super) fn board_md5(
+        &mut self,
+        offset: u32,
+        len: u32,
+        doing: &'static str,
+    ) -> Result<u128, Failure> {
+        self.flasher
+            .checksum_md5(offset, len)
+            .map_err(failure::line(self.port, doing))
+    }
+}
+
+/// The MD5 of `bytes` as espflash returns the board's digests.
+pub(super) fn md5_value(bytes: &[u8]) -> u128 {
+    u128::from_be_bytes(Md5::digest(bytes).into())
 }
 
 /// `chip` as espflash names it.

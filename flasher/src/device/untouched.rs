@@ -7,7 +7,7 @@ use md5::{Digest, Md5};
 use crate::error::DeviceError;
 use crate::plan::Plan;
 
-use super::failure::{self, Failure};
+use super::failure::Failure;
 use super::session::Session;
 
 /// What the flash outside the plan is expected to hold after the write.
@@ -106,12 +106,7 @@ impl Session<'_> {
     }
 
     fn gap_md5(&mut self, offset: u32, len: u32) -> Result<u128, Failure> {
-        self.flasher
-            .checksum_md5(offset, len)
-            .map_err(failure::line(
-                self.port,
-                "hashing the flash outside the plan",
-            ))
+        self.board_md5(offset, len, "hashing the flash outside the plan")
     }
 
     /// The flash outside the plan can be hashed only by the stub outside Secure Download Mode.

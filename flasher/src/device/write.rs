@@ -1,6 +1,6 @@
-//! Writing the plan. Through the stub, each region is one compressed stream: at most one MD5
-//! before it (is it there already? how much of it?), its blocks back to back, and one MD5 of
-//! every region after the last. A block the board refuses is sent again at once; a stream that
+//! Writing the plan. Through the stub, each region is one compressed stream: before it, the
+//! MD5 of its first sector, and only when that matches the region's (is it there already? how
+//! much of it?); then its blocks back to back; after the last region, one MD5 of each. A block the board refuses is sent again at once; a stream that
 //! breaks is taken up again at the last sector the board is known to hold, checked by one MD5.
 //! Through the ROM (Secure Download Mode, `--before no-reset-no-sync`), espflash writes the
 //! regions uncompressed.
@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use espflash::command::{Command, CommandType};
 use espflash::image_format::Segment;
-use md5::{Digest, Md5};
 
 use crate::error::DeviceError;
 use crate::plan::{Plan, Region};
@@ -18,7 +17,7 @@ use crate::plan::{Plan, Region};
 use super::failure::{self, Failure, describe};
 use super::options::Contact;
 use super::progress::{Placed, Progress, RomProgress};
-use super::session::Session;
+use super::session::{Session, md5_value};
 use super::stream::{BLOCK, Stream};
 
 /// Flash sector: the unit the stub erases, so the unit a stream can be taken up again at.
@@ -78,7 +77,8 @@ impl Session<'_> {
             return Ok(());
         }
         for r in &plan.regions {
-            if self.md5(r.offset, r.bytes.len())? != md5_value(&r.bytes) {
+            let found = self.board_md5(r.offset, r.bytes.len() as u32, "checking the regions")?;
+            if found != md5_value(&r.bytes) {
                 return Err(Failure::Verify(DeviceError::Verify(format!(
                     "region {} at {:#x} differs from the plan after writing",
                     r.label, r.offset
@@ -99,7 +99,6 @@ impl Session<'_> {
         contact: &mut Contact,
     ) -> Result<(), Failure> {
         contact.received.resize(plan.regions.len(), 0);
-        let mut wrote = false;
         for (index, region) in plan.regions.iter().enumerate() {
             let from = match self.start(region, contact.received[index])? {
                 Start::Skip => {
@@ -110,9 +109,8 @@ impl Session<'_> {
             };
             self.stream_region(index, region, from, progress, contact)?;
             progress.finish(index, Placed::Written { from });
-            wrote = true;
         }
-        if wrote {
+        if progress.wrote_any() {
             self.end_flash_mode()?;
         }
         Ok(())
@@ -310,14 +308,8 @@ impl Session<'_> {
 
     /// Whether the first `len` bytes of `region` are on the board.
     fn prefix_matches(&mut self, region: &Region, len: usize) -> Result<bool, Failure> {
-        Ok(self.md5(region.offset, len)? == md5_value(&region.bytes[..len]))
-    }
-
-    /// The board's MD5 of `len` bytes at `offset` (the stub finishes pending writes first).
-    fn md5(&mut self, offset: u32, len: usize) -> Result<u128, Failure> {
-        self.flasher
-            .checksum_md5(offset, len as u32)
-            .map_err(failure::line(self.port, "checking what is on the board"))
+        let found = self.board_md5(region.offset, len as u32, "checking what is on the board")?;
+        Ok(found == md5_value(&region.bytes[..len]))
     }
 
     /// Leaves flash mode as espflash does after its writes, without a reboot.
@@ -390,9 +382,4 @@ fn refused(e: &espflash::Error) -> bool {
         ]
         .iter()
         .any(|m| text.contains(m))
-}
-
-/// The MD5 of `bytes` as espflash returns digests.
-fn md5_value(bytes: &[u8]) -> u128 {
-    u128::from_be_bytes(Md5::digest(bytes).into())
 }
