@@ -132,6 +132,8 @@ impl Streams {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
 
     fn firmware_like(len: usize) -> Vec<u8> {
@@ -159,7 +161,6 @@ mod tests {
         assert!(out == bytes);
         assert_eq!(stream.block_count(), stream.blocks().count());
         assert!(stream.data.len() < bytes.len());
-        use std::io::Read;
     }
 
     #[test]
@@ -177,7 +178,6 @@ mod tests {
             let prefix = &stream.data[..n * BLOCK];
             let mut out = Vec::new();
             let mut d = flate2::write::ZlibDecoder::new(&mut out);
-            use std::io::Write;
             let _ = d.write_all(prefix);
             let _ = d.flush();
             drop(d);
