@@ -9,9 +9,8 @@ use firmware::chip::TargetName;
 
 use super::boot;
 use super::failure::Failure;
-use super::options::{Contact, Options, Outcome};
+use super::options::{Contact, Gap, Options, Outcome};
 use super::session::Session;
-use super::untouched::Gap;
 
 /// Writes `plan` to the board on `port` at `rate` on a new connection. What the board
 /// reports goes into `contact` as soon as it is known.

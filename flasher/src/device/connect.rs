@@ -20,13 +20,17 @@ use firmware::chip::{Chip, TargetName};
 
 use super::failure::{self, Failure, describe, is_line_error, nothing_answered};
 use super::options::Options;
-use super::security;
 use super::session::{Session, esp_chip};
 
 /// Baud rate of the ROM loader, which every connection starts at.
 pub const ROM_BAUD: u32 = 115_200;
 /// How long a command may wait for its reply unless it says otherwise (espflash's default).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+/// GET_SECURITY_INFO flag: Secure Boot is enabled (esptool `loader.py`, espflash
+/// `SecurityInfo`).
+pub(super) const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
+/// The GET_SECURITY_INFO flag of Secure Download Mode.
+const FLAG_SECURE_DOWNLOAD: u32 = 1 << 2;
 
 impl<'a> Session<'a> {
     /// Opens `resolved`, enters the loader as `--before` says and connects espflash (at the
@@ -77,7 +81,7 @@ impl<'a> Session<'a> {
             Err(e) if at_rate && is_line_error(&e) && !nothing_answered(&e) => {
                 return Err(failure::line(port, "loading the stub")(e));
             }
-            Err(e) => match security::rom_under_secure_boot(link.path(), &usb, target, opts) {
+            Err(e) => match rom_under_secure_boot(link.path(), &usb, target, opts) {
                 Some(flasher) => (flasher, false),
                 None => return Err(connect_failure(e, port, target)),
             },
@@ -205,7 +209,7 @@ fn may_change_rate(conn: &mut Connection, target: Chip) -> Option<Loader> {
         Ok(info) => (Loader::Rom, info),
         Err(_) => (Loader::Stub, conn.security_info(true).ok()?),
     };
-    let secured = security::FLAG_SECURE_DOWNLOAD | security::FLAG_SECURE_BOOT_EN;
+    let secured = FLAG_SECURE_DOWNLOAD | FLAG_SECURE_BOOT_EN;
     (is_target && info.flags & secured == 0).then_some(loader)
 }
 
@@ -231,6 +235,38 @@ fn change_rate(
     conn.set_baud(rate)?;
     std::thread::sleep(Duration::from_millis(50));
     conn.flush()
+}
+
+/// The ESP32-S3's ROM runs no RAM code under Secure Boot (esptool `loader.py`, `run_stub`), so
+/// espflash's stub never starts there. After a failed connect on such a target, connects again
+/// through the ROM alone (the board is still in its loader) and keeps that connection when the
+/// board says Secure Boot is on; `None` otherwise, leaving the first failure to stand.
+fn rom_under_secure_boot(
+    path: &str,
+    usb: &UsbPortInfo,
+    target: &TargetName,
+    opts: &Options,
+) -> Option<Flasher> {
+    if target.chip() != Chip::Esp32s3 || !opts.use_stub() {
+        return None;
+    }
+    let conn = Connection::new(
+        open(path).ok()?,
+        usb.clone(),
+        ResetAfterOperation::NoResetNoStub,
+        ResetBeforeOperation::NoReset,
+        ROM_BAUD,
+    );
+    let mut flasher = Flasher::connect(conn, false, opts.verify, opts.skip, None, None).ok()?;
+    let info = flasher.security_info().ok()?;
+    if info.flags & FLAG_SECURE_BOOT_EN == 0 {
+        return None;
+    }
+    opts.console.say(
+        "esp32s3 with Secure Boot: its ROM runs no flasher stub, so writing through the ROM \
+         (uncompressed; each region checked by MD5 before and after)",
+    );
+    Some(flasher)
 }
 
 /// What a failed `Flasher::connect` means: another chip, a line to retry, or no loader at all.

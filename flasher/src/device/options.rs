@@ -10,7 +10,26 @@ use crate::report::{DeviceReport, LineReport};
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
 use super::stream::Streams;
-use super::untouched::{Gap, Untouched};
+
+/// What the flash outside the plan is expected to hold after the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untouched {
+    /// What it held before: each gap is hashed before writing, then after.
+    Unchanged,
+    /// All 0xFF (the whole flash was erased first): only the pass after writing is needed.
+    Erased,
+}
+
+/// A range of flash no region of the plan covers, with the MD5 it must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// First byte.
+    pub offset: u32,
+    /// Length in bytes.
+    pub len: u32,
+    /// The MD5 it must still have.
+    pub md5: u128,
+}
 
 /// How to talk to the board.
 #[derive(Debug, Clone)]

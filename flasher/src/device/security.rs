@@ -9,31 +9,21 @@
 //! refused images without a Secure Boot V2 signature, and a board with flash encryption on is
 //! refused altogether (plaintext would not boot; espflash cannot encrypt).
 
-use espflash::connection::{Connection, ResetAfterOperation, ResetBeforeOperation, SecurityInfo};
-use espflash::flasher::Flasher;
+use espflash::connection::SecurityInfo;
 use espflash::target::Chip as EspChip;
 use espflash::target::efuse::{
     self, EfuseField, esp32c2, esp32c3, esp32c5, esp32c6, esp32c61, esp32h2, esp32p4, esp32s2,
     esp32s3,
 };
-use firmware::chip::{Chip, TargetName};
-use serialport::UsbPortInfo;
 
 use crate::error::{DeviceError, SecurityError};
 use crate::plan::{Plan, Region, Source};
 use crate::report::DeviceReport;
 
-use super::connect::{ROM_BAUD, open};
+use super::connect::FLAG_SECURE_BOOT_EN;
 use super::failure::{Failure, describe};
 use super::identify::Board;
-use super::options::Options;
 use super::session::Session;
-
-/// GET_SECURITY_INFO flag: Secure Boot is enabled (esptool `loader.py`, espflash
-/// `SecurityInfo`).
-pub(super) const FLAG_SECURE_BOOT_EN: u32 = 1 << 0;
-/// The GET_SECURITY_INFO flag of Secure Download Mode.
-pub(super) const FLAG_SECURE_DOWNLOAD: u32 = 1 << 2;
 
 /// What a ROM in Secure Download Mode does not let the flasher read or check.
 const UNCHECKED_IN_SECURE_DOWNLOAD: [&str; 5] =
@@ -188,38 +178,6 @@ impl Session<'_> {
         let mask = 1u32.checked_shl(bits).map_or(u32::MAX, |m| m - 1);
         Ok(value & mask)
     }
-}
-
-/// The ESP32-S3's ROM runs no RAM code under Secure Boot (esptool `loader.py`, `run_stub`), so
-/// espflash's stub never starts there. After a failed connect on such a target, connects again
-/// through the ROM alone (the board is still in its loader) and keeps that connection when the
-/// board says Secure Boot is on; `None` otherwise, leaving the first failure to stand.
-pub(super) fn rom_under_secure_boot(
-    path: &str,
-    usb: &UsbPortInfo,
-    target: &TargetName,
-    opts: &Options,
-) -> Option<Flasher> {
-    if target.chip() != Chip::Esp32s3 || !opts.use_stub() {
-        return None;
-    }
-    let conn = Connection::new(
-        open(path).ok()?,
-        usb.clone(),
-        ResetAfterOperation::NoResetNoStub,
-        ResetBeforeOperation::NoReset,
-        ROM_BAUD,
-    );
-    let mut flasher = Flasher::connect(conn, false, opts.verify, opts.skip, None, None).ok()?;
-    let info = flasher.security_info().ok()?;
-    if info.flags & FLAG_SECURE_BOOT_EN == 0 {
-        return None;
-    }
-    opts.console.say(
-        "esp32s3 with Secure Boot: its ROM runs no flasher stub, so writing through the ROM \
-         (uncompressed; each region checked by MD5 before and after)",
-    );
-    Some(flasher)
 }
 
 /// Puts `security` into `board`'s record, and lists what it could not tell as unchecked.

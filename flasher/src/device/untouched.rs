@@ -8,27 +8,8 @@ use crate::error::DeviceError;
 use crate::plan::Plan;
 
 use super::failure::Failure;
+use super::options::{Gap, Untouched};
 use super::session::Session;
-
-/// What the flash outside the plan is expected to hold after the write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Untouched {
-    /// What it held before: each gap is hashed before writing, then after.
-    Unchanged,
-    /// All 0xFF (the whole flash was erased first): only the pass after writing is needed.
-    Erased,
-}
-
-/// A range of flash no region of the plan covers, with the MD5 it must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    /// First byte.
-    pub offset: u32,
-    /// Length in bytes.
-    pub len: u32,
-    /// The MD5 it must still have.
-    pub md5: u128,
-}
 
 /// The ranges of the plan's flash that no region covers, in flash order, as (offset, length).
 pub fn gaps(plan: &Plan) -> Vec<(u32, u32)> {
