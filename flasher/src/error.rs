@@ -780,6 +780,14 @@ pub enum SecurityError {
         /// SHA-256 of the first signature block's public key, hex.
         digest: String,
     },
+    /// An ESP32-S2 in Secure Download Mode: its security info has no chip id and its ROM
+    /// refuses the register read espflash identifies the chip by, so espflash cannot connect.
+    #[error(
+        "the board is an ESP32-S2 in Secure Download Mode, which this flasher cannot write (its ROM \
+         refuses the chip detection espflash needs): write it with `esptool --chip esp32s2 \
+         --no-stub write-flash`, or flash boards before Secure Download Mode is enabled"
+    )]
+    S2SecureDownload,
     /// Flash encryption is on: plaintext written now would not decrypt at boot.
     #[error(
         "the board has flash encryption enabled ({counter} = {value:#x}, odd), and plaintext \

@@ -285,6 +285,29 @@ fn secure_download_mode_writes_what_esptool_merges() {
     }
 }
 
+/// espflash cannot connect to an ESP32-S2 in Secure Download Mode (its ROM refuses the chip
+/// detection): the flasher says so in one line with exit 5, instead of a generic connect error,
+/// and the board stays untouched.
+#[test]
+fn an_esp32s2_in_secure_download_mode_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32s2, None);
+    let board = board(Chip::Esp32s2, SDM);
+    let (out, record) = flash(tmp.path(), Chip::Esp32s2, &board);
+    let err = stderr(&out);
+    assert!(
+        err.contains("esptool --chip esp32s2 --no-stub write-flash"),
+        "{err}"
+    );
+    assert_refused(
+        Chip::Esp32s2,
+        &out,
+        &record,
+        board,
+        "the board is an ESP32-S2 in Secure Download Mode",
+    );
+}
+
 /// A signed build on a Secure Boot board is written byte-exact: in Secure Download Mode (the
 /// flags tell) and with readable eFuses (SECURE_BOOT_EN, the ESP32's ABS_DONE_1).
 #[test]

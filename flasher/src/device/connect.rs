@@ -13,7 +13,7 @@ use espflash::target::XtalFrequency;
 use serialport::{FlowControl, UsbPortInfo};
 
 use crate::cli::{After, Before};
-use crate::error::DeviceError;
+use crate::error::{DeviceError, SecurityError};
 use crate::port::{Link, ResolvedPort, diag};
 use crate::termios;
 use firmware::chip::{Chip, TargetName};
@@ -80,6 +80,9 @@ impl<'a> Session<'a> {
             // The stub went at the writing rate: a bad line there may be better lower.
             Err(e) if at_rate && is_line_error(&e) && !nothing_answered(&e) => {
                 return Err(failure::line(port, "loading the stub")(e));
+            }
+            Err(e) if !nothing_answered(&e) && s2_in_secure_download(link.path(), &usb) => {
+                return Err(Failure::Fatal(SecurityError::S2SecureDownload.into()));
             }
             Err(e) => match rom_under_secure_boot(link.path(), &usb, target, opts) {
                 Some(flasher) => (flasher, false),
@@ -267,6 +270,29 @@ fn rom_under_secure_boot(
          (uncompressed; each region checked by MD5 before and after)",
     );
     Some(flasher)
+}
+
+/// Whether the board that failed to connect is an ESP32-S2 in Secure Download Mode: its ROM
+/// answers GET_SECURITY_INFO with the Secure Download flag and no chip id (the other chips with
+/// the mode add one; the ESP32 has no security info), then refuses the register read espflash
+/// detects the chip by (esptool `loader.py` tells the S2 the same way). Asks again through the
+/// ROM alone; the board is still in its loader.
+fn s2_in_secure_download(path: &str, usb: &UsbPortInfo) -> bool {
+    let Ok(serial) = open(path) else {
+        return false;
+    };
+    let mut conn = Connection::new(
+        serial,
+        usb.clone(),
+        ResetAfterOperation::NoResetNoStub,
+        ResetBeforeOperation::NoReset,
+        ROM_BAUD,
+    );
+    if conn.begin().is_err() {
+        return false;
+    }
+    conn.security_info(false)
+        .is_ok_and(|info| info.flags & FLAG_SECURE_DOWNLOAD != 0 && info.chip_id.is_none())
 }
 
 /// What a failed `Flasher::connect` means: another chip, a line to retry, or no loader at all.
