@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::process::Output;
 
 use common::{
     bundle_build_dir, esptool_merge, flash_file_paths, flasher, generated_build, stderr,
@@ -685,6 +686,45 @@ fn check_untouched_fails_a_board_written_outside_the_plan() {
     );
     let line: Value = serde_json::from_str(fs::read_to_string(&log_path).unwrap().trim()).unwrap();
     assert_eq!(line["changed_outside"], r["changed_outside"]);
+}
+
+/// The `--check-untouched` run of a clean ESP32-C3 board, whose flash and commands follow.
+fn check_untouched_run(fw: &str, board: &SimBoard) -> Output {
+    let port = board.path().to_str().unwrap().to_string();
+    let mut args = flash_args(fw, &port, "esp32c3", "4MB");
+    args.push("--check-untouched");
+    flasher(&args)
+}
+
+fn md5s(board: &SimBoard) -> usize {
+    board
+        .commands()
+        .iter()
+        .filter(|c| c.command == Some(Opcode::SpiFlashMd5))
+        .count()
+}
+
+/// A gap's digest garbled on its way back after writing is read again and found unchanged:
+/// the good board passes, at the cost of one more SPI_FLASH_MD5.
+#[test]
+fn check_untouched_reads_a_differing_gap_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(tmp.path(), Chip::Esp32c3);
+    let fw = tmp.path().join("fw");
+    let fw = fw.to_str().unwrap();
+    let clean = board(Chip::Esp32c3, "4MB");
+    let out = check_untouched_run(fw, &clean);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The last MD5 of a clean run is the last gap's, after the final check.
+    let total = md5s(&clean);
+    let expected = clean.stop();
+    let board = faulty_board(Chip::Esp32c3, &format!("bad-md5={total}"));
+    let out = check_untouched_run(fw, &board);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("outside the plan changed"), "{err}");
+    assert_eq!(md5s(&board), total + 1, "one gap read again");
+    assert!(board.stop() == expected);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The flash outside the plan (`--check-untouched`): each gap between the planned regions is
 //! hashed by the stub's SPI_FLASH_MD5 before anything is written and again after the final
-//! check, so that a garbled command that wrote or erased elsewhere fails the board.
+//! check, so that a garbled command that wrote or erased elsewhere fails the board. A gap whose
+//! digest differs after writing is hashed a second time before it counts as changed: a reply
+//! garbled on its way back must not fail a good board.
 
 use md5::{Digest, Md5};
 
@@ -76,7 +78,7 @@ impl Session<'_> {
     pub(super) fn check_untouched(&mut self, gaps: &[Gap]) -> Result<(), Failure> {
         let mut changed = Vec::new();
         for gap in gaps {
-            if self.gap_md5(gap.offset, gap.len)? != gap.md5 {
+            if self.gap_changed(gap)? {
                 changed.push((gap.offset, gap.len));
             }
         }
@@ -84,6 +86,18 @@ impl Session<'_> {
             return Ok(());
         }
         Err(Failure::Fatal(DeviceError::Untouched { changed }))
+    }
+
+    /// Whether `gap` no longer has its MD5: a digest that differs is read a second time, so a
+    /// reply garbled on its way back does not fail a good board; only two differing reads
+    /// say the gap changed.
+    fn gap_changed(&mut self, gap: &Gap) -> Result<bool, Failure> {
+        for _ in 0..2 {
+            if self.gap_md5(gap.offset, gap.len)? == gap.md5 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn gap_md5(&mut self, offset: u32, len: u32) -> Result<u128, Failure> {
