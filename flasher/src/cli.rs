@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::plan::EraseRequest;
 
-use firmware::chip::TargetName;
+use firmware::chip::{Chip, TargetName};
 use firmware::flash_size::FlashSize;
 use firmware::override_table::OverrideMode;
 
@@ -41,9 +41,9 @@ pub struct Args {
     #[arg(long, value_name = "PORT")]
     pub port: Vec<String>,
 
-    /// Build target of the image: esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32h2, or a PSRAM
-    /// variant such as esp32s3r8 (not needed with --list-ports or --info).
-    #[arg(long, value_name = "CHIP", value_parser = parse_target,
+    /// Build target of the image: one of the chips of the chip table, or a PSRAM variant (the
+    /// help lists them, see [`chip_help`]).
+    #[arg(long, value_name = "CHIP", value_parser = parse_target, help = chip_help(),
           required_unless_present_any = ["list_ports", "info"])]
     pub chip: Option<TargetName>,
 
@@ -339,6 +339,17 @@ fn parse_data_type(s: &str) -> Result<DataType, String> {
              efuse, undefined, esphttpd, fat, spiffs, littlefs"
         )
     })
+}
+
+/// The help of `--chip`: every chip of the chip table, and the PSRAM variants.
+pub fn chip_help() -> String {
+    let chips: Vec<&str> = Chip::ALL.iter().map(|c| c.name()).collect();
+    format!(
+        "Build target of the image: {}, or a PSRAM variant such as esp32s3r8 or esp32s2r2 (files \
+         come from that folder; the board must be the base chip). Not needed with --list-ports \
+         or --info",
+        chips.join(", ")
+    )
 }
 
 fn parse_target(s: &str) -> Result<TargetName, String> {

@@ -59,6 +59,30 @@ fn help_lists_list_ports_and_info_without_requiring_chip() {
     assert!(stderr(&out).contains("--flash_size"), "{}", stderr(&out));
 }
 
+/// `--chip`'s help names every chip of the chip table and the PSRAM variants.
+#[test]
+fn help_lists_every_chip() {
+    let out = flasher(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{help}");
+    let start = help.find("--chip <CHIP>").unwrap();
+    let end = start + help[start..].find("--flash_size").unwrap();
+    let chip_help = help[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<&str> = chip_help
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .collect();
+    for chip in Chip::ALL {
+        assert!(words.contains(&chip.name()), "{chip} missing: {chip_help}");
+    }
+    assert!(
+        chip_help.contains("PSRAM variant such as esp32s3r8"),
+        "{chip_help}"
+    );
+}
+
 #[test]
 fn no_reset_no_sync_says_the_flash_size_is_unknown() {
     let tmp = tempfile::tempdir().unwrap();
