@@ -122,39 +122,73 @@ pub struct SignatureImage {
 impl SignatureImage {
     /// The signature image of the manifest `digest` with `payload` and its base64 signature.
     pub fn new(digest: &str, payload: Vec<u8>, signature_b64: &str) -> SignatureImage {
-        let payload_digest = self::digest(&payload);
-        let config = serde_json::to_vec(&json!({
-            "architecture": "",
-            "created": "0001-01-01T00:00:00Z",
-            "history": [{ "created": "0001-01-01T00:00:00Z" }],
-            "os": "",
-            "rootfs": { "type": "layers", "diff_ids": [payload_digest] },
-            "config": {},
-        }))
-        .expect("JSON values serialize");
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "config": {
-                "mediaType": CONFIG_MEDIA_TYPE,
-                "size": config.len(),
-                "digest": self::digest(&config),
-            },
-            "layers": [{
-                "mediaType": PAYLOAD_MEDIA_TYPE,
-                "size": payload.len(),
-                "digest": payload_digest,
-                "annotations": { SIGNATURE_ANNOTATION: signature_b64 },
-            }],
-        }))
-        .expect("JSON values serialize");
+        let layer = json!({
+            "mediaType": PAYLOAD_MEDIA_TYPE,
+            "size": payload.len(),
+            "digest": self::digest(&payload),
+            "annotations": { SIGNATURE_ANNOTATION: signature_b64 },
+        });
+        let (config, manifest) = config_and_manifest(vec![layer]);
         SignatureImage {
             tag: signature_tag(digest),
-            config: Blob::new(MediaType::ImageConfig, config),
+            config,
             payload: Blob::new(MediaType::Other(PAYLOAD_MEDIA_TYPE.into()), payload),
-            manifest: Blob::new(MediaType::ImageManifest, manifest),
+            manifest,
         }
     }
+}
+
+/// The config and manifest of a signature image with `layers`, in order (the config's
+/// `rootfs.diff_ids` names each layer, as cosign appends them).
+fn config_and_manifest(layers: Vec<Value>) -> (Blob, Blob) {
+    let diff_ids: Vec<&Value> = layers.iter().map(|l| &l["digest"]).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{ "created": "0001-01-01T00:00:00Z" }],
+        "os": "",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "config": {},
+    }))
+    .expect("JSON values serialize");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {
+            "mediaType": CONFIG_MEDIA_TYPE,
+            "size": config.len(),
+            "digest": self::digest(&config),
+        },
+        "layers": layers,
+    }))
+    .expect("JSON values serialize");
+    (
+        Blob::new(MediaType::ImageConfig, config),
+        Blob::new(MediaType::ImageManifest, manifest),
+    )
+}
+
+/// The layers of a manifest, as JSON (empty when it is none).
+fn layers(manifest: &[u8]) -> Vec<Value> {
+    serde_json::from_slice::<Value>(manifest)
+        .ok()
+        .and_then(|v| v["layers"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// What to put under a `.sig` tag that holds `existing` when adding the signature manifest
+/// `new`: the existing layers with the new ones appended (its config and manifest), as cosign
+/// keeps earlier signatures; `None` when `existing` holds every new layer already (the same
+/// payload with the same signature), so nothing needs to be put.
+pub fn append_signatures(existing: &[u8], new: &[u8]) -> Option<(Blob, Blob)> {
+    let mut all = layers(existing);
+    let before = all.len();
+    for layer in layers(new) {
+        if !all.contains(&layer) {
+            all.push(layer);
+        }
+    }
+    (all.len() > before).then(|| config_and_manifest(all))
 }
 
 /// A signature layer read from a signature manifest: the payload's digest and the base64
@@ -220,5 +254,22 @@ mod tests {
                 signature_b64: "c2ln".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_second_signature_is_appended_and_an_identical_one_skipped() {
+        let first = SignatureImage::new("sha256:ab", payload("r/x", "sha256:ab"), "Zmlyc3Q=");
+        let second = SignatureImage::new("sha256:ab", payload("r/x", "sha256:ab"), "c2Vjb25k");
+        let (config, manifest) =
+            append_signatures(first.manifest.bytes(), second.manifest.bytes()).unwrap();
+        let sigs: Vec<String> = signature_layers(manifest.bytes())
+            .into_iter()
+            .map(|l| l.signature_b64)
+            .collect();
+        assert_eq!(sigs, ["Zmlyc3Q=", "c2Vjb25k"]);
+        let config: Value = serde_json::from_slice(config.bytes()).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        assert!(append_signatures(manifest.bytes(), first.manifest.bytes()).is_none());
+        assert!(append_signatures(first.manifest.bytes(), first.manifest.bytes()).is_none());
     }
 }

@@ -370,6 +370,57 @@ fn signed_flash_image_verifies_with_sigstore_and_imagegen_and_tags_come_last() {
     fails(&layout_verify(&keys.sec1.1), 3, &["3 of 3 manifests"]);
 }
 
+/// A second push signed with another key keeps the first signature, as cosign does: both keys
+/// verify, by imagegen and by sigstore; a third key does not; signing again with the first key
+/// puts no signature manifest.
+#[test]
+fn a_second_key_adds_its_signature_and_keeps_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = keys(&tmp.path().join("keys"));
+    let s = sample(tmp.path());
+    let (layout, index) = flash_layout(&s, tmp.path());
+    let reg = Registry::start(&tmp.path().join("registry"), Setup::default());
+    let dest = format!("{}/acme/app-flash", reg.addr);
+    let push = |key: &Path| {
+        ok(&imagegen(
+            &push_args(&layout, &dest, &["--sign-key", key.to_str().unwrap()]),
+            &[],
+            None,
+        ))
+    };
+    let (key_a, public_a) = &keys.pkcs8;
+    let (key_b, public_b) = &keys.sec1;
+    push(key_a);
+    push(key_b);
+    let reference = format!("{dest}@{index}");
+    for public in [public_a, public_b] {
+        let lines = ok(&imagegen(&verify_args(public, &reference), &[], None));
+        assert_eq!(lines.matches("verified ").count(), 3, "{lines}");
+        for d in index_and_children(&layout, &index) {
+            sigstore_verifies(&reg, "acme/app-flash", &d, public)
+                .unwrap_or_else(|e| panic!("sigstore refused {d}: {e}"));
+        }
+    }
+    let out = imagegen(&verify_args(&keys.encrypted.1, &reference), &[], None);
+    fails(&out, 3, &["3 of 3 manifests", "no valid signature"]);
+    assert!(
+        sigstore_verifies(&reg, "acme/app-flash", &index, &keys.encrypted.1).is_err(),
+        "sigstore accepted a third key"
+    );
+
+    let sig_puts = || {
+        manifest_puts(&reg, "acme/app-flash")
+            .into_iter()
+            .filter(|r| r.ends_with(".sig"))
+            .count()
+    };
+    let before = sig_puts();
+    push(key_a);
+    assert_eq!(sig_puts(), before, "the same signature was put again");
+    let lines = ok(&imagegen(&verify_args(public_b, &reference), &[], None));
+    assert_eq!(lines.matches("verified ").count(), 3, "{lines}");
+}
+
 /// Replaces the payload of the signature of `digest` in `repo` by `tamper(payload)`, keeping the
 /// signature: a new payload blob and a new manifest under the same `.sig` tag.
 fn tamper_signature(reg: &Registry, repo: &str, digest: &str, tamper: impl Fn(&str) -> String) {

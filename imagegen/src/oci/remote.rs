@@ -334,8 +334,7 @@ impl<'a> Pusher<'a> {
             report.manifests += 1;
         }
         for (tag, manifest) in &plan.signatures {
-            self.put_manifest(tag, manifest, &format!("putting the signature {tag}"))
-                .await?;
+            self.put_signature(tag, manifest, &mut report).await?;
             report
                 .signatures
                 .push((tag.to_string(), cosign::signed_digest(tag)));
@@ -348,6 +347,32 @@ impl<'a> Pusher<'a> {
                 .push((tag.to_string(), manifest.digest().to_string()));
         }
         Ok(report)
+    }
+
+    /// Puts the signature manifest `manifest` under `tag`, keeping the signatures the tag holds
+    /// already (another key's): the new layer is appended to them, with a new config; nothing
+    /// is put when the tag has this very signature.
+    async fn put_signature(
+        &self,
+        tag: &str,
+        manifest: &Blob,
+        report: &mut PushReport,
+    ) -> Result<()> {
+        let step = format!("putting the signature {tag}");
+        let c = &self.client;
+        let existing = retrying(self.options.retries, || c.manifest(tag, &ACCEPTED))
+            .await
+            .map_err(|e| self.explain(e, &step))?;
+        let Some(existing) = existing else {
+            return self.put_manifest(tag, manifest, &step).await;
+        };
+        match cosign::append_signatures(&existing, manifest.bytes()) {
+            Some((config, merged)) => {
+                self.send_blob(&config, report).await?;
+                self.put_manifest(tag, &merged, &step).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Sends one blob unless the registry has it or can mount it from `--mount-from`.
