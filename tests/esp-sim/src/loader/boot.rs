@@ -56,7 +56,8 @@ impl Loader {
             self.boot.armed = false;
             let flash = lock(&self.flash).contents().to_vec();
             self.boot.log = Some(boot_log(self.chip, &flash).into_bytes());
-            // The reset ends the stub and any transfer.
+            // The reset ends the stub and any transfer, and the ROM reads the eFuses again.
+            self.reset_security();
             self.responder = Responder::Rom;
             self.write = None;
             self.mem = None;
