@@ -12,7 +12,7 @@ use crate::chip::{Chip, Crystal, Efuses, FlashSize, MacAddress, Psram, Revision}
 use crate::efuse::{EfuseController, EfuseError, EfuseImage, EfuseSetting};
 use crate::faults::{Direction, FaultInjector, FaultSpec};
 use crate::flash::Flash;
-use crate::loader::{CommandRecord, Loader, Output, lock};
+use crate::loader::{CommandRecord, Loader, Output, boot_log, encryption, lock};
 use crate::pacing::{DEFAULT_BAUD, FlashTimings, Pacer, PageProgramTime, wire_time};
 use crate::pty::Pty;
 use crate::security::Security;
@@ -364,6 +364,15 @@ impl SimBoard {
     /// The burned content of the eFuses, where the chip's controller is modelled.
     pub fn efuse_image(&self) -> Option<EfuseImage> {
         self.efuses.as_ref().map(|e| lock(e).image())
+    }
+
+    /// What the board would print if it were reset into its firmware now (boot pin high): the
+    /// ROM, bootloader and app log worked out from the flash and the eFuses, decrypting the
+    /// flash with the burned key when the crypt counter is odd. The line is not touched; a
+    /// watchdog reset by the host (esp32c3, -c6, -s2, -s3) sends the same log on it.
+    pub fn boot_log(&self) -> String {
+        let encryption = self.efuses.as_ref().and_then(|e| encryption(&lock(e)));
+        boot_log(self.chip, &self.flash(), encryption.as_ref())
     }
 
     /// A copy of the whole flash.

@@ -551,6 +551,20 @@ impl EfuseController {
         self.field(self.layout.fields.crypt_cnt)
     }
 
+    /// Bits of the crypt counter (3, or 7 on the ESP32).
+    pub fn crypt_cnt_width(&self) -> u32 {
+        self.layout.fields.crypt_cnt.len
+    }
+
+    /// Whether WR_DIS protects the crypt counter (release mode).
+    pub fn crypt_cnt_write_protected(&self) -> bool {
+        let field = self.layout.fields.crypt_cnt;
+        let wr_dis = self.burned[0][0];
+        self.layout.block0_wr_dis.iter().any(|&(bit, word, bits)| {
+            word == field.word && bits & field.mask() != 0 && wr_dis & (1 << bit) != 0
+        })
+    }
+
     /// SECURE_BOOT_EN (ABS_DONE_1 on the ESP32).
     pub fn secure_boot(&self) -> bool {
         self.field(self.layout.fields.secure_boot) != 0

@@ -19,6 +19,7 @@
 
 pub mod board;
 pub mod chip;
+mod crypt;
 pub mod efuse;
 pub mod faults;
 pub mod flash;

@@ -114,6 +114,7 @@ struct FlashRead {
 }
 
 mod boot;
+pub(crate) use boot::{boot_log, encryption};
 
 /// State of the chip's serial loader.
 pub(crate) struct Loader {
