@@ -285,7 +285,7 @@ impl EfuseController {
                     name: name.to_owned(),
                 })?;
             let value = parse_int(&setting.value)
-                .filter(|&v| v >> field.len == 0)
+                .filter(|&v| u64::from(v) >> field.len == 0)
                 .ok_or_else(|| bad(field.len))?;
             let wide = u64::from(value) << field.pos;
             self.burned[0][field.word] |= wide as u32;
