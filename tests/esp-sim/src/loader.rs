@@ -314,7 +314,12 @@ impl Loader {
     /// is enabled (esptool's `run_stub`: "Bug in ESP32-S3 ROM prevents stub
     /// execution if secure boot is enabled").
     fn secure_boot_blocks_ram_code(&self) -> bool {
-        self.security.secure_boot && self.chip.rom_read_hook().is_some()
+        let secure_boot = match &self.efuses {
+            // The ROM reads SECURE_BOOT_EN when it gets there, not only at reset.
+            Some(efuses) => lock(efuses).secure_boot(),
+            None => self.security.secure_boot,
+        };
+        secure_boot && self.chip.rom_read_hook().is_some()
     }
 
     /// esptool's way around it: point the ROM's legacy flash read function
