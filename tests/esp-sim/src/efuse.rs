@@ -174,7 +174,7 @@ fn hex_words(words: &[u32]) -> String {
 
 /// Up to `len` bytes of hex, zero-padded to `len`.
 fn parse_hex(text: &str, len: usize) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 2 * len || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * len || !text.is_ascii() {
         return None;
     }
     let mut bytes = (0..text.len() / 2)

@@ -267,7 +267,7 @@ fn a_power_cut_mid_burn_leaves_a_block_espefuse_refuses() {
 
     let sim = SimProcess::spawn(
         env!("CARGO_BIN_EXE_esp-sim"),
-        &["--chip", "esp32c3", "--efuse-load", dump.to_str().unwrap()],
+        ["--chip", "esp32c3", "--efuse-load", dump.to_str().unwrap()],
     )
     .expect("esp-sim starts");
     let (ok, out) = common::run_espefuse(sim.path(), "esp32c3", &["summary"]);

@@ -91,7 +91,7 @@ impl Loader {
 /// with the key of the key block whose purpose is flash encryption (all zeros if none).
 pub(crate) fn encryption(efuses: &EfuseController) -> Option<Encryption> {
     let cnt = efuses.crypt_cnt();
-    if cnt.count_ones() % 2 == 0 {
+    if cnt.count_ones().is_multiple_of(2) {
         return None;
     }
     let release = efuses.crypt_cnt_write_protected();
