@@ -326,3 +326,51 @@ fn security_info_follows_the_efuses() {
         "{out}"
     );
 }
+
+/// eFuse settings a chip cannot take are refused by the library and the binary alike, in one
+/// line naming the setting.
+#[test]
+fn efuse_settings_a_chip_lacks_are_refused() {
+    let setting = |s: &str| s.parse().unwrap();
+    let refused = [
+        (
+            Chip::Esp32c2,
+            "SPI_BOOT_CRYPT_CNT=1",
+            "esp32c2 has no modelled eFuse controller",
+        ),
+        (
+            Chip::Esp32c3,
+            "SPI_BOOT_CRYPT_CNT=9",
+            "`9` does not fit eFuse SPI_BOOT_CRYPT_CNT (3 bits",
+        ),
+        (
+            Chip::Esp32,
+            "KEY_PURPOSE_0=4",
+            "esp32 has no eFuse field or block `KEY_PURPOSE_0`",
+        ),
+        (
+            Chip::Esp32s3,
+            "BLOCK_KEY0=0g",
+            "`0g` does not fit eFuse BLOCK_KEY0",
+        ),
+    ];
+    for (chip, text, why) in refused {
+        let config = BoardConfig::new(chip).efuse(setting(text));
+        let err = SimBoard::start(config.clone()).unwrap_err();
+        assert!(err.to_string().contains(why), "{text}: {err}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+            .args(config.to_args())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{text}: {stderr}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+        .args(["--chip", "esp32c3", "--efuse", "SPI_BOOT_CRYPT_CNT"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected NAME=VALUE"), "{stderr}");
+}
