@@ -306,7 +306,7 @@ fn second_stage(
     };
     let at = app.offset as usize;
     let size = app.size as usize;
-    boot_flash.reveal(at, size.min(boot_flash.bytes().len().saturating_sub(at)));
+    boot_flash.reveal_image(at, size);
     let flash = boot_flash.bytes();
     match app_image(flash, at) {
         Ok(segments) => return app_start(chip, (flash, at), &segments, encryption, &mut ms, log),
