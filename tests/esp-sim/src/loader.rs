@@ -985,6 +985,42 @@ mod tests {
     }
 
     #[test]
+    fn the_power_goes_at_the_chosen_efuse_command() {
+        let mut loader = loader();
+        let mut faults = FaultInjector::new("efuse-cut=2".parse().unwrap());
+        // CONF = write opcode, then CMD = program BLOCK_KEY0; then a read command.
+        let program = [
+            0x6000_89CC,
+            0x5A5A,
+            u32::MAX,
+            0,
+            0x6000_89D4,
+            2 | (4 << 2),
+            u32::MAX,
+            0,
+        ];
+        let out = loader.handle(&request(Opcode::WriteReg, &program), &mut faults);
+        assert!(!out.power_cut);
+        assert_eq!(out.frames.len(), 1);
+        let read = [
+            0x6000_89CC,
+            0x5AA5,
+            u32::MAX,
+            0,
+            0x6000_89D4,
+            1,
+            u32::MAX,
+            0,
+        ];
+        let out = loader.handle(&request(Opcode::WriteReg, &read), &mut faults);
+        assert!(out.power_cut, "the second CMD write cuts the power");
+        // GET_SECURITY_INFO now comes from the eFuses: nothing burned, no flags.
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let info = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+        assert_eq!(info.frames[0][8..12], [0, 0, 0, 0]);
+    }
+
+    #[test]
     fn sync_gets_eight_replies_with_the_rom_value() {
         let mut loader = loader();
         let mut faults = FaultInjector::new(FaultSpec::default());
