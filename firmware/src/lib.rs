@@ -5,6 +5,7 @@
 //! - [`chip`]: the chips and their fixed facts (image chip id, bootloader offset), and build
 //!   target names with their PSRAM variant (`esp32s3r8`).
 //! - [`flash_size`]: flash sizes as users and ESP-IDF write them.
+//! - [`encrypt`]: flash encryption on the host, byte for byte as `espsecure` encrypts.
 //! - [`esp_image`]: ESP firmware image headers, the app descriptor, header patching.
 //! - [`partition`]: partition tables, binary and CSV, read without panics.
 //! - [`sdkconfig`]: ESP-IDF `sdkconfig` files and the offsets they configure.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod chip;
+pub mod encrypt;
 pub mod esp_image;
 pub mod flash_size;
 pub mod legacy;
