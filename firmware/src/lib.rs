@@ -16,6 +16,7 @@
 //!   flash, nothing overlapping, the table's own sector free), written once and returning typed
 //!   violations that each tool words in its own terms.
 //! - [`revision`]: the chip revisions an image accepts, checked against a board's.
+//! - [`secure_boot`]: Secure Boot V2 public key digests, as `espsecure` computes them.
 //! - [`time`]: RFC 3339 timestamps.
 #![warn(missing_docs)]
 
@@ -30,4 +31,5 @@ pub mod partition;
 pub mod placement;
 pub mod revision;
 pub mod sdkconfig;
+pub mod secure_boot;
 pub mod time;
