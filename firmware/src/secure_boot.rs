@@ -98,7 +98,11 @@ pub fn public_key_digest(pem: &str) -> Result<KeyDigest, KeyError> {
         return Err(KeyError::Private);
     }
     let der = pem_body(pem).ok_or(KeyError::NotPem)?;
-    let (algorithm, params, key) = parse_spki(&der).ok_or_else(|| bad("malformed public key"))?;
+    let Spki {
+        algorithm,
+        params,
+        key,
+    } = parse_spki(&der).ok_or_else(|| bad("malformed public key"))?;
     match algorithm {
         OID_RSA => rsa_digest(key),
         OID_EC => ec_digest(params.ok_or_else(|| bad("EC key without a curve"))?, key),
@@ -181,8 +185,18 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
-/// A SubjectPublicKeyInfo: the algorithm OID, its parameter OID if any, and the key bits.
-fn parse_spki(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+/// A SubjectPublicKeyInfo's parts.
+struct Spki<'a> {
+    /// The algorithm OID.
+    algorithm: &'a [u8],
+    /// Its parameter, when that is an OID (the curve of an EC key).
+    params: Option<&'a [u8]>,
+    /// The key bits.
+    key: &'a [u8],
+}
+
+/// A SubjectPublicKeyInfo, DER.
+fn parse_spki(input: &[u8]) -> Option<Spki<'_>> {
     let (0x30, spki, _) = der(input)? else {
         return None;
     };
@@ -202,7 +216,11 @@ fn parse_spki(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
     let (&0, key) = bits.split_first()? else {
         return None;
     };
-    Some((oid, params, key))
+    Some(Spki {
+        algorithm: oid,
+        params,
+        key,
+    })
 }
 
 /// A DER INTEGER's magnitude, big-endian, without leading zeros.
