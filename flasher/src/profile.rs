@@ -24,8 +24,12 @@ use std::path::{Path, PathBuf};
 
 use firmware::chip::Chip;
 use firmware::encrypt::{DEFAULT_FLASH_CRYPT_CONFIG, Key, Scheme};
+use firmware::esp_image;
 use firmware::secure_boot::{self, KeyDigest};
 use serde::Deserialize;
+
+use crate::error::ExitKind;
+use crate::plan::Plan;
 
 /// Why a security profile cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,15 @@ pub enum ProfileError {
         /// What the TOML parser says, on one line.
         reason: String,
     },
+    /// The build cannot be secured as the profile says (an unsigned build for Secure Boot, a
+    /// build signed with none of the profile's keys).
+    #[error("--security {path}: {reason}")]
+    Build {
+        /// The profile.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// The profile is valid TOML but cannot be carried out.
     #[error("--security {path}: {reason}")]
     Invalid {
@@ -54,6 +67,17 @@ pub enum ProfileError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+}
+
+impl ProfileError {
+    /// The kind of failure: a profile that cannot be used is bad input (2), a build it cannot
+    /// secure a bad bundle (3).
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            ProfileError::Build { .. } => ExitKind::Bundle,
+            _ => ExitKind::Usage,
+        }
+    }
 }
 
 /// Release or development mode, as ESP-IDF's `CONFIG_SECURE_FLASH_ENCRYPTION_MODE_*` and
@@ -186,6 +210,44 @@ impl Profile {
             encryption,
             secure_boot,
         })
+    }
+
+    /// Refuses a build the profile cannot secure: with Secure Boot, a bootloader or app without
+    /// a Secure Boot V2 signature, or with RSA signatures made by none of the profile's keys
+    /// (the board could then verify nothing it is given).
+    pub fn check_build(&self, path: &Path, plan: &Plan) -> Result<(), ProfileError> {
+        let Some(sb) = &self.secure_boot else {
+            return Ok(());
+        };
+        let build = |reason: String| ProfileError::Build {
+            path: path.to_path_buf(),
+            reason,
+        };
+        for region in plan
+            .regions
+            .iter()
+            .filter(|r| matches!(r.label, "bootloader" | "app"))
+        {
+            let signed = esp_image::parse(&region.bytes).is_ok_and(|info| info.signed);
+            if !signed {
+                return Err(build(format!(
+                    "Secure Boot is requested, but the {} ({}) carries no Secure Boot V2                      signature: build with CONFIG_SECURE_BOOT_V2_ENABLED and sign it with one of                      the profile's keys",
+                    region.label, region.source
+                )));
+            }
+            let keys = esp_image::signature_key_digests(&region.bytes).unwrap_or_default();
+            if !keys.is_empty()
+                && !keys
+                    .iter()
+                    .any(|k| sb.digests.iter().any(|d| d.digest == *k))
+            {
+                return Err(build(format!(
+                    "the {} ({}) is signed with none of the profile's public keys, so no board                      secured with them would verify it: sign it with one of them or list its key",
+                    region.label, region.source
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// How many eFuse key blocks the profile needs on a board.

@@ -31,7 +31,20 @@ pub(super) fn attempt(
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
-    session.check_security(&security, plan)?;
+    let secured;
+    let plan = match &opts.secure {
+        // Secure production checks the board's security fuses itself, and writes the plan
+        // encrypted where ESP-IDF encrypts it.
+        Some(secure) => {
+            secured = session.secure_prepare(&board, secure, plan, contact)?;
+            opts.streams.prepare(&secured);
+            &secured
+        }
+        None => {
+            session.check_security(&security, plan)?;
+            plan
+        }
+    };
     session.check_psram()?;
     session.set_rate(rate)?;
     let connect = started.elapsed();
@@ -44,6 +57,9 @@ pub(super) fn attempt(
     session.verify_erased(plan)?;
     if let Some(gaps) = &gaps {
         session.check_untouched(gaps)?;
+    }
+    if let Some(secure) = &opts.secure {
+        session.secure_finish(&board, secure, contact)?;
     }
     let write = write_started.elapsed();
     // The final check is done: nothing that can change the flash is sent from here on.

@@ -9,6 +9,7 @@ use crate::report::{DeviceReport, LineReport};
 
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
+use super::secure::{Secure, SecureRecord};
 use super::stream::Streams;
 use super::untouched::{Gap, Untouched};
 
@@ -35,6 +36,8 @@ pub struct Options {
     pub check_untouched: Option<Untouched>,
     /// The regions' compressed streams, made once and shared by every board and attempt.
     pub streams: Arc<Streams>,
+    /// Secure production (`--security`): the profile and this board's key, or `None`.
+    pub secure: Option<Secure>,
 }
 
 impl Options {
@@ -83,4 +86,9 @@ pub struct Contact {
     pub received: Vec<usize>,
     /// Line errors recovered from in the current attempt.
     pub recoveries: u32,
+    /// With `--security`, what was burned so far (never a key).
+    pub secure: Option<SecureRecord>,
+    /// With `--security`, whether an attempt burned this board's flash encryption key (a
+    /// later attempt then finds it read-protected, and goes on).
+    pub secure_key_burned: bool,
 }
