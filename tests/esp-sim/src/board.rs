@@ -9,9 +9,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::chip::{Chip, Crystal, Efuses, FlashSize, MacAddress, Psram, Revision};
+use crate::efuse::{EfuseController, EfuseError, EfuseImage, EfuseSetting};
 use crate::faults::{Direction, FaultInjector, FaultSpec};
 use crate::flash::Flash;
-use crate::loader::{CommandRecord, Loader, Output, lock};
+use crate::loader::{CommandRecord, Loader, Output, boot_log, encryption, lock};
 use crate::pacing::{DEFAULT_BAUD, FlashTimings, Pacer, PageProgramTime, wire_time};
 use crate::pty::Pty;
 use crate::security::Security;
@@ -42,6 +43,12 @@ pub struct BoardConfig {
     /// Secure Boot V2 public key digests burnt into key blocks KEY0.. (purposes
     /// SECURE_BOOT_DIGEST0..2), at most three.
     pub secure_boot_digests: Vec<[u8; 32]>,
+    /// eFuse fields and blocks burned before the board starts (esp32, esp32c3, esp32s3,
+    /// esp32c6), ORed into what the options above burn.
+    pub efuses: Vec<EfuseSetting>,
+    /// A saved eFuse image (from [`SimBoard::efuse_image`]) ORed in last: the eFuses of a
+    /// board that lost power.
+    pub efuse_image: Option<EfuseImage>,
     /// Pace the line and flash operations in real time.
     pub realtime: bool,
     /// Time to program one flash page (with `realtime`).
@@ -65,6 +72,8 @@ impl BoardConfig {
             crystal: None,
             security: Security::default(),
             secure_boot_digests: Vec::new(),
+            efuses: Vec::new(),
+            efuse_image: None,
             realtime: false,
             page_program: PageProgramTime::default(),
             faults: FaultSpec::default(),
@@ -115,6 +124,24 @@ impl BoardConfig {
         self
     }
 
+    /// Burns one eFuse field or block before the board starts (`"KEY_PURPOSE_0=4"`).
+    pub fn efuse(mut self, setting: EfuseSetting) -> Self {
+        self.efuses.push(setting);
+        self
+    }
+
+    /// Burns eFuse fields and blocks before the board starts.
+    pub fn efuses(mut self, settings: impl IntoIterator<Item = EfuseSetting>) -> Self {
+        self.efuses.extend(settings);
+        self
+    }
+
+    /// Starts the board with the eFuses of `image` (e.g. of a board that lost power).
+    pub fn efuse_image(mut self, image: EfuseImage) -> Self {
+        self.efuse_image = Some(image);
+        self
+    }
+
     /// Turns real-time pacing on or off.
     pub fn realtime(mut self, realtime: bool) -> Self {
         self.realtime = realtime;
@@ -154,7 +181,7 @@ impl BoardConfig {
         self.crystal.unwrap_or(self.chip.default_crystal())
     }
 
-    pub(crate) fn efuses(&self) -> Efuses {
+    pub(crate) fn factory_efuses(&self) -> Efuses {
         Efuses {
             mac: self.effective_mac().0,
             psram: self.psram,
@@ -195,6 +222,9 @@ impl BoardConfig {
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             args.extend(["--secure-boot-digest".to_owned(), hex]);
         }
+        for setting in &self.efuses {
+            args.extend(["--efuse".to_owned(), setting.to_string()]);
+        }
         if self.realtime {
             args.push("--realtime".to_owned());
         }
@@ -214,6 +244,9 @@ pub enum BoardError {
     /// The configuration is inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// An eFuse setting does not apply to the chip.
+    #[error(transparent)]
+    Efuse(#[from] EfuseError),
     /// The pty or the serving thread could not be set up.
     #[error("cannot open the board's pty: {0}")]
     Io(#[from] io::Error),
@@ -249,6 +282,7 @@ pub struct SimBoard {
     path: PathBuf,
     chip: Chip,
     flash: Arc<Mutex<Flash>>,
+    efuses: Option<Arc<Mutex<EfuseController>>>,
     log: Arc<Mutex<Vec<CommandRecord>>>,
     stats: Arc<Mutex<LineStats>>,
     stop: Arc<AtomicBool>,
@@ -260,7 +294,7 @@ impl SimBoard {
     /// Opens a pty and starts serving `config` on it.
     pub fn start(config: BoardConfig) -> Result<Self, BoardError> {
         let chip = config.chip;
-        let registers = chip.initial_registers(&config.efuses())?;
+        let registers = chip.initial_registers(&config.factory_efuses())?;
         if config.initial_flash.len() > config.flash_size.bytes() as usize {
             return Err(ConfigError::ContentTooLarge {
                 content: config.initial_flash.len(),
@@ -273,7 +307,7 @@ impl SimBoard {
             &config.initial_flash,
         )));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let loader = Loader::new(
+        let mut loader = Loader::new(
             chip,
             registers,
             config.flash_size.jedec_id(),
@@ -282,6 +316,9 @@ impl SimBoard {
             flash.clone(),
             log.clone(),
         );
+        let efuses = loader.efuses();
+        burn_efuses(&config, efuses.as_deref())?;
+        loader.reset_security();
         let pty = Pty::open()?;
         let path = pty.path().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
@@ -305,6 +342,7 @@ impl SimBoard {
             path,
             chip,
             flash,
+            efuses,
             log,
             stats,
             stop,
@@ -321,6 +359,20 @@ impl SimBoard {
     /// The simulated chip.
     pub fn chip(&self) -> Chip {
         self.chip
+    }
+
+    /// The burned content of the eFuses, where the chip's controller is modelled.
+    pub fn efuse_image(&self) -> Option<EfuseImage> {
+        self.efuses.as_ref().map(|e| lock(e).image())
+    }
+
+    /// What the board would print if it were reset into its firmware now (boot pin high): the
+    /// ROM, bootloader and app log worked out from the flash and the eFuses, decrypting the
+    /// flash with the burned key when the crypt counter is odd. The line is not touched; a
+    /// watchdog reset by the host (esp32c3, -c6, -s2, -s3) sends the same log on it.
+    pub fn boot_log(&self) -> String {
+        let encryption = self.efuses.as_ref().and_then(|e| encryption(&lock(e)));
+        boot_log(self.chip, &self.flash(), encryption.as_ref())
     }
 
     /// A copy of the whole flash.
@@ -367,6 +419,31 @@ impl Drop for SimBoard {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Burns the configuration's eFuse settings and image into `efuses`: ENABLE_SECURITY_DOWNLOAD
+/// for Secure Download Mode, then the settings in order, then the image.
+fn burn_efuses(
+    config: &BoardConfig,
+    efuses: Option<&Mutex<EfuseController>>,
+) -> Result<(), EfuseError> {
+    let Some(efuses) = efuses else {
+        if config.efuses.is_empty() && config.efuse_image.is_none() {
+            return Ok(());
+        }
+        return Err(EfuseError::NoController(config.chip));
+    };
+    let mut efuses = lock(efuses);
+    if config.security.secure_download {
+        efuses.apply(config.chip, &"ENABLE_SECURITY_DOWNLOAD=1".parse()?)?;
+    }
+    for setting in &config.efuses {
+        efuses.apply(config.chip, setting)?;
+    }
+    if let Some(image) = &config.efuse_image {
+        efuses.restore(image);
+    }
+    Ok(())
 }
 
 /// The serving loop's state, owned by the board's thread.
@@ -438,6 +515,9 @@ impl Server {
                 }
                 self.pacer.wait_for_flash();
                 let output = self.loader.handle(&frame, &mut self.faults);
+                if output.power_cut {
+                    return Err(CablePulled);
+                }
                 self.send(output)?;
                 if let Some(log) = self.loader.take_boot_log() {
                     self.transmit(&log, self.current_baud());

@@ -559,13 +559,22 @@ impl Chip {
         self.facts().security_info != SecurityInfoFormat::Absent
     }
 
-    /// The GET_SECURITY_INFO reply data; `None` where the ROM lacks the
-    /// command (ESP32).
-    pub(crate) fn security_info(self, security: Security) -> Option<Vec<u8>> {
+    /// The GET_SECURITY_INFO reply data for these flags, crypt counter and key purposes;
+    /// `None` where the ROM lacks the command (ESP32).
+    pub(crate) fn security_info(
+        self,
+        flags: u32,
+        crypt_cnt: u8,
+        purposes: &[u8],
+    ) -> Option<Vec<u8>> {
         // flags u32, flash_crypt_cnt u8, key_purposes [u8; 7]
-        let mut info = security.flags().to_le_bytes().to_vec();
-        info.push(security.flash_crypt_cnt());
-        info.extend_from_slice(&[0; 7]);
+        let mut info = flags.to_le_bytes().to_vec();
+        info.push(crypt_cnt);
+        let mut key_purposes = [0u8; 7];
+        for (slot, p) in key_purposes.iter_mut().zip(purposes) {
+            *slot = *p;
+        }
+        info.extend_from_slice(&key_purposes);
         match self.facts().security_info {
             SecurityInfoFormat::Absent => return None,
             SecurityInfoFormat::Short => {}
@@ -960,11 +969,13 @@ mod tests {
     #[test]
     fn crystal_sets_the_uart_divider() {
         let config = crate::BoardConfig::new(Chip::Esp32c2);
-        let regs = Chip::Esp32c2.initial_registers(&config.efuses()).unwrap();
+        let regs = Chip::Esp32c2
+            .initial_registers(&config.factory_efuses())
+            .unwrap();
         // 26 MHz / 115200 baud; esptool and espflash multiply back to 25.9.
         assert!(regs.contains(&(0x6000_0014, 225)));
         let regs = Chip::Esp32c5
-            .initial_registers(&crate::BoardConfig::new(Chip::Esp32c5).efuses())
+            .initial_registers(&crate::BoardConfig::new(Chip::Esp32c5).factory_efuses())
             .unwrap();
         assert!(regs.contains(&(0x6000_0014, 416)));
         assert!(regs.contains(&(0x6009_6110, 48 << 24)));

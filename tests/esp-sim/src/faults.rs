@@ -12,6 +12,8 @@
 //! | `bad-md5=K` | the K-th SPI_FLASH_MD5 reply (1-based) carries a wrong digest |
 //! | `noisy-above=BAUD@RATE` | while the line runs faster than BAUD, garble received bytes with probability RATE (a bridge or cable that is marginal at high rates) |
 //! | `mute=OP#N` | the N-th command (1-based) with opcode OP is carried out but its reply is lost on the line |
+//! | `efuse-cut=N` | the power goes right after the N-th write (1-based) to the eFuse controller's CMD register: the command is carried out (a program burns its block, a read reloads), no reply is sent and the line goes dead |
+//! | `efuse-cut-mid=N` | as `efuse-cut`, but a program command burns only the first half of its block's words (the power went in the middle of the burn) |
 //! | `flip=OP#N@K.B` | the N-th command (1-based) with opcode OP (hex `0x10` or decimal) arrives with bit B of its payload byte K flipped, as if the line garbled it where no checksum looks |
 //!
 //! Byte indices count from 0 since the board started. Line faults act on
@@ -22,6 +24,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::efuse::Burn;
 
 /// Which way a byte travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,13 @@ pub enum Fault {
         baud: u32,
         /// Probability per byte above it.
         rate: f64,
+    },
+    /// The power goes after the `nth` write (1-based) to the eFuse CMD register.
+    EfuseCut {
+        /// Which write.
+        nth: u32,
+        /// Only half of a program command's block is burned.
+        mid_burn: bool,
     },
     /// The `nth` command (1-based) with this opcode is carried out, and its reply lost.
     Mute {
@@ -223,6 +234,15 @@ impl FromStr for FaultSpec {
                     spec.faults.push(Fault::BadMd5 { nth });
                 }
                 "flip" => spec.faults.push(Fault::Flip(value.parse().map_err(err)?)),
+                "efuse-cut" | "efuse-cut-mid" => {
+                    let nth = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| err("expected a CMD write number from 1"))?;
+                    let mid_burn = key == "efuse-cut-mid";
+                    spec.faults.push(Fault::EfuseCut { nth, mid_burn });
+                }
                 "noisy-above" => {
                     let (baud, rate) = value
                         .split_once('@')
@@ -299,6 +319,14 @@ impl fmt::Display for FaultSpec {
                 Fault::BadMd5 { nth } => write!(f, ",bad-md5={nth}")?,
                 Fault::Flip(flip) => write!(f, ",flip={flip}")?,
                 Fault::Mute { opcode, nth } => write!(f, ",mute={opcode:#04x}#{nth}")?,
+                Fault::EfuseCut { nth, mid_burn } => {
+                    let key = if *mid_burn {
+                        "efuse-cut-mid"
+                    } else {
+                        "efuse-cut"
+                    };
+                    write!(f, ",{key}={nth}")?
+                }
                 Fault::NoisyAbove { baud, rate } => write!(f, ",noisy-above={baud}@{rate}")?,
             }
         }
@@ -325,6 +353,8 @@ pub(crate) struct FaultInjector {
     rx: u64,
     tx: u64,
     md5_replies: u32,
+    /// Writes to the eFuse CMD register so far.
+    efuse_commands: u32,
     /// Commands received so far, per opcode.
     commands: HashMap<u8, u32>,
 }
@@ -337,6 +367,7 @@ impl FaultInjector {
             rx: 0,
             tx: 0,
             md5_replies: 0,
+            efuse_commands: 0,
             commands: HashMap::new(),
         }
     }
@@ -414,6 +445,19 @@ impl FaultInjector {
             }
         }
         mute
+    }
+
+    /// Counts a write to the eFuse CMD register; how much of it is carried out if the power
+    /// goes right after it.
+    pub fn efuse_command(&mut self) -> Option<Burn> {
+        self.efuse_commands += 1;
+        let nth = self.efuse_commands;
+        self.spec.faults.iter().find_map(|f| match *f {
+            Fault::EfuseCut { nth: n, mid_burn } if n == nth => {
+                Some(if mid_burn { Burn::Half } else { Burn::Whole })
+            }
+            _ => None,
+        })
     }
 
     /// Counts an MD5 reply; true if this one must be falsified.
@@ -531,6 +575,19 @@ mod tests {
         assert!(!inj.command(0x10, &mut data));
         assert!(inj.command(0x11, &mut data));
         assert!(!inj.command(0x11, &mut data));
+    }
+
+    #[test]
+    fn cuts_the_power_at_the_nth_efuse_command() {
+        let spec: FaultSpec = "efuse-cut=2,efuse-cut-mid=4".parse().unwrap();
+        assert_eq!(spec.to_string().parse::<FaultSpec>().unwrap(), spec);
+        assert!("efuse-cut=0".parse::<FaultSpec>().is_err());
+        let mut inj = FaultInjector::new(spec);
+        let cuts: Vec<_> = (0..5).map(|_| inj.efuse_command()).collect();
+        assert_eq!(
+            cuts,
+            [None, Some(Burn::Whole), None, Some(Burn::Half), None]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@
 
 pub mod board;
 pub mod chip;
+mod crypt;
+pub mod efuse;
 pub mod faults;
 pub mod flash;
 pub mod loader;
@@ -31,6 +33,7 @@ pub mod slip;
 
 pub use board::{BoardConfig, BoardError, LineStats, SimBoard};
 pub use chip::{Chip, Crystal, FlashSize, MacAddress, Psram, Revision};
+pub use efuse::{EfuseError, EfuseImage, EfuseSetting};
 pub use faults::{FaultSpec, FaultSpecError};
 pub use loader::CommandRecord;
 pub use pacing::{FlashTimings, PageProgramTime};

@@ -9,6 +9,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use md5::{Digest, Md5};
 
 use crate::chip::{Chip, SpiRegs};
+use crate::efuse::{Burn, EfuseController};
 use crate::faults::FaultInjector;
 use crate::flash::{BLOCK_SIZE, Flash, SECTOR_SIZE};
 use crate::pacing::FlashTimings;
@@ -72,6 +73,8 @@ pub(crate) struct Output {
     pub background: Duration,
     /// Line rate to switch to once the frames are sent.
     pub new_baud: Option<u32>,
+    /// The power went in the middle of the command: nothing is sent, the line goes dead.
+    pub power_cut: bool,
 }
 
 /// A flash write in progress (FLASH_BEGIN or FLASH_DEFL_BEGIN).
@@ -111,12 +114,15 @@ struct FlashRead {
 }
 
 mod boot;
+pub(crate) use boot::{boot_log, encryption};
 
 /// State of the chip's serial loader.
 pub(crate) struct Loader {
     chip: Chip,
     responder: Responder,
     registers: HashMap<u32, u32>,
+    /// The eFuse controller, where it is modelled (its registers are not in `registers`).
+    efuses: Option<Arc<Mutex<EfuseController>>>,
     spi: SpiRegs,
     jedec_id: u32,
     security: Security,
@@ -152,10 +158,13 @@ impl Loader {
         flash: Arc<Mutex<Flash>>,
         log: Arc<Mutex<Vec<CommandRecord>>>,
     ) -> Self {
+        let mut registers: HashMap<u32, u32> = registers.into_iter().collect();
+        let efuses = EfuseController::new(chip, &mut registers).map(|e| Arc::new(Mutex::new(e)));
         Loader {
             chip,
             responder: Responder::Rom,
-            registers: registers.into_iter().collect(),
+            registers,
+            efuses,
             spi: chip.spi_regs(),
             jedec_id,
             security,
@@ -261,6 +270,46 @@ impl Loader {
         out
     }
 
+    /// The eFuse controller, to share with the board's owner.
+    pub(crate) fn efuses(&self) -> Option<Arc<Mutex<EfuseController>>> {
+        self.efuses.clone()
+    }
+
+    /// Takes the ROM's security state from the eFuses, as a reset does: Secure Download Mode
+    /// from ENABLE_SECURITY_DOWNLOAD, Secure Boot from SECURE_BOOT_EN, flash encryption from an
+    /// odd crypt counter.
+    pub(crate) fn reset_security(&mut self) {
+        if let Some(efuses) = &self.efuses {
+            let efuses = lock(efuses);
+            self.security = Security {
+                secure_download: efuses.security_download(),
+                secure_boot: efuses.secure_boot(),
+                flash_encryption: efuses.crypt_cnt().count_ones() % 2 == 1,
+            };
+        }
+    }
+
+    /// GET_SECURITY_INFO: the flags, crypt counter and key purposes the eFuses hold now, and
+    /// Secure Download Mode as the ROM runs since its reset.
+    fn security_info(&self) -> Option<Vec<u8>> {
+        let (mut flags, crypt_cnt, purposes) = match &self.efuses {
+            Some(efuses) => {
+                let efuses = lock(efuses);
+                let purposes = efuses.key_purposes();
+                (efuses.security_flags(), efuses.crypt_cnt() as u8, purposes)
+            }
+            None => (
+                self.security.flags(),
+                self.security.flash_crypt_cnt(),
+                Vec::new(),
+            ),
+        };
+        if self.security.secure_download {
+            flags |= crate::security::FLAG_SECURE_DOWNLOAD_ENABLE;
+        }
+        self.chip.security_info(flags, crypt_cnt, &purposes)
+    }
+
     /// The ESP32-S3 ROM does not jump to RAM code at MEM_END once Secure Boot
     /// is enabled (esptool's `run_stub`: "Bug in ESP32-S3 ROM prevents stub
     /// execution if secure boot is enabled").
@@ -320,22 +369,21 @@ impl Loader {
         let word = |i| req.word(i).ok_or(Failure::InvalidMessage);
         match op {
             Opcode::Sync => Ok(ok),
-            Opcode::ReadReg => {
-                let addr = word(0)?;
-                Ok(ok.with_value(self.registers.get(&addr).copied().unwrap_or(0)))
-            }
+            Opcode::ReadReg => Ok(ok.with_value(self.read_register(word(0)?))),
             Opcode::WriteReg => {
                 if req.data.is_empty() || !req.data.len().is_multiple_of(16) {
                     return Err(Failure::InvalidMessage);
                 }
                 for i in (0..req.data.len() / 4).step_by(4) {
-                    self.write_register(word(i)?, word(i + 1)?, word(i + 2)?);
+                    self.write_register(word(i)?, word(i + 1)?, word(i + 2)?, faults, out);
+                    if out.power_cut {
+                        break;
+                    }
                 }
                 Ok(ok)
             }
             Opcode::GetSecurityInfo => self
-                .chip
-                .security_info(self.security)
+                .security_info()
                 .map(|info| ok.with_data(info))
                 .ok_or(Failure::InvalidMessage),
             Opcode::SpiAttach => match req.data.len() {
@@ -467,7 +515,33 @@ impl Loader {
         }
     }
 
-    fn write_register(&mut self, addr: u32, value: u32, mask: u32) {
+    fn read_register(&self, addr: u32) -> u32 {
+        match &self.efuses {
+            Some(efuses) if lock(efuses).claims(addr) => lock(efuses).read(addr),
+            _ => self.registers.get(&addr).copied().unwrap_or(0),
+        }
+    }
+
+    fn write_register(
+        &mut self,
+        addr: u32,
+        value: u32,
+        mask: u32,
+        faults: &mut FaultInjector,
+        out: &mut Output,
+    ) {
+        if let Some(efuses) = &self.efuses {
+            let mut efuses = lock(efuses);
+            if efuses.claims(addr) {
+                let cut = efuses
+                    .is_cmd(addr)
+                    .then(|| faults.efuse_command())
+                    .flatten();
+                efuses.write(addr, value, mask, cut.unwrap_or(Burn::Whole));
+                out.power_cut = cut.is_some();
+                return;
+            }
+        }
         let old = self.registers.get(&addr).copied().unwrap_or(0);
         let mut new = (old & !mask) | (value & mask);
         if addr == self.spi.cmd() && new & SPI_CMD_USR != 0 {
@@ -740,7 +814,7 @@ mod tests {
         let chip = Chip::Esp32c3;
         let flash = Arc::new(Mutex::new(Flash::new(0x10_0000, &[])));
         let config = crate::BoardConfig::new(chip);
-        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        let regs = chip.initial_registers(&config.factory_efuses()).unwrap();
         Loader::new(
             chip,
             regs,
@@ -923,7 +997,7 @@ mod tests {
             ..Security::default()
         };
         let config = crate::BoardConfig::new(chip).security(security);
-        let regs = chip.initial_registers(&config.efuses()).unwrap();
+        let regs = chip.initial_registers(&config.factory_efuses()).unwrap();
         Loader::new(
             chip,
             regs,

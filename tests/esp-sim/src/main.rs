@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use esp_sim::{
-    BoardConfig, Chip, Crystal, FaultSpec, FlashSize, MacAddress, PageProgramTime, Psram, Revision,
-    Security, SimBoard,
+    BoardConfig, Chip, Crystal, EfuseImage, EfuseSetting, FaultSpec, FlashSize, MacAddress,
+    PageProgramTime, Psram, Revision, Security, SimBoard,
 };
 
 /// Serve a simulated ESP32-family board in download mode on a pseudo-terminal.
@@ -53,6 +53,16 @@ struct Args {
     /// key block; up to three.
     #[arg(long, value_parser = parse_digest)]
     secure_boot_digest: Vec<[u8; 32]>,
+    /// Burn an eFuse field or block before starting (`SPI_BOOT_CRYPT_CNT=1`, `KEY_PURPOSE_0=4`,
+    /// `BLOCK_KEY0=<up to 64 hex digits>`); repeatable. esp32, esp32c3, esp32s3, esp32c6.
+    #[arg(long = "efuse", value_name = "NAME=VALUE")]
+    efuses: Vec<EfuseSetting>,
+    /// Start with the eFuses saved by --efuse-dump (e.g. of a board that lost power).
+    #[arg(long)]
+    efuse_load: Option<PathBuf>,
+    /// Write the eFuses to this file on exit (one line per block, as --efuse-load reads).
+    #[arg(long)]
+    efuse_dump: Option<PathBuf>,
     /// Create a symlink to the pty at this path.
     #[arg(long)]
     link: Option<PathBuf>,
@@ -143,6 +153,14 @@ fn main() -> Result<()> {
         flash_encryption: args.flash_encryption,
     };
     config.secure_boot_digests = args.secure_boot_digest;
+    config.efuses = args.efuses;
+    if let Some(load) = &args.efuse_load {
+        let text =
+            fs::read_to_string(load).with_context(|| format!("reading {}", load.display()))?;
+        let image = EfuseImage::parse(args.chip, &text)
+            .with_context(|| format!("reading the eFuse image {}", load.display()))?;
+        config = config.efuse_image(image);
+    }
     if let Some(faults) = args.faults {
         config = config.faults(faults);
     }
@@ -165,6 +183,7 @@ fn main() -> Result<()> {
         thread::sleep(Duration::from_millis(50));
     }
     let pty = board.path().to_owned();
+    let efuses = board.efuse_image();
     let flash = board.stop();
     if let Some(link) = &args.link {
         // Remove the link only if it still points at our pty.
@@ -174,6 +193,10 @@ fn main() -> Result<()> {
     }
     if let Some(dump) = &args.dump {
         write_atomically(dump, &flash)?;
+    }
+    if let Some(dump) = &args.efuse_dump {
+        let image = efuses.with_context(|| format!("{} has no modelled eFuses", args.chip))?;
+        write_atomically(dump, image.to_string().as_bytes())?;
     }
     Ok(())
 }

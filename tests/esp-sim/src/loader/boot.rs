@@ -12,6 +12,13 @@ use std::fmt::Write as _;
 
 use super::{Loader, Responder, lock};
 use crate::chip::Chip;
+use crate::crypt::FlashKey;
+use crate::efuse::EfuseController;
+
+#[path = "boot_flash.rs"]
+mod boot_flash;
+pub(crate) use boot_flash::Encryption;
+use boot_flash::{BootFlash, Corrupt, verify};
 
 /// RTC WDT config0: watchdog enable.
 const WDT_EN: u32 = 1 << 31;
@@ -23,6 +30,8 @@ const IMAGE_MAGIC: u8 = 0xE9;
 const APP_DESC_MAGIC: u32 = 0xABCD_5432;
 /// Where ESP-IDF's bootloader reads the partition table (`CONFIG_PARTITION_TABLE_OFFSET`).
 const TABLE_OFFSET: usize = 0x8000;
+/// The partition table's size.
+const TABLE_SIZE: usize = 0xC00;
 
 /// The RTC watchdog registers of `chip` (write protect, config0), as espflash uses them.
 fn wdt_registers(chip: Chip) -> Option<(u32, u32)> {
@@ -30,6 +39,8 @@ fn wdt_registers(chip: Chip) -> Option<(u32, u32)> {
         Chip::Esp32c3 => Some((0x6000_80A8, 0x6000_8090)),
         Chip::Esp32s2 => Some((0x3F40_80AC, 0x3F40_8094)),
         Chip::Esp32s3 => Some((0x6000_80B0, 0x6000_8098)),
+        // LP_WDT (esptool's esp32c6.py, `watchdog_reset`).
+        Chip::Esp32c6 => Some((0x600B_1C18, 0x600B_1C00)),
         _ => None,
     }
 }
@@ -54,9 +65,11 @@ impl Loader {
             self.boot.armed = true;
         } else if addr == wprotect && self.boot.armed {
             self.boot.armed = false;
+            // The reset ends the stub and any transfer, and the ROM reads the eFuses again.
+            self.reset_security();
+            let encryption = self.encryption();
             let flash = lock(&self.flash).contents().to_vec();
-            self.boot.log = Some(boot_log(self.chip, &flash).into_bytes());
-            // The reset ends the stub and any transfer.
+            self.boot.log = Some(boot_log(self.chip, &flash, encryption.as_ref()).into_bytes());
             self.responder = Responder::Rom;
             self.write = None;
             self.mem = None;
@@ -64,10 +77,30 @@ impl Loader {
         }
     }
 
+    fn encryption(&self) -> Option<Encryption> {
+        encryption(&lock(self.efuses.as_ref()?))
+    }
+
     /// The log of a reset that happened since the last call, to send after the reply.
     pub(crate) fn take_boot_log(&mut self) -> Option<Vec<u8>> {
         self.boot.log.take()
     }
+}
+
+/// Flash encryption as the eFuses set it: on when the crypt counter has an odd number of bits,
+/// with the key of the key block whose purpose is flash encryption (all zeros if none).
+pub(crate) fn encryption(efuses: &EfuseController) -> Option<Encryption> {
+    let cnt = efuses.crypt_cnt();
+    if cnt.count_ones() % 2 == 0 {
+        return None;
+    }
+    let release = efuses.crypt_cnt_write_protected();
+    let unset = efuses.crypt_cnt_width() - cnt.count_ones();
+    Some(Encryption {
+        key: FlashKey::from_efuses(efuses).unwrap_or(FlashKey::Xts128([0; 32])),
+        flashes_left: if release { 0 } else { unset / 2 },
+        release,
+    })
 }
 
 /// One image segment: load address and data range in the flash.
@@ -165,14 +198,17 @@ fn bootloader_offset(chip: Chip) -> usize {
 }
 
 /// Everything the board prints from its reset to the app's `app_main`, CRLF line endings as
-/// ESP-IDF's console sends them.
-pub(crate) fn boot_log(chip: Chip, flash: &[u8]) -> String {
+/// ESP-IDF's console sends them. With flash encryption on, the boot reads the flash decrypted.
+pub(crate) fn boot_log(chip: Chip, raw: &[u8], encryption: Option<&Encryption>) -> String {
     let mut log = rom_banner(chip).to_string();
-    match image(flash, bootloader_offset(chip)) {
-        Err(word) => {
+    let mut flash = BootFlash::new(raw, encryption);
+    let at = bootloader_offset(chip);
+    flash.reveal(at, TABLE_OFFSET + TABLE_SIZE - at);
+    match rom_load(flash.bytes(), at) {
+        Err(text) => {
             // The ROM retries the boot, printing the same line each time.
             for _ in 0..3 {
-                let _ = writeln!(log, "invalid header: {word:#010x}");
+                let _ = writeln!(log, "{text}");
             }
         }
         Ok((header, segments)) => {
@@ -180,10 +216,52 @@ pub(crate) fn boot_log(chip: Chip, flash: &[u8]) -> String {
                 let _ = writeln!(log, "load:{:#010x},len:{:#x}", s.addr, s.len);
             }
             let _ = writeln!(log, "entry {:#010x}", header.entry);
-            second_stage(chip, flash, &mut log);
+            second_stage(chip, &mut flash, encryption, &mut log);
         }
     }
     log.replace('\n', "\r\n")
+}
+
+/// The data ranges of `segments`.
+fn data_ranges(segments: &[Segment]) -> Vec<std::ops::Range<usize>> {
+    segments.iter().map(|s| s.start..s.start + s.len).collect()
+}
+
+/// The bootloader image as the ROM loads it, or the line the ROM prints when it will not.
+fn rom_load(flash: &[u8], at: usize) -> Result<(ImageHeader, Vec<Segment>), String> {
+    let (header, segments) =
+        image(flash, at).map_err(|word| format!("invalid header: {word:#010x}"))?;
+    match verify(flash, at, &data_ranges(&segments)) {
+        Ok(()) => Ok((header, segments)),
+        Err(Corrupt::Checksum { calculated, stored }) => Err(format!(
+            "Checksum failure. Calculated {calculated:#04x} stored {stored:#04x}"
+        )),
+        Err(Corrupt::Hash) => Err("SHA-256 comparison failed".to_owned()),
+    }
+}
+
+/// The app image at `at` as the bootloader loads it, or the tag and text of its refusal.
+fn app_image(flash: &[u8], at: usize) -> Result<Vec<Segment>, (&'static str, String)> {
+    let (header, segments) = image(flash, at).map_err(|_| {
+        let text = format!("image at {at:#x} has invalid magic byte (nothing flashed here?)");
+        ("esp_image", text)
+    })?;
+    if header.min_rev_full > 0 {
+        let (major, minor) = (header.min_rev_full / 100, header.min_rev_full % 100);
+        let text = format!("Image requires chip rev >= v{major}.{minor}, but chip is v0.0");
+        return Err(("boot_comm", text));
+    }
+    match verify(flash, at, &data_ranges(&segments)) {
+        Ok(()) => Ok(segments),
+        Err(Corrupt::Checksum { calculated, stored }) => Err((
+            "esp_image",
+            format!("Checksum failed. Calculated {calculated:#x} read {stored:#x}"),
+        )),
+        Err(Corrupt::Hash) => Err((
+            "esp_image",
+            "Image hash failed - image is corrupt".to_owned(),
+        )),
+    }
 }
 
 /// A log line with ESP-IDF's level, time stamp and tag.
@@ -193,7 +271,13 @@ fn line(log: &mut String, ms: &mut u32, level: char, tag: &str, text: &str) {
 }
 
 /// The second-stage bootloader: the partition table, the app it picks, the app's banner.
-fn second_stage(chip: Chip, flash: &[u8], log: &mut String) {
+fn second_stage(
+    chip: Chip,
+    boot_flash: &mut BootFlash,
+    encryption: Option<&Encryption>,
+    log: &mut String,
+) {
+    let flash = boot_flash.bytes();
     let mut ms = 20;
     line(
         log,
@@ -258,17 +342,12 @@ fn second_stage(chip: Chip, flash: &[u8], log: &mut String) {
         return;
     };
     let at = app.offset as usize;
-    match image(flash, at) {
-        Err(_) => {
-            let text = format!("image at {at:#x} has invalid magic byte (nothing flashed here?)");
-            line(log, &mut ms, 'E', "esp_image", &text);
-        }
-        Ok((header, _)) if header.min_rev_full > 0 => {
-            let (major, minor) = (header.min_rev_full / 100, header.min_rev_full % 100);
-            let text = format!("Image requires chip rev >= v{major}.{minor}, but chip is v0.0");
-            line(log, &mut ms, 'E', "boot_comm", &text);
-        }
-        Ok((_, segments)) => return app_start(chip, flash, at, &segments, &mut ms, log),
+    let size = app.size as usize;
+    boot_flash.reveal(at, size.min(boot_flash.bytes().len().saturating_sub(at)));
+    let flash = boot_flash.bytes();
+    match app_image(flash, at) {
+        Ok(segments) => return app_start(chip, (flash, at), &segments, encryption, &mut ms, log),
+        Err((tag, text)) => line(log, &mut ms, 'E', tag, &text),
     }
     let label = &app.label;
     line(
@@ -290,9 +369,9 @@ fn second_stage(chip: Chip, flash: &[u8], log: &mut String) {
 /// The app's start-up banner, from its `esp_app_desc_t`.
 fn app_start(
     chip: Chip,
-    flash: &[u8],
-    at: usize,
+    (flash, at): (&[u8], usize),
     segments: &[Segment],
+    encryption: Option<&Encryption>,
     ms: &mut u32,
     log: &mut String,
 ) {
@@ -303,6 +382,13 @@ fn app_start(
         "boot",
         &format!("Loaded app from partition at offset {at:#x}"),
     );
+    if let Some(e) = encryption {
+        let text = format!(
+            "flash encryption is enabled ({} plaintext flashes left)",
+            e.flashes_left
+        );
+        line(log, ms, 'I', "flash_encrypt", &text);
+    }
     line(
         log,
         ms,
@@ -313,6 +399,23 @@ fn app_start(
     line(log, ms, 'I', "cpu_start", "Unicore app");
     line(log, ms, 'I', "cpu_start", "Pro cpu start user code");
     line(log, ms, 'I', "cpu_start", "cpu freq: 160000000 Hz");
+    match encryption {
+        Some(e) if e.release => line(
+            log,
+            ms,
+            'I',
+            "flash_encrypt",
+            "Flash encryption mode is RELEASE",
+        ),
+        Some(_) => line(
+            log,
+            ms,
+            'W',
+            "flash_encrypt",
+            "Flash encryption mode is DEVELOPMENT (not secure)",
+        ),
+        None => {}
+    }
     let desc = segments
         .first()
         .and_then(|s| flash.get(s.start..s.start + 176.min(s.len)))
@@ -407,7 +510,7 @@ impl Part {
 /// The partition table at `TABLE_OFFSET`, up to its first entry without the magic.
 fn partitions(flash: &[u8]) -> Vec<Part> {
     let mut parts = Vec::new();
-    let Some(table) = flash.get(TABLE_OFFSET..TABLE_OFFSET + 0xC00) else {
+    let Some(table) = flash.get(TABLE_OFFSET..TABLE_OFFSET + TABLE_SIZE) else {
         return parts;
     };
     for e in table.chunks_exact(32) {
@@ -433,7 +536,7 @@ mod tests {
 
     #[test]
     fn an_erased_flash_prints_the_roms_invalid_header() {
-        let log = boot_log(Chip::Esp32c3, &vec![0xFF; 0x10000]);
+        let log = boot_log(Chip::Esp32c3, &vec![0xFF; 0x10000], None);
         assert!(log.starts_with("ESP-ROM:esp32c3"), "{log}");
         assert!(log.contains("invalid header: 0xffffffff\r\n"), "{log}");
         assert!(!log.contains("cpu_start"), "{log}");

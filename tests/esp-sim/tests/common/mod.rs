@@ -132,3 +132,54 @@ pub fn test_board(chip: esp_sim::Chip) -> esp_sim::BoardConfig {
     }
     config
 }
+
+/// An Espressif tool installed with esptool 5.x (`espefuse`, `espsecure`): next to esptool.
+/// Panics with instructions if it is missing.
+pub fn esp_tool(name: &str) -> PathBuf {
+    let esptool = esptool();
+    let tool = if esptool.components().count() > 1 {
+        esptool.with_file_name(name)
+    } else {
+        PathBuf::from(name)
+    };
+    assert!(
+        Command::new(&tool).arg("--help").output().is_ok(),
+        "{name} not found next to esptool ({}): install esptool 5.x, e.g. \
+         `.venv/bin/pip install 'esptool>=5,<6'` in the workspace root",
+        esptool.display()
+    );
+    tool
+}
+
+/// Runs `espefuse --chip CHIP --port PORT --before no-reset --do-not-confirm ARGS`; returns
+/// (success, stdout + stderr).
+pub fn run_espefuse(port: &Path, chip: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(esp_tool("espefuse"))
+        .args(["--chip", chip, "--port"])
+        .arg(port)
+        .args(["--before", "no-reset", "--do-not-confirm"])
+        .args(args)
+        .output()
+        .expect("espefuse runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs `espsecure ARGS`; panics with its output if it fails.
+pub fn run_espsecure(args: &[&str]) -> String {
+    let out = Command::new(esp_tool("espsecure"))
+        .args(args)
+        .output()
+        .expect("espsecure runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "espsecure {args:?}: {text}");
+    text
+}
