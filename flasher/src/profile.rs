@@ -231,7 +231,9 @@ impl Profile {
             let signed = esp_image::parse(&region.bytes).is_ok_and(|info| info.signed);
             if !signed {
                 return Err(build(format!(
-                    "Secure Boot is requested, but the {} ({}) carries no Secure Boot V2                      signature: build with CONFIG_SECURE_BOOT_V2_ENABLED and sign it with one of                      the profile's keys",
+                    "Secure Boot is requested, but the {} ({}) carries no Secure Boot V2 \
+                     signature: build with CONFIG_SECURE_BOOT_V2_ENABLED and sign it with one of \
+                     the profile's keys",
                     region.label, region.source
                 )));
             }
@@ -242,7 +244,8 @@ impl Profile {
                     .any(|k| sb.digests.iter().any(|d| d.digest == *k))
             {
                 return Err(build(format!(
-                    "the {} ({}) is signed with none of the profile's public keys, so no board                      secured with them would verify it: sign it with one of them or list its key",
+                    "the {} ({}) is signed with none of the profile's public keys, so no board \
+                     secured with them would verify it: sign it with one of them or list its key",
                     region.label, region.source
                 )));
             }
