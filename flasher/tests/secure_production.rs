@@ -405,3 +405,120 @@ fn boards_and_builds_the_profile_cannot_secure_are_refused_before_burning() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no xts-aes-256"), "{}", stderr(&out));
 }
+
+/// A board in Secure Download Mode: its eFuses cannot be read, so it is refused.
+#[test]
+fn a_board_in_secure_download_mode_is_refused() {
+    let chip = Chip::Esp32c3;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, chip, None);
+    let profile = write_profile(dir, "mode = \"development\"\n[flash-encryption]\n");
+    let board = SimBoard::start(board_config(chip).security(esp_sim::Security {
+        secure_download: true,
+        secure_boot: false,
+        flash_encryption: false,
+    }))
+    .unwrap();
+    let flash_before = board.flash();
+    let (out, _) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Secure Download Mode, so its eFuses cannot be read"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(board.flash() == flash_before, "nothing written");
+}
+
+/// The board of `config` after a power cut at the `cut`-th eFuse command: its eFuses and flash,
+/// on a new board with the same MAC.
+fn after_power_cut(dir: &Path, chip: Chip, profile: &Path, cut: &str) -> SimBoard {
+    let board = SimBoard::start(board_config(chip).faults(cut.parse().unwrap())).unwrap();
+    let (out, record) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert!(
+        !out.status.success(),
+        "{cut}: the power cut must fail the run"
+    );
+    assert_ne!(record["secure"]["verified"], true, "{cut}: {record}");
+    let image = board.efuse_image().unwrap();
+    let flash = board.stop();
+    SimBoard::start(board_config(chip).efuse_image(image).initial_flash(flash)).unwrap()
+}
+
+/// A power cut at each step of the burns, then a second run that finishes the board with the
+/// kept key: the board boots, and espefuse sees one key block with its purpose.
+#[test]
+fn a_power_cut_mid_burn_leaves_a_board_the_next_run_finishes() {
+    let chip = Chip::Esp32c3;
+    // The eFuse commands of a run: key block (program, reload), purposes (program, reload),
+    // protections (program, reload), crypt counter (program, reload).
+    for cut in [
+        "efuse-cut-mid=1",
+        "efuse-cut=1",
+        "efuse-cut=3",
+        "efuse-cut=5",
+        "efuse-cut=7",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        bundle(dir, chip, None);
+        fs::create_dir(dir.join("keys")).unwrap();
+        let profile = write_profile(
+            dir,
+            "mode = \"development\"\n[flash-encryption]\nkeep-keys-in = \"keys\"\n",
+        );
+        let board = after_power_cut(dir, chip, &profile, cut);
+        let (out, record) = run(
+            dir,
+            chip,
+            &board,
+            &["--security", profile.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{cut}: {}", stderr(&out));
+        assert_eq!(record["secure"]["verified"], true, "{cut}");
+        let fuses = summary(board.path(), chip);
+        assert_eq!(fuses["KEY_PURPOSE_0"]["value"], "XTS_AES_128_KEY", "{cut}");
+        assert_eq!(fuses["KEY_PURPOSE_1"]["value"], "USER", "{cut}");
+        assert_eq!(raw(&fuses, "SPI_BOOT_CRYPT_CNT"), 1, "{cut}");
+        let log = board.boot_log();
+        assert!(log.contains("Calling app_main()"), "{cut}:\n{log}");
+    }
+}
+
+/// A per-board key burned and read-protected, then the power went, and the profile kept no
+/// copy: the next run refuses the board with the reason, and burns nothing.
+#[test]
+fn a_burned_key_that_was_not_kept_makes_the_next_run_refuse() {
+    let chip = Chip::Esp32c3;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, chip, None);
+    let profile = write_profile(dir, "mode = \"development\"\n[flash-encryption]\n");
+    let board = after_power_cut(dir, chip, &profile, "efuse-cut=5");
+    let before = board.efuse_image().unwrap();
+    let (out, record) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be recovered"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(board.efuse_image().unwrap(), before, "nothing burned");
+}

@@ -158,15 +158,10 @@ impl Session<'_> {
     ) -> Result<Plan, Failure> {
         let layout = self.secure_layout(board)?;
         let fuses = self.read_fuses(board.chip)?;
-        let key = self.board_key(board, secure, contact)?;
+        let (key, kept) = self.board_key(board, secure, contact);
         let wants = wants(&secure.profile, key.as_ref());
-        let slots = assign(
-            &fuses,
-            &layout,
-            &wants,
-            contact.secure_key_burned || key_known(secure),
-        )
-        .map_err(|reason| self.refused(reason))?;
+        let known = kept || contact.secure_key_burned || key_known(secure);
+        let slots = assign(&fuses, &layout, &wants, known).map_err(|r| self.refused(r))?;
         check_system_fuses(&fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         self.keep_key(board, secure, key.as_ref(), &slots)?;
         let mut record = new_record(&secure.profile);
@@ -246,25 +241,20 @@ impl Session<'_> {
         })
     }
 
-    /// The key for this board: the one kept for its MAC by an earlier run, else the one the
-    /// options carry.
-    fn board_key(
-        &self,
-        board: &Board,
-        secure: &Secure,
-        contact: &Contact,
-    ) -> Result<Option<Key>, Failure> {
+    /// The key for this board, and whether it was kept by an earlier run: the one kept for its
+    /// MAC, else the one the options carry.
+    fn board_key(&self, board: &Board, secure: &Secure, contact: &Contact) -> (Option<Key>, bool) {
         let Some(enc) = &secure.profile.encryption else {
-            return Ok(None);
+            return (None, false);
         };
         if let (KeySource::PerBoard { keep: Some(vault) }, Some(mac)) =
             (&enc.key, board.report.mac.as_deref())
             && !contact.secure_key_burned
             && let Some(kept) = vault.load(mac, enc.scheme)
         {
-            return Ok(Some(kept));
+            return (Some(kept), true);
         }
-        Ok(secure.key.clone())
+        (secure.key.clone(), false)
     }
 
     /// Keeps a per-board key where the profile says, before it is burned.
@@ -477,9 +467,12 @@ fn assign(
             continue;
         }
         let xts = want.read_protect;
-        let free = (0..efuse::KEY_BLOCKS).find(|&s| {
-            !taken[s] && fuses.key_free(layout, s) && !(xts && s == efuse::KEY_BLOCKS - 1)
-        });
+        let usable = |s: usize| !taken[s] && !(xts && s == efuse::KEY_BLOCKS - 1);
+        // A burn of this very key cut short by a power cut is burned again; else the lowest
+        // free block.
+        let free = (0..efuse::KEY_BLOCKS)
+            .find(|&s| usable(s) && partly_burned(fuses, layout, s, want))
+            .or_else(|| (0..efuse::KEY_BLOCKS).find(|&s| usable(s) && fuses.key_free(layout, s)));
         let Some(slot) = free else {
             return Err(format!(
                 "no free key block for {name}: BLOCK_KEY0..5 hold {} (KEY_PURPOSE_0..5); \
@@ -491,6 +484,21 @@ fn assign(
         out.push(slot_of(slot, want, false));
     }
     Ok(out)
+}
+
+/// Whether key block `slot` holds part of `want`'s bits and nothing else, with no purpose or
+/// protection yet: a burn of it that the power cut short.
+fn partly_burned(fuses: &Fuses, layout: &Layout, slot: usize, want: &Want) -> bool {
+    let bytes = fuses.key_bytes(slot);
+    fuses.get(&layout.purposes[slot]) == purpose::USER
+        && !fuses.read_disabled(layout, slot)
+        && !fuses.write_disabled(efuse::wr_dis_key_block(slot))
+        && !fuses.write_disabled(efuse::wr_dis_purpose(slot))
+        && bytes.iter().any(|&b| b != 0)
+        && bytes
+            .iter()
+            .zip(want.data)
+            .all(|(&have, want)| have & !want == 0)
 }
 
 fn slot_of(slot: usize, want: &Want, present: bool) -> Slot {
@@ -778,13 +786,28 @@ mod tests {
         let p = profile(Mode::Development, Some(Scheme::XtsAes128));
         let wants = wants(&p, Some(&key()));
         let mut fuses = blank();
-        fuses.keys[0][0] = 1;
+        fuses.keys[0][0] = 0x8000_0000;
         assert_eq!(assign(&fuses, &layout, &wants, false).unwrap()[0].slot, 1);
         for s in 0..5 {
-            fuses.keys[s][0] = 1;
+            fuses.keys[s][0] = 0x8000_0000;
         }
         let err = assign(&fuses, &layout, &wants, false).unwrap_err();
         assert!(err.contains("no free key block"), "{err}");
+    }
+
+    #[test]
+    fn a_key_half_burned_by_a_power_cut_is_burned_again_where_it_is() {
+        let layout = efuse::layout(EspChip::Esp32c3).unwrap();
+        let p = profile(Mode::Development, Some(Scheme::XtsAes128));
+        let wants = wants(&p, Some(&key()));
+        let mut fuses = blank();
+        fuses.keys[0][0] = 0x8000_0000; // someone else's data
+        let half = &wants[0].data[..16];
+        for (w, chunk) in fuses.keys[2].iter_mut().zip(half.chunks(4)) {
+            *w = u32::from_le_bytes(chunk.try_into().unwrap());
+        }
+        let slots = assign(&fuses, &layout, &wants, false).unwrap();
+        assert_eq!((slots[0].slot, slots[0].present), (2, false));
     }
 
     #[test]
