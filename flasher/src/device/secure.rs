@@ -467,7 +467,8 @@ fn assign(
             continue;
         }
         let xts = want.read_protect;
-        let usable = |s: usize| !taken[s] && !(xts && s == efuse::KEY_BLOCKS - 1);
+        let quirk = |s: usize| xts && s == efuse::KEY_BLOCKS - 1;
+        let usable = |s: usize| !taken[s] && !quirk(s);
         // A burn of this very key cut short by a power cut is burned again; else the lowest
         // free block.
         let free = (0..efuse::KEY_BLOCKS)
