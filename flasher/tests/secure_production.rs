@@ -450,6 +450,8 @@ fn after_power_cut(dir: &Path, chip: Chip, profile: &Path, cut: &str) -> SimBoar
         !out.status.success(),
         "{cut}: the power cut must fail the run"
     );
+    assert_eq!(out.status.code(), Some(11), "{cut}: {}", stderr(&out));
+    assert!(stderr(&out).contains("failed ("), "{cut}: {}", stderr(&out));
     assert_ne!(record["secure"]["verified"], true, "{cut}: {record}");
     let image = board.efuse_image().unwrap();
     let flash = board.stop();
