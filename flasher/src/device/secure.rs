@@ -26,7 +26,7 @@ use crate::error::{BurnError, DeviceError};
 use crate::plan::{Plan, Region};
 use crate::profile::{self, KeySource, Mode, Profile};
 
-use super::efuse::{self, Block0, Fuses, Layout, purpose};
+use super::efuse::{self, Block0, Family, Fuses, Layout, purpose};
 use super::failure::{Failure, describe};
 use super::identify::Board;
 use super::options::Contact;
@@ -157,7 +157,8 @@ impl Session<'_> {
         contact: &mut Contact,
     ) -> Result<Plan, Failure> {
         let layout = self.secure_layout(board)?;
-        let fuses = self.read_fuses(board.chip)?;
+        let fuses = self.read_fuses(board.chip, &layout)?;
+        check_board(board, &fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         let (key, kept) = self.board_key(board, secure, contact);
         let wants = wants(&secure.profile, key.as_ref());
         let known = kept || contact.secure_key_burned || key_known(secure);
@@ -165,7 +166,13 @@ impl Session<'_> {
         check_system_fuses(&fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         self.keep_key(board, secure, key.as_ref(), &slots)?;
         let mut record = new_record(&secure.profile);
-        self.burn_keys(board.chip, &layout, &fuses, &slots, &mut record)?;
+        let steps = KeyBurns {
+            layout: &layout,
+            fuses: &fuses,
+            slots: &slots,
+            profile: &secure.profile,
+        };
+        self.burn_keys(board.chip, &steps, &mut record)?;
         contact.secure_key_burned = true;
         let encrypted = encrypt_plan(plan, &secure.profile, key.as_ref(), &mut record)
             .map_err(|e| self.unfinished(format!("cannot encrypt the plan: {e}")))?;
@@ -182,13 +189,13 @@ impl Session<'_> {
         contact: &mut Contact,
     ) -> Result<(), Failure> {
         let layout = self.secure_layout(board)?;
-        let fuses = self.read_fuses(board.chip)?;
+        let fuses = self.read_fuses(board.chip, &layout)?;
         let mut record = contact.secure.take().unwrap_or_default();
         let (enable, protect) = finishing_burns(&fuses, &layout, &secure.profile);
         for burn in [&enable, &protect] {
-            self.burn_block0(board.chip, burn, &mut record)?;
+            self.burn_block0(board.chip, &layout, burn, &mut record)?;
         }
-        let after = self.read_fuses(board.chip)?;
+        let after = self.read_fuses(board.chip, &layout)?;
         for burn in [&enable, &protect] {
             if !burn.done_in(&after) {
                 contact.secure = Some(record);
@@ -199,11 +206,11 @@ impl Session<'_> {
                 ));
             }
         }
-        if secure.profile.mode == Mode::Release {
+        if let (Mode::Release, Some(field)) = (secure.profile.mode, &layout.security_download) {
             let mut last = Block0::default();
-            last.set("ENABLE_SECURITY_DOWNLOAD", &layout.security_download, 1);
+            last.set("ENABLE_SECURITY_DOWNLOAD", field, 1);
             if !last.done_in(&after) {
-                self.burn_block0(board.chip, &last, &mut record)?;
+                self.burn_block0(board.chip, &layout, &last, &mut record)?;
             }
         }
         record.verified = true;
@@ -231,8 +238,8 @@ impl Session<'_> {
         })
     }
 
-    fn read_fuses(&mut self, chip: EspChip) -> Result<Fuses, Failure> {
-        Fuses::read(chip, self.flasher.connection()).map_err(|e| {
+    fn read_fuses(&mut self, chip: EspChip, layout: &Layout) -> Result<Fuses, Failure> {
+        Fuses::read(chip, layout, self.flasher.connection()).map_err(|e| {
             Failure::Connect(DeviceError::Line {
                 port: self.port.to_string(),
                 doing: "reading the eFuses",
@@ -284,48 +291,31 @@ impl Session<'_> {
         })
     }
 
-    /// Step 3: each missing key block, then the purposes, then the protections.
+    /// Step 3: each missing key block, then the purposes (on the ESP32, FLASH_CRYPT_CONFIG),
+    /// then the protections.
     fn burn_keys(
         &mut self,
         chip: EspChip,
-        layout: &Layout,
-        fuses: &Fuses,
-        slots: &[Slot],
+        steps: &KeyBurns,
         record: &mut SecureRecord,
     ) -> Result<(), Failure> {
-        let mut purposes = Block0::default();
-        let mut protect = Block0::default();
-        for s in slots {
-            if !s.present {
-                efuse::burn_key_block(chip, self.flasher.connection(), s.slot, &s.data)
-                    .map_err(|e| self.burn_failed(&format!("BLOCK_KEY{}", s.slot), &e))?;
-                purposes.set(
-                    format!("KEY_PURPOSE_{}", s.slot),
-                    &layout.purposes[s.slot],
-                    s.purpose,
-                );
-            }
-            protect.write_protect(
-                &format!("KEY_PURPOSE_{}", s.slot),
-                efuse::wr_dis_purpose(s.slot),
-            );
-            protect.write_protect(
-                &format!("BLOCK_KEY{}", s.slot),
-                efuse::wr_dis_key_block(s.slot),
-            );
-            if s.read_protect {
-                protect.set("RD_DIS", &layout.rd_dis, 1 << s.slot);
-            }
+        let layout = steps.layout;
+        for s in steps.slots.iter().filter(|s| !s.present) {
+            efuse::burn_key_block(chip, layout, self.flasher.connection(), s.slot, &s.data)
+                .map_err(|e| self.burn_failed(&layout.block_name(s.slot), &e))?;
+        }
+        for s in steps.slots {
             record.key_blocks.push(KeyBlockRecord {
-                block: format!("BLOCK_KEY{}", s.slot),
-                purpose: purpose::name(s.purpose),
+                block: layout.block_name(s.slot),
+                purpose: slot_purpose_name(layout, s),
                 read_protected: s.read_protect,
                 burned_now: !s.present,
             });
         }
+        let (purposes, protect) = steps.block0();
         for burn in [&purposes, &protect] {
-            if !burn.done_in(fuses) {
-                self.burn_block0(chip, burn, record)?;
+            if !burn.done_in(steps.fuses) {
+                self.burn_block0(chip, layout, burn, record)?;
             }
         }
         Ok(())
@@ -334,10 +324,11 @@ impl Session<'_> {
     fn burn_block0(
         &mut self,
         chip: EspChip,
+        layout: &Layout,
         burn: &Block0,
         record: &mut SecureRecord,
     ) -> Result<(), Failure> {
-        efuse::burn_block0(chip, self.flasher.connection(), burn)
+        efuse::burn_block0(chip, layout, self.flasher.connection(), burn)
             .map_err(|e| self.burn_failed("BLOCK0", &e))?;
         record
             .fuses
@@ -373,6 +364,90 @@ impl Session<'_> {
             ),
         }))
     }
+}
+
+/// What step 3 burns on a board.
+struct KeyBurns<'a> {
+    layout: &'a Layout,
+    fuses: &'a Fuses,
+    slots: &'a [Slot],
+    profile: &'a Profile,
+}
+
+impl KeyBurns<'_> {
+    /// The two BLOCK0 burns of step 3: the purposes of new key blocks (on the ESP32,
+    /// FLASH_CRYPT_CONFIG), then the write protection of every key block and purpose and the
+    /// read protection of the keys.
+    fn block0(&self) -> (Block0, Block0) {
+        let layout = self.layout;
+        let mut purposes = Block0::default();
+        let mut protect = Block0::default();
+        for s in self.slots {
+            if let Some(fields) = &layout.purposes {
+                if !s.present {
+                    purposes.set(
+                        format!("KEY_PURPOSE_{}", s.slot),
+                        &fields[s.slot],
+                        s.purpose,
+                    );
+                }
+                let name = format!("KEY_PURPOSE_{}", s.slot);
+                protect.write_protect(&name, efuse::wr_dis_purpose(s.slot));
+            }
+            let block = layout.block_name(s.slot);
+            protect.write_protect(&block, layout.wr_dis_key_block(s.slot));
+            if s.read_protect {
+                protect.set("RD_DIS", &layout.rd_dis, 1 << s.slot);
+            }
+        }
+        if let (Some(field), Some(enc)) = (&layout.flash_crypt_config, &self.profile.encryption)
+            && let Scheme::Esp32Aes { flash_crypt_config } = enc.scheme
+        {
+            purposes.set("FLASH_CRYPT_CONFIG", field, u32::from(flash_crypt_config));
+        }
+        (purposes, protect)
+    }
+}
+
+/// The name a key slot's use has in espefuse: the purpose, or on the ESP32 the block's alias.
+fn slot_purpose_name(layout: &Layout, slot: &Slot) -> String {
+    match (layout.family, slot.read_protect) {
+        (Family::Purposes, _) => purpose::name(slot.purpose),
+        (Family::Esp32, true) => "flash_encryption".into(),
+        (Family::Esp32, false) => "secure_boot_v2".into(),
+    }
+}
+
+/// Refuses a board the profile cannot be applied to whatever its key blocks: Secure Boot V2 on
+/// an ESP32 before v3.0, an ESP32 whose key blocks use the 3/4 coding scheme.
+fn check_board(
+    board: &Board,
+    fuses: &Fuses,
+    layout: &Layout,
+    profile: &Profile,
+) -> Result<(), String> {
+    if layout.family != Family::Esp32 {
+        return Ok(());
+    }
+    if let (Some(_), Some(rev)) = (&profile.secure_boot, board.revision)
+        && rev.major < 3
+    {
+        return Err(format!(
+            "Secure Boot V2 needs an ESP32 of revision v3.0 or later, this board is v{}.{}: \
+             use v3 boards for this profile, or a profile without [secure-boot]",
+            rev.major, rev.minor
+        ));
+    }
+    if let Some(field) = &layout.coding_scheme
+        && fuses.get(field) & 1 == 1
+    {
+        return Err(
+            "CODING_SCHEME is 3/4: its 192-bit key blocks hold no 256-bit key or digest; \
+             secure this board with espefuse"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Whether the key the options carry may already be on the board (a batch key): a key block
@@ -458,8 +533,15 @@ fn assign(
     let mut out = Vec::new();
     for want in wants {
         let name = purpose::name(want.purpose);
-        let existing =
-            (0..efuse::KEY_BLOCKS).find(|&s| fuses.get(&layout.purposes[s]) == want.purpose);
+        let existing = match layout.family {
+            Family::Purposes => {
+                (0..layout.slots()).find(|&s| fuses.purpose(layout, s) == want.purpose)
+            }
+            // The ESP32's blocks are fixed: BLOCK1 the key, BLOCK2 the digest; a block holding
+            // data counts as burned with that use.
+            Family::Esp32 => Some(usize::from(!want.read_protect))
+                .filter(|&s| !fuses.key_free(layout, s) && !partly_burned(fuses, layout, s, want)),
+        };
         if let Some(slot) = existing {
             check_present(fuses, layout, slot, want, key_may_be_present)?;
             taken[slot] = true;
@@ -467,17 +549,19 @@ fn assign(
             continue;
         }
         let xts = want.read_protect;
-        let quirk = |s: usize| xts && s == efuse::KEY_BLOCKS - 1;
-        let usable = |s: usize| !taken[s] && !quirk(s);
+        let quirk =
+            |s: usize| xts && layout.family == Family::Purposes && s == efuse::KEY_BLOCKS - 1;
+        let fixed = |s: usize| layout.family == Family::Purposes || s == usize::from(!xts);
+        let usable = |s: usize| !taken[s] && !quirk(s) && fixed(s);
         // A burn of this very key cut short by a power cut is burned again; else the lowest
         // free block.
-        let free = (0..efuse::KEY_BLOCKS)
+        let free = (0..layout.slots())
             .find(|&s| usable(s) && partly_burned(fuses, layout, s, want))
-            .or_else(|| (0..efuse::KEY_BLOCKS).find(|&s| usable(s) && fuses.key_free(layout, s)));
+            .or_else(|| (0..layout.slots()).find(|&s| usable(s) && fuses.key_free(layout, s)));
         let Some(slot) = free else {
             return Err(format!(
-                "no free key block for {name}: BLOCK_KEY0..5 hold {} (KEY_PURPOSE_0..5); \
-                 this board cannot take the profile",
+                "no free key block for {name}: the key blocks hold {}; this board cannot take \
+                 the profile",
                 used_blocks(fuses, layout)
             ));
         };
@@ -491,10 +575,7 @@ fn assign(
 /// protection yet: a burn of it that the power cut short.
 fn partly_burned(fuses: &Fuses, layout: &Layout, slot: usize, want: &Want) -> bool {
     let bytes = fuses.key_bytes(slot);
-    fuses.get(&layout.purposes[slot]) == purpose::USER
-        && !fuses.read_disabled(layout, slot)
-        && !fuses.write_disabled(efuse::wr_dis_key_block(slot))
-        && !fuses.write_disabled(efuse::wr_dis_purpose(slot))
+    fuses.unclaimed(layout, slot)
         && bytes.iter().any(|&b| b != 0)
         && bytes
             .iter()
@@ -521,33 +602,42 @@ fn check_present(
     want: &Want,
     key_may_be_present: bool,
 ) -> Result<(), String> {
-    let name = purpose::name(want.purpose);
+    let block = layout.block_name(slot);
+    let name = match layout.family {
+        Family::Purposes => format!("{} (KEY_PURPOSE_{slot})", purpose::name(want.purpose)),
+        Family::Esp32 if want.read_protect => "flash encryption key".into(),
+        Family::Esp32 => "Secure Boot V2 digest".into(),
+    };
     if fuses.read_disabled(layout, slot) {
         if key_may_be_present {
             return Ok(());
         }
         return Err(format!(
-            "BLOCK_KEY{slot} already holds a read-protected {name} (KEY_PURPOSE_{slot}) that this \
-             station did not keep: a per-board key burned by an earlier run without keep-keys-in \
-             cannot be recovered, so the board cannot be finished; set it aside"
+            "{block} already holds a read-protected {name} that this station did not keep: a \
+             per-board key burned by an earlier run without keep-keys-in cannot be recovered, so \
+             the board cannot be finished; set it aside"
         ));
     }
     if fuses.key_bytes(slot) != want.data {
         return Err(format!(
-            "BLOCK_KEY{slot} already holds a {name} (KEY_PURPOSE_{slot}) that differs from the \
-             profile's: this board was secured with another key or profile; set it aside"
+            "{block} already holds a {name} that differs from the profile's (or is \
+             write-protected): this board was secured with another key or profile; set it aside"
         ));
     }
     Ok(())
 }
 
 fn used_blocks(fuses: &Fuses, layout: &Layout) -> String {
-    (0..efuse::KEY_BLOCKS)
+    (0..layout.slots())
         .map(|s| {
             if fuses.key_free(layout, s) {
-                "free".to_string()
+                format!("{}: free", layout.block_name(s))
             } else {
-                purpose::name(fuses.get(&layout.purposes[s]))
+                format!(
+                    "{}: {}",
+                    layout.block_name(s),
+                    purpose::name(fuses.purpose(layout, s))
+                )
             }
         })
         .collect::<Vec<_>>()
@@ -558,58 +648,55 @@ fn used_blocks(fuses: &Fuses, layout: &Layout) -> String {
 /// no key the profile knows, fuses the profile must burn that are write-protected, Secure Boot
 /// on without the profile asking for it.
 fn check_system_fuses(fuses: &Fuses, layout: &Layout, profile: &Profile) -> Result<(), String> {
-    let crypt = fuses.get(&layout.crypt_cnt);
+    let (crypt_name, crypt_field) = &layout.crypt_cnt;
+    let crypt = fuses.get(crypt_field);
+    let on = !crypt.count_ones().is_multiple_of(2);
     match &profile.encryption {
-        None if crypt.count_ones() % 2 == 1 => {
+        None if on => {
             return Err(format!(
-                "SPI_BOOT_CRYPT_CNT is {crypt:#x}: flash encryption is on, but the profile has no \
+                "{crypt_name} is {crypt:#x}: flash encryption is on, but the profile has no \
                  [flash-encryption]"
             ));
         }
-        Some(_)
-            if fuses.write_disabled(efuse::WR_DIS_CRYPT_CNT)
-                && crypt.count_ones().is_multiple_of(2) =>
-        {
+        Some(_) if !on && fuses.write_disabled(layout.wr_dis_crypt_cnt) => {
             return Err(format!(
-                "SPI_BOOT_CRYPT_CNT is {crypt:#x} and write-protected (WR_DIS[{}]): flash \
-                 encryption can never be turned on",
-                efuse::WR_DIS_CRYPT_CNT
+                "{crypt_name} is {crypt:#x} and write-protected (WR_DIS[{}]): flash encryption \
+                 can never be turned on",
+                layout.wr_dis_crypt_cnt
             ));
         }
-        Some(_)
-            if fuses.write_disabled(efuse::WR_DIS_RD_DIS)
-                && crypt.count_ones().is_multiple_of(2) =>
-        {
+        Some(_) if !on && fuses.write_disabled(efuse::WR_DIS_RD_DIS) => {
             return Err(format!(
-                "RD_DIS is write-protected (WR_DIS[{}]): a flash encryption key burned now could                  not be read-protected",
+                "RD_DIS is write-protected (WR_DIS[{}]): a flash encryption key burned now could \
+                 not be read-protected",
                 efuse::WR_DIS_RD_DIS
             ));
         }
         _ => {}
     }
-    let sb_on = fuses.get(&layout.secure_boot_en) == 1;
+    let (sb_name, sb_field) = &layout.secure_boot_en;
+    let sb_on = fuses.get(sb_field) == 1;
     match &profile.secure_boot {
-        None if sb_on => Err(
-            "SECURE_BOOT_EN is set, but the profile has no [secure-boot]: add the board's \
-             Secure Boot keys to the profile"
-                .into(),
-        ),
-        Some(_) if !sb_on && fuses.write_disabled(efuse::WR_DIS_SECURE_BOOT_EN) => Err(format!(
-            "SECURE_BOOT_EN is write-protected (WR_DIS[{}]): Secure Boot can never be turned on",
-            efuse::WR_DIS_SECURE_BOOT_EN
+        None if sb_on => Err(format!(
+            "{sb_name} is set (Secure Boot is on), but the profile has no [secure-boot]: add the \
+             board's Secure Boot keys to the profile"
         )),
-        Some(sb) => {
-            for i in 0..sb.digests.len() {
-                if fuses.get(&layout.revoke[i]) == 1 {
-                    return Err(format!(
+        Some(_) if !sb_on && fuses.write_disabled(layout.wr_dis_secure_boot_en) => Err(format!(
+            "{sb_name} is write-protected (WR_DIS[{}]): Secure Boot can never be turned on",
+            layout.wr_dis_secure_boot_en
+        )),
+        Some(sb) => match &layout.revoke {
+            Some(revoke) => (0..sb.digests.len())
+                .find(|&i| fuses.get(&revoke[i]) == 1)
+                .map_or(Ok(()), |i| {
+                    Err(format!(
                         "SECURE_BOOT_KEY_REVOKE{i} is set: digest slot {i} is revoked, so the \
                          profile's key {} cannot be used; list fewer keys",
                         i + 1
-                    ));
-                }
-            }
-            Ok(())
-        }
+                    ))
+                }),
+            None => Ok(()),
+        },
         None => Ok(()),
     }
 }
@@ -621,36 +708,34 @@ fn finishing_burns(fuses: &Fuses, layout: &Layout, profile: &Profile) -> (Block0
     let mut protect = Block0::default();
     let release = profile.mode == Mode::Release;
     if profile.encryption.is_some() {
-        let crypt = fuses.get(&layout.crypt_cnt);
-        let target = if release { 0b111 } else { crypt | 1 };
-        if crypt.count_ones().is_multiple_of(2) || (release && crypt != 0b111) {
-            enable.set("SPI_BOOT_CRYPT_CNT", &layout.crypt_cnt, target & !crypt);
+        let (name, field) = &layout.crypt_cnt;
+        let crypt = fuses.get(field);
+        let full = (1u32 << field.bit_count) - 1;
+        let target = if release { full } else { crypt | 1 };
+        if crypt.count_ones().is_multiple_of(2) || (release && crypt != full) {
+            enable.set(*name, field, target & !crypt);
         }
         if release {
             for (name, field) in &layout.release_encryption {
                 enable.set(*name, field, 1);
             }
-            protect.write_protect("SPI_BOOT_CRYPT_CNT", efuse::WR_DIS_CRYPT_CNT);
+            protect.write_protect(name, layout.wr_dis_crypt_cnt);
         }
     }
     if let Some(sb) = &profile.secure_boot {
-        enable.set("SECURE_BOOT_EN", &layout.secure_boot_en, 1);
+        let (name, field) = &layout.secure_boot_en;
+        enable.set(*name, field, 1);
         if release {
             for (name, field) in &layout.release_secure_boot {
                 enable.set(*name, field, 1);
             }
-            for unused in sb.digests.len()..3 {
-                enable.set(
-                    format!("SECURE_BOOT_KEY_REVOKE{unused}"),
-                    &layout.revoke[unused],
-                    1,
-                );
-                protect.write_protect(
-                    &format!("SECURE_BOOT_KEY_REVOKE{unused}"),
-                    efuse::wr_dis_revoke(unused),
-                );
+            for unused in sb.digests.len()..layout.revoke.as_ref().map_or(0, |r| r.len()) {
+                let revoke = layout.revoke.as_ref().expect("counted above");
+                let what = format!("SECURE_BOOT_KEY_REVOKE{unused}");
+                enable.set(what.clone(), &revoke[unused], 1);
+                protect.write_protect(&what, efuse::wr_dis_revoke(unused));
             }
-            protect.write_protect("SECURE_BOOT_EN", efuse::WR_DIS_SECURE_BOOT_EN);
+            protect.write_protect(name, layout.wr_dis_secure_boot_en);
         }
     }
     if release {
@@ -746,7 +831,7 @@ mod tests {
 
     fn blank() -> Fuses {
         Fuses {
-            block0: [0; efuse::BLOCK0_WORDS],
+            block0: [0; efuse::BLOCK0_MAX],
             keys: [[0; 8]; efuse::KEY_BLOCKS],
         }
     }
@@ -768,7 +853,7 @@ mod tests {
         let mut b = Block0::default();
         b.set(
             "KEY_PURPOSE_0",
-            &layout.purposes[0],
+            &layout.purposes.as_ref().unwrap()[0],
             purpose::XTS_AES_128_KEY,
         );
         b.set("RD_DIS", &layout.rd_dis, 1);
@@ -831,7 +916,7 @@ mod tests {
         let layout = efuse::layout(EspChip::Esp32c3).unwrap();
         let mut fuses = blank();
         let mut b = Block0::default();
-        b.set("SPI_BOOT_CRYPT_CNT", &layout.crypt_cnt, 1);
+        b.set("SPI_BOOT_CRYPT_CNT", &layout.crypt_cnt.1, 1);
         fuses.block0 = b.words;
         let err = check_system_fuses(&fuses, &layout, &profile(Mode::Release, None)).unwrap_err();
         assert!(err.starts_with("SPI_BOOT_CRYPT_CNT"), "{err}");
