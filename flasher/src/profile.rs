@@ -134,7 +134,8 @@ pub struct Profile {
 }
 
 /// The chips whose eFuse controller the flasher programs.
-pub const BURN_CHIPS: [Chip; 5] = [
+pub const BURN_CHIPS: [Chip; 6] = [
+    Chip::Esp32,
     Chip::Esp32s2,
     Chip::Esp32s3,
     Chip::Esp32c3,
@@ -192,8 +193,9 @@ impl Profile {
         }
         if !BURN_CHIPS.contains(&chip) {
             return Err(format!(
-                "the flasher does not burn the eFuses of the {chip} yet (it does for esp32s2, \
-                 esp32s3, esp32c3, esp32c6 and esp32h2): secure it with espefuse and espsecure"
+                "the flasher does not burn the eFuses of the {chip} yet (it does for esp32, \
+                 esp32s2, esp32s3, esp32c3, esp32c6 and esp32h2): secure it with espefuse and \
+                 espsecure"
             ));
         }
         let encryption = raw

@@ -524,3 +524,118 @@ fn a_burned_key_that_was_not_kept_makes_the_next_run_refuse() {
     assert_eq!(record["outcome"], "failed");
     assert_eq!(board.efuse_image().unwrap(), before, "nothing burned");
 }
+
+/// The ESP32: the key in BLOCK1 (read-protected), the digest in BLOCK2, FLASH_CRYPT_CONFIG
+/// 0xF, FLASH_CRYPT_CNT and ABS_DONE_1; the flash holds espsecure's AES encryption; it boots.
+#[test]
+fn esp32_is_secured_end_to_end() {
+    let chip = Chip::Esp32;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (signing, public) = signing_key(dir);
+    bundle(dir, chip, Some(&signing));
+    let key_file = dir.join("batch.key");
+    let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(53) ^ 0x5C).collect();
+    fs::write(&key_file, &key).unwrap();
+    let profile = write_profile(
+        dir,
+        &format!(
+            "mode = \"development\"\n[flash-encryption]\nkey-file = \"batch.key\"\n\
+             [secure-boot]\npublic-keys = [{:?}]\n",
+            public.file_name().unwrap()
+        ),
+    );
+    let board = SimBoard::start(board_config(chip)).unwrap();
+    let (out, record) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secure = &record["secure"];
+    assert_eq!(secure["key_blocks"][0]["block"], "BLOCK1", "{secure}");
+    assert_eq!(secure["key_blocks"][1]["block"], "BLOCK2", "{secure}");
+    assert_eq!(secure["key_source"], "batch");
+
+    let fuses = summary(board.path(), chip);
+    assert_eq!(fuses["BLOCK1"]["readable"], false);
+    assert_eq!(raw(&fuses, "FLASH_CRYPT_CNT"), 1);
+    assert_eq!(raw(&fuses, "FLASH_CRYPT_CONFIG"), 0xF);
+    assert_eq!(raw(&fuses, "ABS_DONE_1"), 1);
+    let digest = secure["secure_boot_key_digests"][0].as_str().unwrap();
+    let shown = fuses["BLOCK2"]["value"].as_str().unwrap().replace(' ', "");
+    assert_eq!(shown, digest);
+
+    let plain = plaintext(dir, chip);
+    let flash = board.flash();
+    let encrypted = secure["encrypted_regions"].as_array().unwrap();
+    assert!(encrypted.len() >= 3, "{secure}");
+    for region in encrypted {
+        let offset = region["offset"].as_u64().unwrap() as usize;
+        let planned = record["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["offset"].as_u64() == Some(offset as u64))
+            .unwrap();
+        let size = planned["size"].as_u64().unwrap() as usize;
+        let bytes = &plain[offset..offset + size.next_multiple_of(32)];
+        let input = dir.join("region.bin");
+        let output = dir.join("region.enc");
+        fs::write(&input, bytes).unwrap();
+        run_ok(
+            Command::new(require("espsecure"))
+                .args([
+                    "encrypt-flash-data",
+                    "--flash-crypt-conf",
+                    "0xf",
+                    "--keyfile",
+                ])
+                .arg(&key_file)
+                .args(["--address", &format!("{offset:#x}"), "--output"])
+                .arg(&output)
+                .arg(&input),
+        );
+        let expected = fs::read(&output).unwrap();
+        assert!(
+            flash[offset..offset + expected.len()] == expected[..],
+            "region at {offset:#x} is not espsecure's encryption"
+        );
+    }
+    let log = board.boot_log();
+    assert!(log.contains("Calling app_main()"), "{log}");
+}
+
+/// Secure Boot V2 on an ESP32 before v3.0: refused before anything is burned.
+#[test]
+fn the_wrong_chip_revision_for_the_profile_is_refused() {
+    let chip = Chip::Esp32;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (signing, public) = signing_key(dir);
+    bundle(dir, chip, Some(&signing));
+    let profile = write_profile(
+        dir,
+        &format!(
+            "mode = \"release\"\n[flash-encryption]\n[secure-boot]\npublic-keys = [{:?}]\n",
+            public.file_name().unwrap()
+        ),
+    );
+    let board = SimBoard::start(board_config(chip).revision("v1.0".parse().unwrap())).unwrap();
+    let before = board.efuse_image().unwrap();
+    let (out, record) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs an ESP32 of revision v3.0 or later, this board is v1.0"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(board.efuse_image().unwrap(), before, "nothing burned");
+}
