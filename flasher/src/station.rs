@@ -67,9 +67,17 @@ pub fn flash_all(
                 };
                 // A per-board key is made here, once per board, for all its attempts.
                 let secure = options.secure.as_ref().map(|s| s.for_board());
+                let secure_opts = secure.as_ref().and_then(|s| s.as_ref().ok()).cloned();
+                // A board's own key makes its own encrypted streams: kept with the board, not
+                // for the whole run.
+                let streams = match &secure_opts {
+                    Some(s) if s.per_board_key() => Default::default(),
+                    _ => options.streams.clone(),
+                };
                 let opts = Options {
                     console,
-                    secure: secure.as_ref().and_then(|s| s.as_ref().ok()).cloned(),
+                    secure: secure_opts,
+                    streams,
                     ..options.clone()
                 };
                 let key_error = secure.and_then(Result::err);

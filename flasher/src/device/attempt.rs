@@ -25,8 +25,11 @@ pub(super) fn attempt(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     contact.recoveries = 0;
-    // Compressing runs while the board is connected.
-    opts.streams.prepare(plan);
+    // Compressing runs while the board is connected (with --security, once the plan is
+    // encrypted).
+    if opts.secure.is_none() {
+        opts.streams.prepare(plan);
+    }
     let mut session = Session::connect(port, target, opts, rate)?;
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use esp_idf_part::{DataType, Flags, SubType, Type};
+use esp_idf_part::{DataType, Flags, PartitionTable, SubType, Type};
 use espflash::target::Chip as EspChip;
 use firmware::encrypt::{self, Key, Scheme};
 use serde::Serialize;
@@ -49,6 +49,14 @@ impl Secure {
             profile: Arc::new(profile),
             key: None,
         }
+    }
+
+    /// Whether each board gets its own key (so its encrypted regions are its own).
+    pub fn per_board_key(&self) -> bool {
+        matches!(
+            self.profile.encryption.as_ref().map(|e| &e.key),
+            Some(KeySource::PerBoard { .. })
+        )
     }
 
     /// The same for one board: the batch key, or a new key made for this board.
@@ -747,14 +755,14 @@ fn finishing_burns(fuses: &Fuses, layout: &Layout, profile: &Profile) -> (Block0
 /// Whether ESP-IDF encrypts `region` on a board with flash encryption: the bootloader, the
 /// partition table, OTA data, app partitions, NVS key partitions and partitions marked
 /// `encrypted`; everything else (NVS data among them) stays plain.
-pub(super) fn is_encrypted(plan: &Plan, region: &Region) -> bool {
+pub(super) fn is_encrypted(table: &PartitionTable, region: &Region) -> bool {
     if matches!(
         region.label,
         "bootloader" | "partition-table" | "otadata" | "app"
     ) {
         return true;
     }
-    plan.table
+    table
         .partitions()
         .iter()
         .find(|p| {
@@ -783,7 +791,7 @@ fn encrypt_plan(
     };
     let mut out = plan.clone();
     for region in out.regions.iter_mut() {
-        if !is_encrypted(plan, region) {
+        if !is_encrypted(&plan.table, region) {
             continue;
         }
         region.bytes = encrypt::encrypt(key, enc.scheme, region.offset, &region.bytes)?;
@@ -894,6 +902,40 @@ mod tests {
         }
         let slots = assign(&fuses, &layout, &wants, false).unwrap();
         assert_eq!((slots[0].slot, slots[0].present), (2, false));
+    }
+
+    #[test]
+    fn regions_are_encrypted_where_esp_idf_encrypts_them() {
+        let table = firmware::partition::parse_csv(
+            "nvs,data,nvs,0x9000,0x6000,\n\
+             keys,data,nvs_keys,0xf000,0x1000,encrypted\n\
+             secret,data,nvs,0x10000,0x4000,encrypted\n\
+             factory,app,factory,0x20000,0x100000,\n\
+             storage,data,spiffs,0x120000,0x10000,\n",
+        )
+        .unwrap();
+        let region = |offset: u32, label: &'static str| Region {
+            offset,
+            bytes: vec![0; 64],
+            label,
+            source: crate::plan::Source::Generated("test".into()),
+        };
+        assert!(is_encrypted(&table, &region(0x0, "bootloader")));
+        assert!(is_encrypted(&table, &region(0x8000, "partition-table")));
+        assert!(!is_encrypted(&table, &region(0x9000, "nvs")), "plain NVS");
+        assert!(is_encrypted(&table, &region(0xf000, "data")), "NVS keys");
+        assert!(
+            is_encrypted(&table, &region(0x10000, "nvs")),
+            "marked encrypted"
+        );
+        assert!(
+            is_encrypted(&table, &region(0x20000, "model")),
+            "in an app partition"
+        );
+        assert!(
+            !is_encrypted(&table, &region(0x120000, "data")),
+            "plain data"
+        );
     }
 
     #[test]
