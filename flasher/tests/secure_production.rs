@@ -639,3 +639,61 @@ fn the_wrong_chip_revision_for_the_profile_is_refused() {
     assert_eq!(record["outcome"], "failed");
     assert_eq!(board.efuse_image().unwrap(), before, "nothing burned");
 }
+
+/// A station run: two boards at once, each with its own key, both kept and both booting.
+#[test]
+fn a_station_secures_each_board_with_its_own_key() {
+    let chip = Chip::Esp32c3;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, chip, None);
+    fs::create_dir(dir.join("keys")).unwrap();
+    let profile = write_profile(
+        dir,
+        "mode = \"release\"\n[flash-encryption]\nkeep-keys-in = \"keys\"\n",
+    );
+    let boards: Vec<SimBoard> = [0x11u8, 0x12]
+        .into_iter()
+        .map(|last| {
+            let mac = format!("24:0a:c4:5e:00:{last:02x}");
+            SimBoard::start(board_config(chip).mac(mac.parse().unwrap())).unwrap()
+        })
+        .collect();
+    let fw = dir.join("fw");
+    let report = dir.join("station.json");
+    let out = flasher(&[
+        "--port",
+        boards[0].path().to_str().unwrap(),
+        "--port",
+        boards[1].path().to_str().unwrap(),
+        "--chip",
+        chip.name(),
+        "--flash_size",
+        "4MB",
+        "--firmware-dir",
+        fw.to_str().unwrap(),
+        "--before",
+        "no-reset",
+        "--after",
+        "no-reset",
+        "--security",
+        profile.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    for record in run["boards"].as_array().unwrap() {
+        assert_eq!(record["secure"]["verified"], true, "{record}");
+    }
+    let keys: Vec<Vec<u8>> = ["24-0a-c4-5e-00-11", "24-0a-c4-5e-00-12"]
+        .iter()
+        .map(|mac| fs::read(dir.join("keys").join(format!("{mac}.key"))).unwrap())
+        .collect();
+    assert_ne!(keys[0], keys[1], "each board has its own key");
+    assert_ne!(boards[0].flash(), boards[1].flash());
+    for board in &boards {
+        let log = board.boot_log();
+        assert!(log.contains("Calling app_main()"), "{log}");
+    }
+}
