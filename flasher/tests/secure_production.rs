@@ -697,3 +697,34 @@ fn a_station_secures_each_board_with_its_own_key() {
         assert!(log.contains("Calling app_main()"), "{log}");
     }
 }
+
+/// The ESP32 after a power cut in the middle of the key burn and after the protections: the
+/// next run finishes it with the kept key.
+#[test]
+fn an_esp32_cut_mid_burn_is_finished_by_the_next_run() {
+    let chip = Chip::Esp32;
+    for cut in ["efuse-cut-mid=1", "efuse-cut=5"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        bundle(dir, chip, None);
+        fs::create_dir(dir.join("keys")).unwrap();
+        let profile = write_profile(
+            dir,
+            "mode = \"development\"\n[flash-encryption]\nkeep-keys-in = \"keys\"\n",
+        );
+        let board = after_power_cut(dir, chip, &profile, cut);
+        let (out, record) = run(
+            dir,
+            chip,
+            &board,
+            &["--security", profile.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{cut}: {}", stderr(&out));
+        assert_eq!(record["secure"]["verified"], true, "{cut}");
+        let fuses = summary(board.path(), chip);
+        assert_eq!(fuses["BLOCK1"]["readable"], false, "{cut}");
+        assert_eq!(raw(&fuses, "FLASH_CRYPT_CNT"), 1, "{cut}");
+        let log = board.boot_log();
+        assert!(log.contains("Calling app_main()"), "{cut}:\n{log}");
+    }
+}
