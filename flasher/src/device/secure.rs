@@ -308,9 +308,21 @@ impl Session<'_> {
         record: &mut SecureRecord,
     ) -> Result<(), Failure> {
         let layout = steps.layout;
-        for s in steps.slots.iter().filter(|s| !s.present) {
+        let new: Vec<&Slot> = steps.slots.iter().filter(|s| !s.present).collect();
+        for s in &new {
             efuse::burn_key_block(chip, layout, self.flasher.connection(), s.slot, &s.data)
                 .map_err(|e| self.burn_failed(&layout.block_name(s.slot), &e))?;
+        }
+        // Each new block is read back before anything protects it.
+        if !new.is_empty() {
+            let read = self.read_fuses(chip, layout)?;
+            if let Some(s) = new.iter().find(|s| read.key_bytes(s.slot) != s.data) {
+                return Err(self.unfinished(format!(
+                    "{} does not read back as burned (nothing protects it yet): set the board \
+                     aside",
+                    layout.block_name(s.slot)
+                )));
+            }
         }
         for s in steps.slots {
             record.key_blocks.push(KeyBlockRecord {
@@ -325,6 +337,13 @@ impl Session<'_> {
             if !burn.done_in(steps.fuses) {
                 self.burn_block0(chip, layout, burn, record)?;
             }
+        }
+        let read = self.read_fuses(chip, layout)?;
+        if !purposes.done_in(&read) || !protect.done_in(&read) {
+            return Err(self.unfinished(
+                "the key purposes and protections do not read back as burned: set the board aside"
+                    .into(),
+            ));
         }
         Ok(())
     }
