@@ -95,3 +95,60 @@ fn rsa_keys_of_other_sizes_are_refused_with_their_size() {
     let err = public_key_digest(&std::fs::read_to_string(&key).unwrap()).unwrap_err();
     assert!(err.to_string().contains("2048 bits"), "{err}");
 }
+
+/// An image signed by espsecure with keys of every kind (three signature blocks, then one
+/// alone): its blocks give the digests espsecure gives for the keys, in order.
+#[test]
+fn signed_images_give_the_digests_of_their_signing_keys() {
+    use firmware::chip::Chip;
+    use firmware::esp_image::signing_key_digests;
+    use testkit::firmware::{HeaderFlash, bootloader};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let espsecure = require("espsecure");
+    let image = dir.join("image.bin");
+    fs_write(
+        &image,
+        &bootloader(Chip::Esp32c6, HeaderFlash::dio(Chip::Esp32c6, 4 << 20), 7),
+    );
+    assert!(
+        signing_key_digests(&std::fs::read(&image).unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    for schemes in [&["ecdsa256", "rsa3072", "ecdsa192"][..], &["ecdsa384"][..]] {
+        let mut keys = Vec::new();
+        let mut expected = Vec::new();
+        for (i, scheme) in schemes.iter().enumerate() {
+            let key = dir.join(format!("{scheme}-{i}-{}.pem", schemes.len()));
+            run_ok(
+                Command::new(&espsecure)
+                    .args(["generate-signing-key", "--version", "2", "--scheme", scheme])
+                    .arg(&key),
+            );
+            let digest = key.with_extension("digest");
+            run_ok(
+                Command::new(&espsecure)
+                    .args(["digest-sbv2-public-key", "--keyfile"])
+                    .arg(&key)
+                    .arg("--output")
+                    .arg(&digest),
+            );
+            expected.push(std::fs::read(&digest).unwrap());
+            keys.push(key);
+        }
+        let signed = dir.join(format!("signed-{}.bin", schemes.len()));
+        let mut cmd = Command::new(&espsecure);
+        cmd.args(["sign-data", "--version", "2", "--keyfile"]);
+        cmd.args(&keys).arg("--output").arg(&signed).arg(&image);
+        run_ok(&mut cmd);
+        let digests = signing_key_digests(&std::fs::read(&signed).unwrap()).unwrap();
+        let digests: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
+        assert_eq!(digests, expected, "{schemes:?}");
+    }
+}
+
+fn fs_write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}

@@ -215,7 +215,7 @@ impl Profile {
     }
 
     /// Refuses a build the profile cannot secure: with Secure Boot, a bootloader or app without
-    /// a Secure Boot V2 signature, or with RSA signatures made by none of the profile's keys
+    /// a Secure Boot V2 signature, or with signatures (RSA or ECDSA) made by none of the profile's keys
     /// (the board could then verify nothing it is given).
     pub fn check_build(&self, path: &Path, plan: &Plan) -> Result<(), ProfileError> {
         let Some(sb) = &self.secure_boot else {
@@ -239,7 +239,7 @@ impl Profile {
                     region.label, region.source
                 )));
             }
-            let keys = esp_image::signature_key_digests(&region.bytes).unwrap_or_default();
+            let keys = esp_image::signing_key_digests(&region.bytes).unwrap_or_default();
             if !keys.is_empty()
                 && !keys
                     .iter()
