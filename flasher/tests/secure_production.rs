@@ -391,6 +391,68 @@ fn boards_and_builds_the_profile_cannot_secure_are_refused_before_burning() {
     assert_eq!(record["outcome"], "failed");
     assert_eq!(used.efuse_image().unwrap(), before, "nothing burned");
 
+    // A build signed with none of the profile's keys: no board could verify it.
+    let other = tempfile::tempdir().unwrap();
+    let (other_signing, _) = signing_key(other.path());
+    let signed = tempfile::tempdir().unwrap();
+    bundle(signed.path(), chip, Some(&other_signing));
+    let profile = write_profile(
+        signed.path(),
+        &format!(
+            "mode = \"development\"\n[secure-boot]\npublic-keys = [{:?}]\n",
+            public.to_str().unwrap()
+        ),
+    );
+    let (out, _) = run(
+        signed.path(),
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("signed with none of the profile's public keys"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An ECDSA key on a chip whose ROM verifies RSA only.
+    let ecdsa = dir.join("ecdsa.pem");
+    let ecdsa_public = dir.join("ecdsa.pub.pem");
+    run_ok(
+        Command::new(require("espsecure"))
+            .args([
+                "generate-signing-key",
+                "--version",
+                "2",
+                "--scheme",
+                "ecdsa256",
+            ])
+            .arg(&ecdsa),
+    );
+    run_ok(
+        Command::new(require("espsecure"))
+            .args(["extract-public-key", "--version", "2", "--keyfile"])
+            .arg(&ecdsa)
+            .arg(&ecdsa_public),
+    );
+    let profile = write_profile(
+        dir,
+        "mode = \"development\"\n[secure-boot]\npublic-keys = [\"ecdsa.pub.pem\"]\n",
+    );
+    let (out, _) = run(
+        dir,
+        chip,
+        &board,
+        &["--security", profile.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not verify ecdsa256"),
+        "{}",
+        stderr(&out)
+    );
+
     // XTS-AES-256 on a chip without it.
     let profile = write_profile(
         dir,
