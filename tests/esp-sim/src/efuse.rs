@@ -130,6 +130,26 @@ impl EfuseImage {
         self.blocks.get(index).map(|b| b.1)
     }
 
+    /// The burned value of a BLOCK0 field by espefuse's name (`SPI_BOOT_CRYPT_CNT`,
+    /// `KEY_PURPOSE_0`, `WR_DIS`, ...: the field names `--efuse` takes).
+    pub fn field(&self, chip: Chip, name: &str) -> Result<u32, EfuseError> {
+        let layout = layout::layout(chip).ok_or(EfuseError::NoController(chip))?;
+        let unknown = || EfuseError::UnknownName {
+            chip,
+            name: name.to_owned(),
+        };
+        let field = layout::named_field(layout, name).ok_or_else(unknown)?;
+        let words: Vec<u32> = self
+            .blocks
+            .first()
+            .map(|b| b.1.to_vec())
+            .unwrap_or_default();
+        let low = u64::from(words.get(field.word).copied().unwrap_or(0));
+        let high = u64::from(words.get(field.word + 1).copied().unwrap_or(0));
+        let wide = (low | (high << 32)) >> field.pos;
+        Ok((wide & ((1u64 << field.len) - 1)) as u32)
+    }
+
     /// Parses the text form for `chip`.
     pub fn parse(chip: Chip, text: &str) -> Result<Self, EfuseError> {
         let layout = layout::layout(chip).ok_or(EfuseError::NoController(chip))?;
@@ -174,7 +194,7 @@ fn hex_words(words: &[u32]) -> String {
 
 /// Up to `len` bytes of hex, zero-padded to `len`.
 fn parse_hex(text: &str, len: usize) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 2 * len || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || text.len() > 2 * len || !text.is_ascii() {
         return None;
     }
     let mut bytes = (0..text.len() / 2)
@@ -349,7 +369,8 @@ impl EfuseController {
         self.other.get(&offset).copied().unwrap_or(0)
     }
 
-    /// WRITE_REG of one of the controller's registers; the burn it starts, if any.
+    /// WRITE_REG of one of the controller's registers; `burn` says how much of a program
+    /// command it starts is carried out (all of it unless the power goes in the middle).
     pub fn write(&mut self, addr: u32, value: u32, mask: u32, burn: Burn) {
         let offset = addr - self.layout.base;
         if offset == self.layout.cmd {

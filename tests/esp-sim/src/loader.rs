@@ -314,7 +314,12 @@ impl Loader {
     /// is enabled (esptool's `run_stub`: "Bug in ESP32-S3 ROM prevents stub
     /// execution if secure boot is enabled").
     fn secure_boot_blocks_ram_code(&self) -> bool {
-        self.security.secure_boot && self.chip.rom_read_hook().is_some()
+        let secure_boot = match &self.efuses {
+            // The ROM reads SECURE_BOOT_EN when it gets there, not only at reset.
+            Some(efuses) => lock(efuses).secure_boot(),
+            None => self.security.secure_boot,
+        };
+        secure_boot && self.chip.rom_read_hook().is_some()
     }
 
     /// esptool's way around it: point the ROM's legacy flash read function
@@ -977,6 +982,42 @@ mod tests {
             let out = loader.handle(&request(op, &huge), &mut faults);
             assert_eq!(out.frames.len(), 1, "{op}");
         }
+    }
+
+    #[test]
+    fn the_power_goes_at_the_chosen_efuse_command() {
+        let mut loader = loader();
+        let mut faults = FaultInjector::new("efuse-cut=2".parse().unwrap());
+        // CONF = write opcode, then CMD = program BLOCK_KEY0; then a read command.
+        let program = [
+            0x6000_89CC,
+            0x5A5A,
+            u32::MAX,
+            0,
+            0x6000_89D4,
+            2 | (4 << 2),
+            u32::MAX,
+            0,
+        ];
+        let out = loader.handle(&request(Opcode::WriteReg, &program), &mut faults);
+        assert!(!out.power_cut);
+        assert_eq!(out.frames.len(), 1);
+        let read = [
+            0x6000_89CC,
+            0x5AA5,
+            u32::MAX,
+            0,
+            0x6000_89D4,
+            1,
+            u32::MAX,
+            0,
+        ];
+        let out = loader.handle(&request(Opcode::WriteReg, &read), &mut faults);
+        assert!(out.power_cut, "the second CMD write cuts the power");
+        // GET_SECURITY_INFO now comes from the eFuses: nothing burned, no flags.
+        let mut faults = FaultInjector::new(FaultSpec::default());
+        let info = loader.handle(&request(Opcode::GetSecurityInfo, &[]), &mut faults);
+        assert_eq!(info.frames[0][8..12], [0, 0, 0, 0]);
     }
 
     #[test]

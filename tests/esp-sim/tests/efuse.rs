@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::thread;
 
-use esp_sim::{BoardConfig, Chip, EfuseImage, SimBoard};
+use esp_sim::{BoardConfig, Chip, EfuseImage, Security, SimBoard, SimProcess};
 use serde_json::Value;
 
 /// The chips whose eFuse controller is modelled.
@@ -228,4 +228,149 @@ fn espefuse_reads_and_burns_every_modelled_chip() {
         .filter_map(|(chip, t)| t.join().err().map(|_| chip))
         .collect();
     assert!(failures.is_empty(), "failed for {failures:?}");
+}
+
+/// A power cut in the middle of burning a key block (the line goes dead after the first
+/// program command, half of whose words were burned) leaves the block half written: a board
+/// started from the eFuses the first one kept shows its coding errors to espefuse, which
+/// refuses to burn the block again. The board runs as a process: --efuse-dump, --efuse-load.
+#[test]
+fn a_power_cut_mid_burn_leaves_a_block_espefuse_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let key: Vec<u8> = (0..32u8).map(|i| i ^ 0xA5).collect();
+    let key_file = dir.path().join("key.bin");
+    fs::write(&key_file, &key).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let dump = dir.path().join("efuses.txt");
+    let burn = ["burn-key", "BLOCK_KEY0", key_file, "XTS_AES_128_KEY"];
+
+    let config = BoardConfig::new(Chip::Esp32c3).faults("efuse-cut-mid=1".parse().unwrap());
+    let mut args = config.to_args();
+    args.extend(["--efuse-dump".to_owned(), dump.display().to_string()]);
+    let sim = SimProcess::spawn(env!("CARGO_BIN_EXE_esp-sim"), &args).expect("esp-sim starts");
+    let (ok, out) = common::run_espefuse(sim.path(), "esp32c3", &burn);
+    assert!(!ok, "{out}");
+    assert!(!out.contains("Successful"), "{out}");
+    assert!(sim.stop().unwrap().success());
+
+    let image = EfuseImage::parse(Chip::Esp32c3, &fs::read_to_string(&dump).unwrap()).unwrap();
+    let mut hardware_order = key.clone();
+    hardware_order.reverse();
+    let block = block_bytes(&image, 4);
+    assert_eq!(block[..16], hardware_order[..16], "the first half burned");
+    assert_eq!(block[16..], [0; 16], "the second half not");
+    assert_eq!(
+        image.block(0),
+        Some([0; 8]),
+        "no purpose, no protection yet"
+    );
+
+    let sim = SimProcess::spawn(
+        env!("CARGO_BIN_EXE_esp-sim"),
+        ["--chip", "esp32c3", "--efuse-load", dump.to_str().unwrap()],
+    )
+    .expect("esp-sim starts");
+    let (ok, out) = common::run_espefuse(sim.path(), "esp32c3", &["summary"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Error(s) in BLOCK4 [ERRORS:"), "{out}");
+    let (ok, out) = common::run_espefuse(sim.path(), "esp32c3", &burn);
+    assert!(!ok, "{out}");
+    assert!(out.contains("Burn into BLOCK_KEY0 is forbidden"), "{out}");
+    assert!(sim.stop().unwrap().success());
+}
+
+/// esptool's GET_SECURITY_INFO agrees with what espefuse burned; in Secure Download Mode the
+/// ROM refuses the eFuse reads and espefuse says so.
+#[test]
+fn security_info_follows_the_efuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.bin");
+    fs::write(&key_file, [0x3C; 32]).unwrap();
+    let board = SimBoard::start(BoardConfig::new(Chip::Esp32s3)).unwrap();
+    let (ok, out) = common::run_esptool(board.path(), "esp32s3", &["get-security-info"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Flash Encryption: Disabled"), "{out}");
+    let burns: [&[&str]; 3] = [
+        &[
+            "burn-key",
+            "BLOCK_KEY2",
+            key_file.to_str().unwrap(),
+            "XTS_AES_128_KEY",
+        ],
+        &["burn-efuse", "SPI_BOOT_CRYPT_CNT", "1"],
+        &["burn-efuse", "SECURE_BOOT_EN", "1", "DIS_PAD_JTAG", "1"],
+    ];
+    for args in burns {
+        let (ok, out) = common::run_espefuse(board.path(), "esp32s3", args);
+        assert!(ok, "{args:?}: {out}");
+    }
+    let (ok, out) = common::run_esptool(board.path(), "esp32s3", &["get-security-info"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Flags: 0x00000081"), "{out}");
+    assert!(out.contains("SPI_BOOT_CRYPT_CNT): 0x1"), "{out}");
+    assert!(out.contains("Key Purposes: (0, 0, 4, 0, 0, 0, 0)"), "{out}");
+    assert!(out.contains("Secure Boot: Enabled"), "{out}");
+    assert!(out.contains("Flash Encryption: Enabled"), "{out}");
+    assert!(out.contains("JTAG: Permanently Disabled"), "{out}");
+    drop(board);
+
+    let sdm = Security {
+        secure_download: true,
+        ..Security::default()
+    };
+    let board = SimBoard::start(BoardConfig::new(Chip::Esp32c6).security(sdm)).unwrap();
+    let (ok, out) = common::run_espefuse(board.path(), "esp32c6", &["summary"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Secure Download Mode is enabled. The tool can not read eFuses."),
+        "{out}"
+    );
+}
+
+/// eFuse settings a chip cannot take are refused by the library and the binary alike, in one
+/// line naming the setting.
+#[test]
+fn efuse_settings_a_chip_lacks_are_refused() {
+    let setting = |s: &str| s.parse().unwrap();
+    let refused = [
+        (
+            Chip::Esp32c2,
+            "SPI_BOOT_CRYPT_CNT=1",
+            "esp32c2 has no modelled eFuse controller",
+        ),
+        (
+            Chip::Esp32c3,
+            "SPI_BOOT_CRYPT_CNT=9",
+            "`9` does not fit eFuse SPI_BOOT_CRYPT_CNT (3 bits",
+        ),
+        (
+            Chip::Esp32,
+            "KEY_PURPOSE_0=4",
+            "esp32 has no eFuse field or block `KEY_PURPOSE_0`",
+        ),
+        (
+            Chip::Esp32s3,
+            "BLOCK_KEY0=0g",
+            "`0g` does not fit eFuse BLOCK_KEY0",
+        ),
+    ];
+    for (chip, text, why) in refused {
+        let config = BoardConfig::new(chip).efuse(setting(text));
+        let err = SimBoard::start(config.clone()).unwrap_err();
+        assert!(err.to_string().contains(why), "{text}: {err}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+            .args(config.to_args())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{text}: {stderr}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esp-sim"))
+        .args(["--chip", "esp32c3", "--efuse", "SPI_BOOT_CRYPT_CNT"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected NAME=VALUE"), "{stderr}");
 }

@@ -240,3 +240,72 @@ fn espsecure_encrypted_flash_boots_only_with_the_burned_key() {
         .collect();
     assert!(failures.is_empty(), "failed for {failures:?}");
 }
+
+/// The whole station sequence with Espressif's tools: images encrypted by espsecure, written
+/// to the board, the key burned by `espefuse burn-key` (XTS-AES-256 on the ESP32-S3, from a
+/// 64-byte key that espefuse splits over two key blocks), then the crypt counter by
+/// `burn-efuse`: the board boots.
+fn espefuse_burned_board_boots(chip: Chip) {
+    let key: Vec<u8> = match chip {
+        Chip::Esp32s3 => (0..64u8).map(|i| i.wrapping_mul(13) ^ 0x5A).collect(),
+        _ => key_for(chip, 0x21),
+    };
+    let flash = layout(&encrypt(chip, &build(chip), &key), 0x40_0000);
+    let board = SimBoard::start(BoardConfig::new(chip).initial_flash(flash)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.bin");
+    fs::write(&key_file, &key).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let burns: Vec<Vec<&str>> = match chip {
+        Chip::Esp32 => vec![
+            vec!["burn-key", "flash_encryption", key_file],
+            vec![
+                "burn-efuse",
+                "FLASH_CRYPT_CONFIG",
+                "0xF",
+                "FLASH_CRYPT_CNT",
+                "1",
+            ],
+        ],
+        Chip::Esp32s3 => vec![
+            vec!["burn-key", "BLOCK_KEY0", key_file, "XTS_AES_256_KEY"],
+            vec!["burn-efuse", "SPI_BOOT_CRYPT_CNT", "1"],
+        ],
+        _ => vec![
+            vec!["burn-key", "BLOCK_KEY3", key_file, "XTS_AES_128_KEY"],
+            vec!["burn-efuse", "SPI_BOOT_CRYPT_CNT", "1"],
+        ],
+    };
+    assert!(
+        !board.boot_log().contains("flash encryption is enabled"),
+        "{chip}"
+    );
+    for args in &burns {
+        let (ok, out) = common::run_espefuse(board.path(), chip.name(), args);
+        assert!(ok, "{chip}: {args:?}\n{out}");
+    }
+    let log = board.boot_log();
+    boots(chip, &log);
+    assert!(
+        log.contains("flash encryption is enabled"),
+        "{chip}:\n{log}"
+    );
+}
+
+#[test]
+fn boards_burned_by_espefuse_boot_espsecure_encrypted_flash() {
+    let threads: Vec<_> = CHIPS
+        .into_iter()
+        .map(|chip| {
+            (
+                chip,
+                std::thread::spawn(move || espefuse_burned_board_boots(chip)),
+            )
+        })
+        .collect();
+    let failures: Vec<_> = threads
+        .into_iter()
+        .filter_map(|(chip, t)| t.join().err().map(|_| chip))
+        .collect();
+    assert!(failures.is_empty(), "failed for {failures:?}");
+}

@@ -136,6 +136,11 @@ fn settings_and_images() {
     assert!(matches!(bad("BLOCK4=xyz"), EfuseError::BadValue { .. }));
 
     let image = efuses.image();
+    assert_eq!(image.field(Chip::Esp32c3, "SPI_BOOT_CRYPT_CNT"), Ok(1));
+    assert_eq!(image.field(Chip::Esp32c3, "KEY_PURPOSE_1"), Ok(9));
+    assert_eq!(image.field(Chip::Esp32c3, "KEY_PURPOSE_0"), Ok(0));
+    assert!(image.field(Chip::Esp32c3, "BLOCK_KEY1").is_err());
+    assert!(image.field(Chip::Esp32c3, "FLASH_CRYPT_CONFIG").is_err());
     let text = image.to_string();
     assert!(
         text.contains("BLOCK_KEY1 000102030405060708090a0b0c0d0e0f"),

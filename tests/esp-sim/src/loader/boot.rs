@@ -91,7 +91,7 @@ impl Loader {
 /// with the key of the key block whose purpose is flash encryption (all zeros if none).
 pub(crate) fn encryption(efuses: &EfuseController) -> Option<Encryption> {
     let cnt = efuses.crypt_cnt();
-    if cnt.count_ones() % 2 == 0 {
+    if cnt.count_ones().is_multiple_of(2) {
         return None;
     }
     let release = efuses.crypt_cnt_write_protected();
@@ -287,46 +287,9 @@ fn second_stage(
         "ESP-IDF v5.2.1 2nd stage bootloader",
     );
     line(log, &mut ms, 'I', "boot", "chip revision: v0.0");
-    let parts = partitions(flash);
-    if parts.is_empty() {
-        line(
-            log,
-            &mut ms,
-            'E',
-            "flash_parts",
-            "partition 0 invalid magic number 0xffff",
-        );
-        line(
-            log,
-            &mut ms,
-            'E',
-            "boot",
-            "Failed to verify partition table",
-        );
-        line(log, &mut ms, 'E', "boot", "load partition table error!");
+    let Some(parts) = read_partitions(flash, &mut ms, log) else {
         return;
-    }
-    line(log, &mut ms, 'I', "boot", "Partition Table:");
-    line(
-        log,
-        &mut ms,
-        'I',
-        "boot",
-        "## Label            Usage          Type ST Offset   Length",
-    );
-    for (i, p) in parts.iter().enumerate() {
-        let text = format!(
-            "{i:>2} {:<16} {:<14} {:02x} {:02x} {:08x} {:08x}",
-            p.label,
-            p.usage(),
-            p.ty,
-            p.subtype,
-            p.offset,
-            p.size
-        );
-        line(log, &mut ms, 'I', "boot", &text);
-    }
-    line(log, &mut ms, 'I', "boot", "End of partition table");
+    };
     let Some(app) = parts
         .iter()
         .find(|p| p.ty == 0 && p.subtype == 0)
@@ -343,7 +306,7 @@ fn second_stage(
     };
     let at = app.offset as usize;
     let size = app.size as usize;
-    boot_flash.reveal(at, size.min(boot_flash.bytes().len().saturating_sub(at)));
+    boot_flash.reveal_image(at, size);
     let flash = boot_flash.bytes();
     match app_image(flash, at) {
         Ok(segments) => return app_start(chip, (flash, at), &segments, encryption, &mut ms, log),
@@ -366,6 +329,46 @@ fn second_stage(
     );
 }
 
+/// The partition table as the bootloader reads and logs it; `None` (with its errors) if there is
+/// none.
+fn read_partitions(flash: &[u8], ms: &mut u32, log: &mut String) -> Option<Vec<Part>> {
+    let parts = partitions(flash);
+    if parts.is_empty() {
+        line(
+            log,
+            ms,
+            'E',
+            "flash_parts",
+            "partition 0 invalid magic number 0xffff",
+        );
+        line(log, ms, 'E', "boot", "Failed to verify partition table");
+        line(log, ms, 'E', "boot", "load partition table error!");
+        return None;
+    }
+    line(log, ms, 'I', "boot", "Partition Table:");
+    line(
+        log,
+        ms,
+        'I',
+        "boot",
+        "## Label            Usage          Type ST Offset   Length",
+    );
+    for (i, p) in parts.iter().enumerate() {
+        let text = format!(
+            "{i:>2} {:<16} {:<14} {:02x} {:02x} {:08x} {:08x}",
+            p.label,
+            p.usage(),
+            p.ty,
+            p.subtype,
+            p.offset,
+            p.size
+        );
+        line(log, ms, 'I', "boot", &text);
+    }
+    line(log, ms, 'I', "boot", "End of partition table");
+    Some(parts)
+}
+
 /// The app's start-up banner, from its `esp_app_desc_t`.
 fn app_start(
     chip: Chip,
@@ -375,18 +378,11 @@ fn app_start(
     ms: &mut u32,
     log: &mut String,
 ) {
-    line(
-        log,
-        ms,
-        'I',
-        "boot",
-        &format!("Loaded app from partition at offset {at:#x}"),
-    );
+    let loaded = format!("Loaded app from partition at offset {at:#x}");
+    line(log, ms, 'I', "boot", &loaded);
     if let Some(e) = encryption {
-        let text = format!(
-            "flash encryption is enabled ({} plaintext flashes left)",
-            e.flashes_left
-        );
+        let left = e.flashes_left;
+        let text = format!("flash encryption is enabled ({left} plaintext flashes left)");
         line(log, ms, 'I', "flash_encrypt", &text);
     }
     line(
@@ -400,88 +396,57 @@ fn app_start(
     line(log, ms, 'I', "cpu_start", "Pro cpu start user code");
     line(log, ms, 'I', "cpu_start", "cpu freq: 160000000 Hz");
     match encryption {
-        Some(e) if e.release => line(
-            log,
-            ms,
-            'I',
-            "flash_encrypt",
-            "Flash encryption mode is RELEASE",
-        ),
-        Some(_) => line(
-            log,
-            ms,
-            'W',
-            "flash_encrypt",
-            "Flash encryption mode is DEVELOPMENT (not secure)",
-        ),
+        Some(e) if e.release => {
+            line(
+                log,
+                ms,
+                'I',
+                "flash_encrypt",
+                "Flash encryption mode is RELEASE",
+            );
+        }
+        Some(_) => {
+            let text = "Flash encryption mode is DEVELOPMENT (not secure)";
+            line(log, ms, 'W', "flash_encrypt", text);
+        }
         None => {}
     }
+    app_description(flash, segments, ms, log);
+    line(log, ms, 'I', "efuse_init", "Chip rev:         v0.0");
+    let heap = "Initializing. RAM available for dynamic allocation:";
+    line(log, ms, 'I', "heap_init", heap);
+    let detected = format!("detected chip: winbond ({chip})");
+    line(log, ms, 'I', "spi_flash", &detected);
+    let sleep = "Configure to isolate all GPIO pins in sleep state";
+    line(log, ms, 'I', "sleep", sleep);
+    line(log, ms, 'I', "main_task", "Started on CPU0");
+    line(log, ms, 'I', "main_task", "Calling app_main()");
+}
+
+/// The app's `app_init` lines from the `esp_app_desc_t` at the start of its first segment.
+fn app_description(flash: &[u8], segments: &[Segment], ms: &mut u32, log: &mut String) {
     let desc = segments
         .first()
         .and_then(|s| flash.get(s.start..s.start + 176.min(s.len)))
         .filter(|d| {
             d.len() >= 144 && u32::from_le_bytes([d[0], d[1], d[2], d[3]]) == APP_DESC_MAGIC
         });
-    if let Some(d) = desc {
-        let text = |r: std::ops::Range<usize>| {
-            let bytes = &d[r];
-            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-            String::from_utf8_lossy(&bytes[..end]).into_owned()
-        };
-        line(log, ms, 'I', "app_init", "Application information:");
-        line(
-            log,
-            ms,
-            'I',
-            "app_init",
-            &format!("Project name:     {}", text(48..80)),
-        );
-        line(
-            log,
-            ms,
-            'I',
-            "app_init",
-            &format!("App version:      {}", text(16..48)),
-        );
-        line(
-            log,
-            ms,
-            'I',
-            "app_init",
-            &format!("Compile time:     {} {}", text(96..112), text(80..96)),
-        );
-        line(
-            log,
-            ms,
-            'I',
-            "app_init",
-            &format!("ESP-IDF:          {}", text(112..144)),
-        );
+    let Some(d) = desc else { return };
+    let text = |r: std::ops::Range<usize>| {
+        let bytes = &d[r];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    };
+    let lines = [
+        "Application information:".to_owned(),
+        format!("Project name:     {}", text(48..80)),
+        format!("App version:      {}", text(16..48)),
+        format!("Compile time:     {} {}", text(96..112), text(80..96)),
+        format!("ESP-IDF:          {}", text(112..144)),
+    ];
+    for l in &lines {
+        line(log, ms, 'I', "app_init", l);
     }
-    line(log, ms, 'I', "efuse_init", "Chip rev:         v0.0");
-    line(
-        log,
-        ms,
-        'I',
-        "heap_init",
-        "Initializing. RAM available for dynamic allocation:",
-    );
-    line(
-        log,
-        ms,
-        'I',
-        "spi_flash",
-        &format!("detected chip: winbond ({chip})"),
-    );
-    line(
-        log,
-        ms,
-        'I',
-        "sleep",
-        "Configure to isolate all GPIO pins in sleep state",
-    );
-    line(log, ms, 'I', "main_task", "Started on CPU0");
-    line(log, ms, 'I', "main_task", "Calling app_main()");
 }
 
 /// One entry of the partition table.
