@@ -790,3 +790,38 @@ fn an_esp32_cut_mid_burn_is_finished_by_the_next_run() {
         assert!(log.contains("Calling app_main()"), "{cut}:\n{log}");
     }
 }
+
+/// A reply lost on the line during the burns: the next attempt of the same run reads the
+/// eFuses again and finishes the board with the key in memory (none kept on disk).
+#[test]
+fn a_reply_lost_during_the_burns_is_taken_up_by_the_next_attempt() {
+    let chip = Chip::Esp32c3;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, chip, None);
+    let profile = write_profile(dir, "mode = \"development\"\n[flash-encryption]\n");
+    let mut retried = 0;
+    // WRITE_REG (0x09) replies lost at points spread over the burns.
+    for nth in [5, 15, 30, 45, 60, 75] {
+        let faults = format!("mute=0x09#{nth}");
+        let board = SimBoard::start(board_config(chip).faults(faults.parse().unwrap())).unwrap();
+        let (out, record) = run(
+            dir,
+            chip,
+            &board,
+            &["--security", profile.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{faults}: {}", stderr(&out));
+        assert_eq!(record["secure"]["verified"], true, "{faults}");
+        retried += u32::from(record["attempts"].as_u64() > Some(1));
+        let fuses = summary(board.path(), chip);
+        assert_eq!(
+            fuses["KEY_PURPOSE_0"]["value"], "XTS_AES_128_KEY",
+            "{faults}"
+        );
+        assert_eq!(fuses["KEY_PURPOSE_1"]["value"], "USER", "{faults}");
+        let log = board.boot_log();
+        assert!(log.contains("Calling app_main()"), "{faults}:\n{log}");
+    }
+    assert!(retried > 0, "no lost reply fell in the burns");
+}

@@ -88,7 +88,7 @@ pub struct Contact {
     pub recoveries: u32,
     /// With `--security`, what was burned so far (never a key).
     pub secure: Option<SecureRecord>,
-    /// With `--security`, whether an attempt burned this board's flash encryption key (a
-    /// later attempt then finds it read-protected, and goes on).
-    pub secure_key_burned: bool,
+    /// With `--security`, the flash encryption key an attempt started burning into this board:
+    /// later attempts use it (and find it read-protected, and go on). Never recorded.
+    pub secure_key: Option<firmware::encrypt::Key>,
 }

@@ -134,7 +134,7 @@ pub struct EncryptedRegion {
 }
 
 /// A key block the profile needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Want {
     purpose: u32,
     /// The 32 bytes burned (the key half reversed for the AES-XTS peripheral, as espefuse does;
@@ -144,7 +144,7 @@ struct Want {
 }
 
 /// Where a wanted key block goes on this board, and whether it is there already.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Slot {
     slot: usize,
     purpose: u32,
@@ -153,6 +153,29 @@ struct Slot {
     /// Found burned with this purpose.
     present: bool,
 }
+
+/// Key bytes are never printed, and wiped when dropped.
+macro_rules! key_data_guard {
+    ($t:ty, $name:literal) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} (purpose {}, 32 bytes)", $name, self.purpose)
+            }
+        }
+
+        impl Drop for $t {
+            fn drop(&mut self) {
+                for b in self.data.iter_mut() {
+                    // SAFETY: `b` is a valid, aligned, exclusive reference into `data`.
+                    unsafe { std::ptr::write_volatile(b, 0) };
+                }
+            }
+        }
+    };
+}
+
+key_data_guard!(Want, "Want");
+key_data_guard!(Slot, "Slot");
 
 impl Session<'_> {
     /// Steps 1-3: reads and checks the board's eFuses, keeps and burns the keys. Returns the
@@ -167,25 +190,28 @@ impl Session<'_> {
         let layout = self.secure_layout(board)?;
         let fuses = self.read_fuses(board.chip, &layout)?;
         check_board(board, &fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
-        let (key, kept) = self.board_key(board, secure, contact);
+        // The key of an earlier attempt on this board, else the kept or the given one.
+        let (key, kept) = match &contact.secure_key {
+            Some(key) => (Some(key.clone()), true),
+            None => self.board_key(board, secure),
+        };
         let wants = wants(&secure.profile, key.as_ref());
-        let known = kept || contact.secure_key_burned || key_known(secure);
+        let known = kept || key_known(secure);
         let slots = assign(&fuses, &layout, &wants, known).map_err(|r| self.refused(r))?;
         check_system_fuses(&fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         self.keep_key(board, secure, key.as_ref(), &slots)?;
-        let mut record = new_record(&secure.profile);
+        // From here on this key may be on the board: later attempts use it.
+        contact.secure_key = key.clone();
+        let record = contact.secure.insert(new_record(&secure.profile));
         let steps = KeyBurns {
             layout: &layout,
             fuses: &fuses,
             slots: &slots,
             profile: &secure.profile,
         };
-        self.burn_keys(board.chip, &steps, &mut record)?;
-        contact.secure_key_burned = true;
-        let encrypted = encrypt_plan(plan, &secure.profile, key.as_ref(), &mut record)
-            .map_err(|e| self.unfinished(format!("cannot encrypt the plan: {e}")))?;
-        contact.secure = Some(record);
-        Ok(encrypted)
+        self.burn_keys(board.chip, &steps, record)?;
+        encrypt_plan(plan, &secure.profile, key.as_ref(), record)
+            .map_err(|e| self.unfinished(format!("cannot encrypt the plan: {e}")))
     }
 
     /// Step 5: burns the crypt counter, SECURE_BOOT_EN and the release fuses, reads everything
@@ -258,13 +284,12 @@ impl Session<'_> {
 
     /// The key for this board, and whether it was kept by an earlier run: the one kept for its
     /// MAC, else the one the options carry.
-    fn board_key(&self, board: &Board, secure: &Secure, contact: &Contact) -> (Option<Key>, bool) {
+    fn board_key(&self, board: &Board, secure: &Secure) -> (Option<Key>, bool) {
         let Some(enc) = &secure.profile.encryption else {
             return (None, false);
         };
         if let (KeySource::PerBoard { keep: Some(vault) }, Some(mac)) =
             (&enc.key, board.report.mac.as_deref())
-            && !contact.secure_key_burned
             && let Some(kept) = vault.load(mac, enc.scheme)
         {
             return (Some(kept), true);
