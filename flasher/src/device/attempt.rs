@@ -34,6 +34,8 @@ pub(super) fn attempt(
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
+    // Every check of the board comes before secure production burns anything.
+    session.check_psram()?;
     let secured;
     let plan = match &opts.secure {
         // Secure production checks the board's security fuses itself, and writes the plan
@@ -48,7 +50,6 @@ pub(super) fn attempt(
             plan
         }
     };
-    session.check_psram()?;
     session.set_rate(rate)?;
     let connect = started.elapsed();
 
