@@ -281,6 +281,36 @@ pub fn signature_key_digests(bytes: &[u8]) -> Result<Vec<[u8; 32]>, ImageError> 
     Ok(digests)
 }
 
+/// Signature block version of ECDSA (espsecure `SIG_BLOCK_VERSION_ECDSA`).
+const SIGNATURE_VERSION_ECDSA: u8 = 0x03;
+
+/// The public key digests of all an image's Secure Boot V2 signature blocks, RSA and ECDSA, in
+/// order: for an ECDSA block the SHA-256 over its curve id and point (`<B64s`, `<B96s` for
+/// P-384), as `espsecure digest-sbv2-public-key` computes it. An unsigned image has none.
+pub fn signing_key_digests(bytes: &[u8]) -> Result<Vec<[u8; 32]>, ImageError> {
+    let info = parse(bytes)?;
+    let end = info.data_len + if info.hash_appended { 32 } else { 0 };
+    let Some(sector) = signature_sector(bytes, end) else {
+        return Ok(Vec::new());
+    };
+    let digests = bytes[sector..]
+        .chunks_exact(SIGNATURE_BLOCK_LEN)
+        .take(3)
+        .take_while(|block| block[0] == SECURE_BOOT_V2_SIGNATURE_MAGIC)
+        .filter_map(|block| match block[1] {
+            SIGNATURE_VERSION_RSA => Some(Sha256::digest(&block[RSA_KEY_RANGE]).into()),
+            // SHA-256 blocks (P-192, P-256) carry a 32-byte image digest, SHA-384 ones (P-384)
+            // a 48-byte one, before the curve id.
+            SIGNATURE_VERSION_ECDSA if block[2] == 0 => {
+                Some(Sha256::digest(&block[36..36 + 65]).into())
+            }
+            SIGNATURE_VERSION_ECDSA => Some(Sha256::digest(&block[52..52 + 97]).into()),
+            _ => None,
+        })
+        .collect();
+    Ok(digests)
+}
+
 /// The header fields a flasher may rewrite in the bootloader, as esptool's
 /// `--flash_mode/--flash_freq/--flash_size` do. `None` keeps the image's value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

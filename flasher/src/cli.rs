@@ -107,6 +107,12 @@ pub struct Args {
     #[arg(long = "report-append", alias = "report_append", value_name = "FILE")]
     pub report_append: Option<PathBuf>,
 
+    /// Secure production: burn flash encryption and Secure Boot V2 into each board's eFuses as
+    /// this profile says, writing the regions encrypted (docs/user-guide.md, "Secure
+    /// production"). Irreversible.
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["no_verify", "info"])]
+    pub security: Option<PathBuf>,
+
     /// Hash the flash outside the plan (each gap between regions, by the stub's MD5) before
     /// writing and again after the final check; any change fails the board with exit code 9.
     #[arg(long = "check-untouched", alias = "check_untouched")]

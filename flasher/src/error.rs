@@ -32,6 +32,9 @@ pub enum ExitKind {
     Untouched,
     /// Boards were left without a per-board data row (`--nvs-values` ran out of rows).
     NoRow,
+    /// Secure production burned part of a board's eFuses and could not finish it, or what it
+    /// burned does not read back (`--security`): the board needs attention.
+    Burn,
 }
 
 impl ExitKind {
@@ -48,6 +51,7 @@ impl ExitKind {
             ExitKind::Boot => 8,
             ExitKind::Untouched => 9,
             ExitKind::NoRow => 10,
+            ExitKind::Burn => 11,
         }
     }
 }
@@ -495,6 +499,9 @@ pub enum DeviceError {
     /// Finding, opening or reaching the port failed (see [`PortError`]).
     #[error("{0}")]
     Port(#[from] PortError),
+    /// Secure production (`--security`) refused the board or could not finish it.
+    #[error("{0}")]
+    Burn(#[from] BurnError),
     /// The board's security features forbid writing the plan (see [`SecurityError`]).
     #[error("{0}")]
     Secured(#[from] SecurityError),
@@ -531,6 +538,7 @@ impl DeviceError {
             DeviceError::CannotCheckUntouched(_) => ExitKind::Board,
             DeviceError::Port(e) => e.kind(),
             DeviceError::Secured(_) => ExitKind::Board,
+            DeviceError::Burn(e) => e.kind(),
         }
     }
 }
@@ -801,4 +809,36 @@ pub enum SecurityError {
         /// Its value.
         value: u32,
     },
+}
+
+/// Why secure production (`--security`) refused a board, or could not finish it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BurnError {
+    /// Refused before anything was burned: the board's eFuses disagree with the profile, or
+    /// cannot be read.
+    #[error("{port}: {reason}")]
+    Refused {
+        /// The board's port.
+        port: String,
+        /// What disagrees (naming the fuse) and what to do.
+        reason: String,
+    },
+    /// Something was burned, and the board could not be finished.
+    #[error("{port}: {reason}")]
+    Unfinished {
+        /// The board's port.
+        port: String,
+        /// What was burned, what failed, and what to do.
+        reason: String,
+    },
+}
+
+impl BurnError {
+    /// The kind of failure: a refusal is the wrong board (5), an unfinished board its own (11).
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            BurnError::Refused { .. } => ExitKind::Board,
+            BurnError::Unfinished { .. } => ExitKind::Burn,
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! [`station`] writes several boards at once, [`nvs`] gives each its own row of per-board
 //! data. [`cli`] is the command line, [`error`] the typed
 //! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
-//! log), [`port`] finds and opens serial ports and network bridges, and [`app`] the program: a
+//! log), [`profile`] the security profile of secure production (`--security`), [`port`] finds and opens serial ports and network bridges, and [`app`] the program: a
 //! run from the parsed command line to its exit code.
 #![warn(missing_docs)]
 
@@ -19,6 +19,7 @@ pub mod error;
 pub mod nvs;
 pub mod plan;
 pub mod port;
+pub mod profile;
 pub mod report;
 pub mod station;
 mod termios;

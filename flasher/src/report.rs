@@ -71,6 +71,10 @@ pub struct Report {
     pub erased: Vec<EraseReport>,
     /// The regions of the plan.
     pub regions: Vec<RegionReport>,
+    /// With `--security`, what was burned into the board's eFuses and which regions were
+    /// written encrypted (never a key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure: Option<crate::device::SecureRecord>,
     /// What the board printed after its reset, when `--expect` watched it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot: Option<crate::device::boot::BootRecord>,

@@ -65,14 +65,27 @@ pub fn flash_all(
                 } else {
                     options.console.clone()
                 };
+                // A per-board key is made here, once per board, for all its attempts.
+                let secure = options.secure.as_ref().map(|s| s.for_board());
+                let secure_opts = secure.as_ref().and_then(|s| s.as_ref().ok()).cloned();
+                // A board's own key makes its own encrypted streams: kept with the board, not
+                // for the whole run.
+                let streams = match &secure_opts {
+                    Some(s) if s.per_board_key() => Default::default(),
+                    _ => options.streams.clone(),
+                };
                 let opts = Options {
                     console,
+                    secure: secure_opts,
+                    streams,
                     ..options.clone()
                 };
+                let key_error = secure.and_then(Result::err);
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let write = |plan: &Plan, base: &Report| {
-                        flash_one(plan, target, port, &opts, base, started)
+                    let write = |plan: &Plan, base: &Report| match &key_error {
+                        Some(e) => no_key(base, &port.port, e),
+                        None => flash_one(plan, target, port, &opts, base, started),
                     };
                     let record = match nvs {
                         Some(nvs) => nvs.board(plan, &port.port, base, write),
@@ -111,6 +124,19 @@ pub fn flash_all(
     }
 }
 
+/// The record of a board whose flash encryption key could not be made: nothing was done.
+fn no_key(base: &Report, port: &str, e: &std::io::Error) -> Report {
+    let mut record = base.clone();
+    record.port = Some(port.to_string());
+    record.time = report::utc_now();
+    failed(
+        &mut record,
+        ExitKind::Other,
+        &format!("{port}: cannot make the board's flash encryption key ({e}); nothing was done"),
+    );
+    record
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -140,6 +166,7 @@ fn flash_one(
     record.device = contact.device;
     record.line = contact.line.clone();
     record.boot = contact.boot;
+    record.secure = contact.secure;
     match result {
         Ok(outcome) => {
             record.outcome = "ok".into();

@@ -13,6 +13,7 @@ use crate::error::{ExitKind, UsageError};
 use crate::nvs;
 use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
+use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::station::{self, Finished};
 use firmware::esp_image;
@@ -91,6 +92,7 @@ fn carry_out(
         return Ok(Finished::default());
     }
     let plan = with_row(args, rows.as_ref(), plan, base)?;
+    let secure = security_profile(args, &plan)?;
     if args.dry_run {
         print!("{}", plan.describe());
     }
@@ -111,11 +113,31 @@ fn carry_out(
         Some(rows) => Some(nvs::Station::open(rows, args.nvs_journal.as_deref())?),
         None => None,
     };
-    let finished = write_boards(args, &plan, station.as_ref(), ports, base, log, started);
+    let finished = write_boards(
+        args,
+        &plan,
+        secure,
+        station.as_ref(),
+        ports,
+        base,
+        log,
+        started,
+    );
     if let Some(station) = &station {
         eprintln!("{}", station.summary());
     }
     Ok(finished)
+}
+
+/// `--security`: the profile, read and checked against the chip and the plan's build before
+/// any board is touched.
+fn security_profile(args: &Args, plan: &Plan) -> anyhow::Result<Option<device::Secure>> {
+    let Some(path) = &args.security else {
+        return Ok(None);
+    };
+    let profile = Profile::load(path, plan.chip)?;
+    profile.check_build(path, plan)?;
+    Ok(Some(device::Secure::new(profile)))
 }
 
 /// The plan of `--nvs-row`'s board for `--dry-run` and `--merge-out` (no journal entry), else
@@ -175,10 +197,13 @@ fn without_boards(base: &Report, log: Option<&File>, started: Instant) -> Finish
 }
 
 /// Writes `plan` to the boards on `ports` and prints the error of each board that failed
-/// (prefixed with its port when there are several).
+/// (prefixed with its port when there are several). With `secure`, each board is secured as
+/// its profile says.
+#[allow(clippy::too_many_arguments)]
 fn write_boards(
     args: &Args,
     plan: &Plan,
+    secure: Option<device::Secure>,
     nvs: Option<&nvs::Station>,
     ports: &[ResolvedPort],
     base: &Report,
@@ -195,6 +220,7 @@ fn write_boards(
         boot: boot_watch(args, plan),
         check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
         streams: Default::default(),
+        secure,
     };
     let finished = station::flash_all(
         plan,

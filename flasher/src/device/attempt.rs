@@ -24,14 +24,31 @@ pub(super) fn attempt(
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
     contact.recoveries = 0;
-    // Compressing runs while the board is connected.
-    opts.streams.prepare(plan);
+    // Compressing runs while the board is connected (with --security, once the plan is
+    // encrypted).
+    if opts.secure.is_none() {
+        opts.streams.prepare(plan);
+    }
     let mut session = Session::connect(port, target, opts, rate)?;
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
-    session.check_security(&security, plan)?;
+    // Every check of the board comes before secure production burns anything.
     session.check_psram()?;
+    let secured;
+    let plan = match &opts.secure {
+        // Secure production checks the board's security fuses itself, and writes the plan
+        // encrypted where ESP-IDF encrypts it.
+        Some(secure) => {
+            secured = session.secure_prepare(&board, secure, plan, contact)?;
+            opts.streams.prepare(&secured);
+            &secured
+        }
+        None => {
+            session.check_security(&security, plan)?;
+            plan
+        }
+    };
     session.set_rate(rate)?;
     let connect = started.elapsed();
 
@@ -43,6 +60,9 @@ pub(super) fn attempt(
     session.verify_erased(plan)?;
     if let Some(gaps) = &gaps {
         session.check_untouched(gaps)?;
+    }
+    if let Some(secure) = &opts.secure {
+        session.secure_finish(&board, secure, contact)?;
     }
     let write = write_started.elapsed();
     // The final check is done: nothing that can change the flash is sent from here on.

@@ -25,11 +25,14 @@
 //! * `security` handles secured boards: Secure Download Mode (identified from the security
 //!   info, written through the ROM), Secure Boot (unsigned images and untrusted keys refused)
 //!   and flash encryption (refused), all before anything is written.
+//! * `secure` is secure production (`--security`): keys and digests burned into the eFuses
+//!   (`efuse`), the regions encrypted on the host, the crypt counter and release fuses last.
 
 mod attempt;
 pub mod boot;
 mod connect;
 mod console;
+mod efuse;
 mod erase;
 mod failure;
 mod identify;
@@ -38,6 +41,7 @@ mod options;
 mod progress;
 pub mod psram;
 mod retry;
+mod secure;
 mod security;
 mod session;
 mod stream;
@@ -48,5 +52,6 @@ pub use connect::ROM_BAUD;
 pub use console::Console;
 pub use options::{Contact, Gap, Options, Outcome, Untouched};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
+pub use secure::{EncryptedRegion, FuseRecord, KeyBlockRecord, Secure, SecureRecord};
 pub use stream::Streams;
 pub use untouched::gaps;

@@ -9,6 +9,7 @@ use crate::report::{DeviceReport, LineReport};
 
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
+use super::secure::{Secure, SecureRecord};
 use super::stream::Streams;
 
 /// What the flash outside the plan is expected to hold after the write.
@@ -54,6 +55,8 @@ pub struct Options {
     pub check_untouched: Option<Untouched>,
     /// The regions' compressed streams, made once and shared by every board and attempt.
     pub streams: Arc<Streams>,
+    /// Secure production (`--security`): the profile and this board's key, or `None`.
+    pub secure: Option<Secure>,
 }
 
 impl Options {
@@ -102,4 +105,9 @@ pub struct Contact {
     pub received: Vec<usize>,
     /// Line errors recovered from in the current attempt.
     pub recoveries: u32,
+    /// With `--security`, what was burned so far (never a key).
+    pub secure: Option<SecureRecord>,
+    /// With `--security`, the flash encryption key an attempt started burning into this board:
+    /// later attempts use it (and find it read-protected, and go on). Never recorded.
+    pub secure_key: Option<firmware::encrypt::Key>,
 }

@@ -21,7 +21,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared real ESP-IDF build outputs, `../shared/fixtures` from the workspace root.
+/// The shared real ESP-IDF build outputs: `$ESP_FIXTURES_DIR` if set (a checkout that is not
+/// beside `shared/`, such as a second git worktree), else `../shared/fixtures` from the
+/// workspace root.
 pub fn fixtures_dir() -> PathBuf {
-    workspace_root().join("../shared/fixtures")
+    match std::env::var_os("ESP_FIXTURES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/fixtures"),
+    }
 }
