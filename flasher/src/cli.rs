@@ -133,9 +133,31 @@ pub struct Args {
     )]
     pub nvs_partition: String,
 
-    /// The journal recording which row went to which board (default: VALUES.csv.journal).
+    /// The journal of a station from before the database (default: VALUES.csv.journal),
+    /// imported into the database once.
     #[arg(long = "nvs-journal", value_name = "FILE", requires = "nvs_values")]
     pub nvs_journal: Option<PathBuf>,
+
+    /// The line's database that hands out the rows and keeps every board's record:
+    /// postgres://USER@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=CA.pem] for a line of
+    /// stations (the password from PGPASSWORD or ~/.pgpass, never here), or sqlite:PATH;
+    /// default: the embedded VALUES.csv.db beside the values file.
+    #[arg(long, value_name = "URL", requires = "nvs_values")]
+    pub db: Option<String>,
+
+    /// Where records wait while the database is away (default: VALUES.csv.spool beside the
+    /// values file); they are sent when it is back.
+    #[arg(long, value_name = "DIR", requires = "nvs_values")]
+    pub spool: Option<PathBuf>,
+
+    /// How long a board waits for the database when it is away before it is refused, in
+    /// seconds (default 60).
+    #[arg(long = "db-wait", value_name = "SECS", requires = "nvs_values")]
+    pub db_wait: Option<u64>,
+
+    /// This station's name in the records (default: the host name).
+    #[arg(long = "station-name", value_name = "NAME", requires = "nvs_values")]
+    pub station_name: Option<String>,
 
     /// Give a failed or in-doubt row back to the station, then exit without writing a board
     /// (repeat it for several rows).

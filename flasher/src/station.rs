@@ -18,7 +18,7 @@ use crate::error::{DeviceError, ExitKind};
 use crate::nvs;
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
-use crate::report::{self, RangeReport, Report};
+use crate::report::{self, RangeReport, RegionReport, Report};
 use firmware::chip::TargetName;
 
 /// The short name of a port for progress lines (`ttyUSB0`).
@@ -71,13 +71,7 @@ pub fn flash_all(
                 };
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let write = |plan: &Plan, base: &Report| {
-                        flash_one(plan, target, port, &opts, base, started)
-                    };
-                    let record = match nvs {
-                        Some(nvs) => nvs.board(plan, &port.port, base, write),
-                        None => write(plan, base),
-                    };
+                    let record = board(plan, nvs, target, port, &opts, base, started);
                     if let Some(log) = log
                         && let Err(e) = report::append_line(log, &record.to_line())
                     {
@@ -122,6 +116,31 @@ pub fn failed(record: &mut Report, kind: ExitKind, message: &str) {
     record.error = Some(message.replace('\n', " "));
 }
 
+/// One board on one port, to its record: `plan` written to the board on `port` with `opts`,
+/// the record starting from `base`. With `nvs`, the board first takes its own row (claimed by
+/// its MAC once it is identified) and is written with that row's image; its record goes to
+/// the line's database. `started` is when the run began.
+pub fn board(
+    plan: &Plan,
+    nvs: Option<&nvs::Station>,
+    target: &TargetName,
+    port: &ResolvedPort,
+    opts: &Options,
+    base: &Report,
+    started: Instant,
+) -> Report {
+    let Some(nvs) = nvs else {
+        return flash_one(plan, target, port, opts, base, started);
+    };
+    nvs.board(plan, &port.port, |per_board| {
+        let opts = Options {
+            per_board: Some(per_board),
+            ..opts.clone()
+        };
+        flash_one(plan, target, port, &opts, base, started)
+    })
+}
+
 /// The record of writing `plan` to the board on `port`.
 fn flash_one(
     plan: &Plan,
@@ -140,6 +159,9 @@ fn flash_one(
     record.device = contact.device;
     record.line = contact.line.clone();
     record.boot = contact.boot;
+    if let Some(board_plan) = &contact.plan {
+        record.regions = board_plan.regions.iter().map(RegionReport::of).collect();
+    }
     match result {
         Ok(outcome) => {
             record.outcome = "ok".into();

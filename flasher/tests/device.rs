@@ -795,6 +795,7 @@ fn expected_erased_gaps_are_checked_without_a_first_pass() {
         boot: None,
         check_untouched: Some(Untouched::Erased),
         streams: Default::default(),
+        per_board: None,
     };
     let target = "esp32c3".parse().unwrap();
     let write = |board: &SimBoard| {

@@ -90,6 +90,7 @@ fn options(untouched: bool) -> Options {
         boot: None,
         check_untouched: untouched.then_some(Untouched::Unchanged),
         streams: Default::default(),
+        per_board: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub(super) fn info(args: &Args) -> u8 {
         boot: None,
         check_untouched: None,
         streams: Default::default(),
+        per_board: None,
     };
     let results: Vec<Result<BoardInfo, DeviceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ports

@@ -46,7 +46,7 @@ mod write;
 
 pub use connect::ROM_BAUD;
 pub use console::Console;
-pub use options::{Contact, Options, Outcome};
+pub use options::{Contact, Identity, Options, Outcome, PerBoard, PlanFor, Refusal};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
 pub use stream::Streams;
 pub use untouched::{Gap, Untouched, gaps};

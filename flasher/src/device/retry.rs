@@ -168,6 +168,7 @@ mod tests {
             boot: None,
             check_untouched: None,
             streams: Default::default(),
+            per_board: None,
         }
     }
 
