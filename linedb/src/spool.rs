@@ -3,13 +3,15 @@
 //! Each record is one file `<id>.json` in the spool directory, written to a temporary file,
 //! synced, renamed and the directory synced: a record is either whole on disk or not there.
 //! [`Spool::send`] stores each (the store keeps a record id once, so a record sent twice, or
-//! sent and then found again after a crash, is kept once) and then removes its file.
+//! sent and then found again after a crash, is kept once) and then removes its file. A record
+//! with a row also finishes that row (done when the board is ok, else failed), since the
+//! database was away when its board finished.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{DbError, Record, Store};
+use crate::{DbError, Finish, Record, Store};
 
 /// A directory of records not yet in the database.
 #[derive(Debug, Clone)]
@@ -118,6 +120,7 @@ impl Spool {
     pub fn send(&self, store: &Store) -> Result<usize, SpoolError> {
         let mut sent = 0;
         for (path, record) in self.pending()? {
+            finish_row(store, &record)?;
             store.record(&record)?;
             fs::remove_file(&path).map_err(|source| SpoolError::Io {
                 path: path.clone(),
@@ -126,5 +129,22 @@ impl Spool {
             sent += 1;
         }
         Ok(sent)
+    }
+}
+
+/// Finishes the row of a spooled record, unless the row has moved on since (released, or
+/// claimed again by its board).
+fn finish_row(store: &Store, record: &Record) -> Result<(), DbError> {
+    let (Some(row), Some(mac)) = (&record.row, &record.mac) else {
+        return Ok(());
+    };
+    let how = if record.exit_code == 0 {
+        Finish::Done
+    } else {
+        Finish::Failed(record.reason.clone().unwrap_or_else(|| "failed".into()))
+    };
+    match store.finish(row, mac, &how) {
+        Err(DbError::NotClaimed { .. }) => Ok(()),
+        other => other,
     }
 }
