@@ -289,6 +289,64 @@ impl ListPorts {
     }
 }
 
+/// `flasher records --db URL [--mac M] [--row ID] [--since T] [--json|--csv]`: the boards'
+/// records in the line's database, oldest first.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flasher records")]
+pub struct Records {
+    /// The line's database: postgres://USER@HOST[:PORT]/DB (the password from PGPASSWORD or
+    /// ~/.pgpass) or sqlite:PATH (a station's embedded VALUES.csv.db).
+    #[arg(long, value_name = "URL")]
+    pub db: String,
+    /// Only the records of the board with this MAC.
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// Only the records of this value row.
+    #[arg(long, value_name = "ID")]
+    pub row: Option<String>,
+    /// Only the records from this time on (2026-12-07 or 2026-12-07T08:00:00Z, UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Print each whole record as one JSON line (what --report-append writes).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the records' columns as CSV with a header.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl Records {
+    /// The `records` command line, when `args` (program name first) ask for it.
+    pub fn requested(args: &[std::ffi::OsString]) -> Option<Result<Records, clap::Error>> {
+        (args.get(1).is_some_and(|a| a == "records")).then(|| Records::try_parse_from(&args[1..]))
+    }
+}
+
+/// `--since`: a date or an RFC 3339 UTC time.
+fn parse_since(s: &str) -> Result<String, String> {
+    let date = |d: &str| {
+        d.len() == 10
+            && d.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    let ok = match s.split_once('T') {
+        None => date(s),
+        Some((d, t)) => date(d) && t.ends_with('Z') && t.len() == 9,
+    };
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a UTC time: use 2026-12-07 or 2026-12-07T08:00:00Z"
+        ))
+    }
+}
+
 /// How to enter download mode (esptool's `--before` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Before {

@@ -130,6 +130,57 @@ fn three_stations_write_twelve_boards_from_ten_rows_each_row_once() {
         let (_, serial, _, key) = row(n);
         assert!(!text.contains(&serial) && !text.contains(&key));
     }
+    query_records(&url, &all);
+}
+
+/// `flasher records` on the line's records `all`.
+fn query_records(url: &str, all: &[Record]) {
+    let records = |extra: &[&str], password: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flasher"))
+            .args(["records", "--db", url])
+            .args(extra)
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        (
+            out.status.code(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let password = server().password();
+    let (code, text, err) = records(&["--row", "SN-0003", "--json"], password);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["nvs_row"], "SN-0003");
+    let refused = all.iter().find(|r| r.exit_code == 10).unwrap();
+    let mac = refused.mac.as_deref().unwrap().to_ascii_uppercase();
+    let (code, text, _) = records(&["--mac", &mac], password);
+    assert_eq!(code, Some(0));
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .contains("failed (exit 10): no row of"),
+        "{text}"
+    );
+    let (_, text, _) = records(&["--csv", "--since", "2000-01-01"], password);
+    assert_eq!(text.lines().count(), 13, "{text}");
+    assert!(text.starts_with("id,time,mac,chip,"), "{text}");
+    let (_, text, _) = records(&["--since", "2999-01-01T00:00:00Z"], password);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let (code, _, err) = records(&["--since", "yesterday"], password);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, text, err) = records(&[], "wrong");
+    assert_eq!((code, text.as_str()), (Some(1), ""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
 }
 
 #[test]
