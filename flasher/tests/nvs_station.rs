@@ -324,3 +324,46 @@ fn dry_run_and_merge_out_show_one_rows_plan_without_a_database() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_journal_of_the_file_based_station_is_imported_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 64 * 1024);
+    batch(dir, 5);
+    fs::write(
+        dir.join("values.csv.journal"),
+        format!(
+            "assigned SN-0001 to /dev/ttyUSB0 at 2026-12-01T10:16:22Z\n\
+             done SN-0001 {}\n\
+             assigned SN-0002 to /dev/ttyUSB1 at 2026-12-01T10:16:25Z\n\
+             failed SN-0002 no answer from the ROM loader\n\
+             assigned SN-0003 to /dev/ttyUSB2 at 2026-12-01T10:17:00Z\n",
+            mac(0)
+        ),
+    )
+    .unwrap();
+    // Board 0 comes back (it holds SN-0001); board 1 is new.
+    let boards: Vec<SimBoard> = (0..2).map(|n| board(n, "", false)).collect();
+    let out = run(&station_args(dir, &boards.iter().collect::<Vec<_>>(), &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("nvs: imported journal"), "{err}");
+    assert!(err.contains("(1 done, 1 failed, 1 in doubt)"), "{err}");
+    assert!(err.contains("warning: row SN-0003 is in doubt"), "{err}");
+    assert!(
+        err.contains("nvs: 2 rows done, 1 failed (SN-0002), 1 in doubt (SN-0003), 1 free"),
+        "{err}"
+    );
+    let mut boards = boards.into_iter();
+    assert_board_holds(&boards.next().unwrap().stop(), &shared, "SN-0001");
+    assert_board_holds(&boards.next().unwrap().stop(), &shared, "SN-0004");
+
+    // The next run does not import it again.
+    let last = board(2, "", false);
+    let out = run(&station_args(dir, &[&last], &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("imported journal"), "{err}");
+    assert_board_holds(&last.stop(), &shared, "SN-0005");
+}
