@@ -625,3 +625,128 @@ fn host_name() -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Integrity, Region, Source};
+    use crate::report::{DeviceReport, RegionReport};
+    use clap::Parser;
+    use firmware::chip::Chip;
+
+    const CONFIG: &str = "device,namespace,\nserial,data,string\nunit,data,u8\n";
+    const VALUES: &str = "id,serial,unit\nA1,AB01,1\nA2,AB02,2\n";
+
+    fn plan() -> Plan {
+        let table = firmware::partition::parse_csv(
+            "nvs,data,nvs,0x9000,0x6000\nphy_init,data,phy,0xf000,0x1000\nfactory,app,factory,0x10000,0x100000\n",
+        )
+        .unwrap();
+        let region = |offset, label, source| Region {
+            offset,
+            bytes: vec![0; 16],
+            label,
+            source,
+        };
+        Plan {
+            target: "esp32".into(),
+            chip: Chip::Esp32,
+            flash_size: "4MB".parse().unwrap(),
+            table_offset: 0x8000,
+            table,
+            regions: vec![
+                region(0x8000, "partition-table", Source::Generated("t".into())),
+                region(0x10000, "app", Source::File("app.bin".into())),
+            ],
+            integrity: Integrity::Unchecked,
+            notes: Vec::new(),
+            images: Vec::new(),
+            erases: Vec::new(),
+        }
+    }
+
+    /// What a board `mac` written by `hook` ends with: `code` once it has its plan.
+    fn write(mac: &'static str, code: u8) -> impl FnOnce(PerBoard) -> Report {
+        move |hook: PerBoard| {
+            let mut record = Report {
+                device: Some(DeviceReport {
+                    mac: Some(mac.into()),
+                    ..DeviceReport::default()
+                }),
+                ..Report::default()
+            };
+            let identity = Identity {
+                mac: Some(mac.into()),
+                chip: "esp32".into(),
+            };
+            match hook.plan_for(&identity) {
+                Ok(board) => {
+                    let labels: Vec<&str> = board.regions.iter().map(|r| r.label).collect();
+                    assert_eq!(labels, ["partition-table", "nvs", "app"]);
+                    record.regions = board.regions.iter().map(RegionReport::of).collect();
+                    if code != 0 {
+                        station::failed(&mut record, ExitKind::Write, "verify failed");
+                    }
+                }
+                Err(refusal) => station::failed(&mut record, refusal.kind, &refusal.message),
+            }
+            record
+        }
+    }
+
+    #[test]
+    fn boards_get_their_rows_by_mac_and_the_database_keeps_outcomes_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("values.csv");
+        let rows = Rows {
+            batch: Batch::new(CONFIG, VALUES, 0x6000, dir.path()).unwrap(),
+            partition: "nvs".into(),
+            values: values.clone(),
+        };
+        let args = Args::try_parse_from([
+            "flasher",
+            "--chip",
+            "esp32",
+            "--flash_size",
+            "4MB",
+            "--nvs-config",
+            "config.csv",
+            "--nvs-values",
+            values.to_str().unwrap(),
+            "--station-name",
+            "unit",
+        ])
+        .unwrap();
+        let station = Station::open(rows, &args).unwrap();
+        let plan = plan();
+        let (one, two) = ("02:00:00:00:00:01", "02:00:00:00:00:02");
+        let ok = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
+        assert_eq!((ok.exit_code, ok.nvs_row.as_deref()), (0, Some("A1")));
+        let bad = station.board(&plan, "/dev/ttyUSB1", write(two, 6));
+        assert_eq!((bad.exit_code, bad.nvs_row.as_deref()), (6, Some("A2")));
+        // The first board comes back: its own row again, not a new one.
+        let again = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
+        assert_eq!(again.nvs_row.as_deref(), Some("A1"));
+        let none = station.board(&plan, "/dev/ttyUSB2", write("02:00:00:00:00:03", 0));
+        assert_eq!((none.exit_code, none.nvs_row), (10, None));
+        assert!(none.error.unwrap().contains("no row of"));
+        assert_eq!(
+            station.summary(),
+            "nvs: 1 rows done, 1 failed (A2), 0 in doubt, 0 free; check those boards, then give a row back with --nvs-release ID"
+        );
+        let store = Store::open(&format!(
+            "sqlite:{}",
+            Store::default_path(&values).display()
+        ));
+        let records = store.unwrap().records(&linedb::Query::default()).unwrap();
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].row.as_deref(), Some("A1"));
+        assert_eq!(records[0].station.as_deref(), Some("unit"));
+        assert!(
+            records[0].regions_md5.contains("\"nvs\":"),
+            "{:?}",
+            records[0]
+        );
+        assert!(records.iter().all(|r| !r.json.contains("AB01")));
+    }
+}
