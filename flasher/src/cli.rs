@@ -26,6 +26,7 @@ Examples:
   flasher --port '/dev/ttyUSB*' --info [--json]
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
+  flasher records --db postgres://line@db.lan/line --row SN-0002 [--json|--csv]
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
