@@ -333,4 +333,24 @@ fn one_station_on_the_embedded_default_writes_twelve_boards_from_ten_rows() {
     let all = db(dir).records(&Query::default()).unwrap();
     assert_eq!(all.len(), 12);
     assert_eq!(check_boards(boards, &all, &shared).len(), 10);
+
+    // `flasher records` reads the station's file; a path that is not one is refused.
+    let db_file = dir.join("values.csv.db");
+    let url = format!("sqlite:{}", db_file.display());
+    let out = common::flasher(&["records", "--db", &url, "--row", "SN-0007"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("SN-0007") && text.lines().nth(1).unwrap().ends_with(" ok"),
+        "{text}"
+    );
+    let missing = format!("sqlite:{}", dir.join("typo.db").display());
+    let out = common::flasher(&["records", "--db", &missing]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such database file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("typo.db").exists());
 }

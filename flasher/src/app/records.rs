@@ -25,6 +25,7 @@ pub fn records(query: &Records) -> u8 {
 }
 
 fn print(query: &Records) -> Result<(), DbError> {
+    check_file(&query.db)?;
     let store = Store::open(&query.db)?;
     let found = store.records(&Query {
         mac: query.mac.as_ref().map(|m| m.to_ascii_lowercase()),
@@ -41,6 +42,24 @@ fn print(query: &Records) -> Result<(), DbError> {
     // A closed pipe (`| head`) is not an error.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(())
+}
+
+/// Refuses an embedded database that does not exist (opening it would make an empty one).
+fn check_file(url: &str) -> Result<(), DbError> {
+    if url.contains("://") && !url.starts_with("sqlite://") {
+        return Ok(());
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if std::path::Path::new(path).is_file() {
+        return Ok(());
+    }
+    Err(DbError::Url {
+        url: url.to_string(),
+        reason: "no such database file; a station's embedded database is VALUES.csv.db beside its values file".into(),
+    })
 }
 
 /// The records as CSV, a header first.
