@@ -307,3 +307,21 @@ fn a_wrong_password_and_a_server_away_are_one_clear_line() {
         "{e}"
     );
 }
+
+#[test]
+fn tables_that_cannot_be_made_are_one_clear_line() {
+    let server = server();
+    let url = server.database("noschema");
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE visitor LOGIN PASSWORD '{}'", server.password()),
+    );
+    // PostgreSQL 15 lets only the database's owner create tables in `public`.
+    let visitor = url.replacen("line@", "visitor@", 1);
+    let e = Store::open(&visitor).unwrap_err();
+    assert!(matches!(e, DbError::Schema { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("has no usable line tables"), "{text}");
+    assert!(text.contains("permission denied"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+}
