@@ -316,6 +316,7 @@ struct Shared {
     spool: Spool,
     name: String,
     wait: Duration,
+    image_digest: Option<String>,
 }
 
 /// The row a board claimed, and its plan.
@@ -358,6 +359,7 @@ impl Station {
                 spool,
                 name,
                 wait,
+                image_digest: bundle_digest(&args.firmware_dir),
             }),
         })
     }
@@ -560,7 +562,8 @@ impl Shared {
     /// Stores `record` in the database, else keeps it in the spool (`spool_only`: the
     /// database was away when its row was finished).
     fn keep(&self, record: &Report, port: &str, spool_only: bool) {
-        let entry = db_record(record, &self.name);
+        let mut entry = db_record(record, &self.name);
+        entry.image_digest = self.image_digest.clone();
         if !spool_only {
             match self.store.record(&entry) {
                 Ok(_) => return,
@@ -611,6 +614,13 @@ pub fn db_record(r: &Report, station: &str) -> linedb::Record {
         regions_md5: serde_json::Value::Object(md5).to_string(),
         json: String::from_utf8_lossy(json.trim_ascii_end()).into_owned(),
     }
+}
+
+/// The digest that names the firmware written: the SHA-256 of the bundle's `manifest.json`
+/// (which holds every file's SHA-256), `None` for a bundle without one.
+fn bundle_digest(firmware_dir: &std::path::Path) -> Option<String> {
+    let manifest = std::fs::read(firmware_dir.join("manifest.json")).ok()?;
+    Some(format!("sha256:{}", hex(&Sha256::digest(&manifest))))
 }
 
 /// This machine's name, for the records (`--station-name` overrides it).

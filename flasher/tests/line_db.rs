@@ -118,6 +118,16 @@ fn three_stations_write_twelve_boards_from_ten_rows_each_row_once() {
     assert_eq!(refused, 2);
     let all = records(&url);
     assert_eq!(all.len(), 12, "{all:?}");
+    let digests: BTreeSet<&str> = all
+        .iter()
+        .filter_map(|r| r.image_digest.as_deref())
+        .collect();
+    assert_eq!(digests.len(), 1, "one firmware, one digest: {digests:?}");
+    assert!(
+        digests
+            .iter()
+            .all(|d| d.starts_with("sha256:") && d.len() == 71)
+    );
     let stations: BTreeSet<&str> = all.iter().filter_map(|r| r.station.as_deref()).collect();
     assert_eq!(stations, ["st0", "st1", "st2"].into());
     let written = check_boards(boards, &all, &shared);
