@@ -194,7 +194,8 @@ pub struct Record {
     pub json: String,
 }
 
-/// Which records [`Store::records`] returns, oldest first.
+/// Which records [`Store::records`] returns, oldest first (by time, then in the order they
+/// were stored).
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Only this MAC's.

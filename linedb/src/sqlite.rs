@@ -284,7 +284,7 @@ impl Backend for Sqlite {
                 "SELECT id, at, mac, chip, revision, flash_id, row_id, station, port, outcome, \
                  exit_code, reason, image_digest, regions_md5, record FROM line_records \
                  WHERE (?1 IS NULL OR mac = ?1) AND (?2 IS NULL OR row_id = ?2) \
-                 AND (?3 IS NULL OR at >= ?3) ORDER BY at, id",
+                 AND (?3 IS NULL OR at >= ?3) ORDER BY at, rowid",
             )?;
             let rows = stmt.query_map(params![q.mac, q.row, q.since], record_of)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
