@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{Client, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -54,6 +55,24 @@ CREATE INDEX IF NOT EXISTS line_records_mac ON line_records (mac);
 CREATE INDEX IF NOT EXISTS line_records_row ON line_records (row_id);
 CREATE INDEX IF NOT EXISTS line_records_at ON line_records (at);
 ";
+
+/// A claim in one statement (one round trip, one transaction): the row bound to the MAC, else
+/// the first free row, locked (`FOR UPDATE SKIP LOCKED`: rows other claims hold are passed
+/// over, not waited for) and bound to it.
+const CLAIM: &str = "
+WITH bound AS (
+    SELECT id, true AS again FROM line_rows WHERE mac = $1 FOR UPDATE
+), free AS (
+    SELECT id, false AS again FROM line_rows
+    WHERE state = 'free' AND NOT EXISTS (SELECT 1 FROM bound)
+    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+), pick AS (
+    SELECT id, again FROM bound UNION ALL SELECT id, again FROM free LIMIT 1
+)
+UPDATE line_rows r SET state = 'assigned', mac = $1, station = $2, port = $3,
+    holder = pg_backend_pid()::text, reason = NULL, updated_at = now()
+FROM pick WHERE r.id = pick.id
+RETURNING r.id, pick.again";
 
 /// The advisory lock key of schema changes, loads and imports.
 const LOCK: i64 = 0x6c69_6e65_6462;
@@ -244,47 +263,35 @@ impl Backend for Postgres {
 
     fn claim(&self, mac: &str, who: &Claimant) -> Result<Option<Claim>, DbError> {
         self.run("claiming a row", |c| {
-            let mut tx = c.transaction()?;
-            let bound = tx.query_opt(
-                "SELECT id FROM line_rows WHERE mac = $1 FOR UPDATE",
-                &[&mac],
+            let rows = c.query_typed(
+                CLAIM,
+                &[
+                    (&mac, Type::TEXT),
+                    (&who.station, Type::TEXT),
+                    (&who.port, Type::TEXT),
+                ],
             )?;
-            let (row, again) = match bound {
-                Some(r) => (r.get::<_, String>(0), true),
-                None => {
-                    let free = tx.query_opt(
-                        "SELECT id FROM line_rows WHERE state = 'free' ORDER BY seq \
-                         LIMIT 1 FOR UPDATE SKIP LOCKED",
-                        &[],
-                    )?;
-                    match free {
-                        Some(r) => (r.get::<_, String>(0), false),
-                        None => {
-                            tx.commit()?;
-                            return Ok(None);
-                        }
-                    }
-                }
-            };
-            tx.execute(
-                "UPDATE line_rows SET state = 'assigned', mac = $2, station = $3, port = $4, \
-                 holder = pg_backend_pid()::text, reason = NULL, updated_at = now() WHERE id = $1",
-                &[&row, &mac, &who.station, &who.port],
-            )?;
-            tx.commit()?;
-            Ok(Some(Claim { row, again }))
+            Ok(rows.first().map(|r| Claim {
+                row: r.get(0),
+                again: r.get(1),
+            }))
         })
     }
 
     fn finish(&self, row: &str, mac: &str, how: &Finish) -> Result<(), DbError> {
         let (state, reason) = how.state_and_reason();
         self.run("recording a row's outcome", |c| {
-            let n = c.execute(
+            let done = c.query_typed(
                 "UPDATE line_rows SET state = $3, reason = $4, holder = NULL, updated_at = now() \
-                 WHERE id = $1 AND mac = $2",
-                &[&row, &mac, &state, &reason],
+                 WHERE id = $1 AND mac = $2 RETURNING id",
+                &[
+                    (&row, Type::TEXT),
+                    (&mac, Type::TEXT),
+                    (&state, Type::TEXT),
+                    (&reason, Type::TEXT),
+                ],
             )?;
-            if n == 0 {
+            if done.is_empty() {
                 return Err(Fail::Refuse(DbError::NotClaimed {
                     id: row.into(),
                     mac: mac.into(),
@@ -316,31 +323,32 @@ impl Backend for Postgres {
     }
 
     fn record(&self, r: &Record) -> Result<bool, DbError> {
+        let text = Type::TEXT;
         self.run("storing a record", |c| {
-            let n = c.execute(
+            let stored = c.query_typed(
                 "INSERT INTO line_records (id, at, mac, chip, revision, flash_id, row_id, \
                  station, port, outcome, exit_code, reason, image_digest, regions_md5, record) \
-                 VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 $13, $14::text::json, $15::text::json) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 $13, $14::json, $15::json) ON CONFLICT (id) DO NOTHING RETURNING id",
                 &[
-                    &r.id,
-                    &r.time,
-                    &r.mac,
-                    &r.chip,
-                    &r.revision,
-                    &r.flash_id,
-                    &r.row,
-                    &r.station,
-                    &r.port,
-                    &r.outcome,
-                    &r.exit_code,
-                    &r.reason,
-                    &r.image_digest,
-                    &r.regions_md5,
-                    &r.json,
+                    (&r.id, text.clone()),
+                    (&r.time, text.clone()),
+                    (&r.mac, text.clone()),
+                    (&r.chip, text.clone()),
+                    (&r.revision, text.clone()),
+                    (&r.flash_id, text.clone()),
+                    (&r.row, text.clone()),
+                    (&r.station, text.clone()),
+                    (&r.port, text.clone()),
+                    (&r.outcome, text.clone()),
+                    (&r.exit_code, Type::INT4),
+                    (&r.reason, text.clone()),
+                    (&r.image_digest, text.clone()),
+                    (&r.regions_md5, text.clone()),
+                    (&r.json, text.clone()),
                 ],
             )?;
-            Ok(n == 1)
+            Ok(stored.len() == 1)
         })
     }
 
