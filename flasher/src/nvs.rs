@@ -599,7 +599,11 @@ pub fn db_record(r: &Report, station: &str) -> linedb::Record {
     let json = r.to_line();
     linedb::Record {
         id: linedb::new_record_id(),
-        time: r.time.clone(),
+        time: if r.time.is_empty() {
+            crate::report::utc_now()
+        } else {
+            r.time.clone()
+        },
         mac: device.and_then(|d| d.mac.clone()),
         chip: device.map(|d| d.chip.clone()),
         revision: device.and_then(|d| d.revision.clone()),
@@ -758,5 +762,55 @@ mod tests {
             records[0]
         );
         assert!(records.iter().all(|r| !r.json.contains("AB01")));
+    }
+
+    #[test]
+    fn a_board_waits_for_the_database_then_is_refused_and_its_record_waits_in_the_spool() {
+        let server = testkit::pg::PgServer::start();
+        // SAFETY: only this test reads PGPASSWORD; set before its store opens.
+        unsafe { std::env::set_var("PGPASSWORD", server.password()) };
+        let url = server.database("wait");
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("values.csv");
+        let rows = Rows {
+            batch: Batch::new(CONFIG, VALUES, 0x6000, dir.path()).unwrap(),
+            partition: "nvs".into(),
+            values: values.clone(),
+        };
+        let args = Args::try_parse_from([
+            "flasher",
+            "--chip",
+            "esp32",
+            "--flash_size",
+            "4MB",
+            "--nvs-config",
+            "config.csv",
+            "--nvs-values",
+            values.to_str().unwrap(),
+            "--db",
+            &url,
+            "--db-wait",
+            "2",
+        ])
+        .unwrap();
+        let station = Station::open(rows, &args).unwrap();
+        let plan = plan();
+        server.stop();
+        let started = Instant::now();
+        let away = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert_eq!((away.exit_code, away.nvs_row.as_deref()), (1, None));
+        let error = away.error.unwrap();
+        assert!(error.contains("cannot be reached"), "{error}");
+        assert!(error.contains("was not written"), "{error}");
+        let spool = dir.path().join("values.csv.spool");
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+
+        server.resume();
+        let back = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        assert_eq!((back.exit_code, back.nvs_row.as_deref()), (0, Some("A1")));
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+        let store = Store::open(&url).unwrap();
+        assert_eq!(store.records(&linedb::Query::default()).unwrap().len(), 2);
     }
 }
