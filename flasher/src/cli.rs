@@ -26,6 +26,7 @@ Examples:
   flasher --port '/dev/ttyUSB*' --info [--json]
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
+  flasher records --db postgres://line@db.lan/line --row SN-0002 [--json|--csv]
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
@@ -139,9 +140,31 @@ pub struct Args {
     )]
     pub nvs_partition: String,
 
-    /// The journal recording which row went to which board (default: VALUES.csv.journal).
+    /// The journal of a station from before the database (default: VALUES.csv.journal),
+    /// imported into the database once.
     #[arg(long = "nvs-journal", value_name = "FILE", requires = "nvs_values")]
     pub nvs_journal: Option<PathBuf>,
+
+    /// The line's database that hands out the rows and keeps every board's record:
+    /// postgres://USER@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=CA.pem] for a line of
+    /// stations (the password from PGPASSWORD or ~/.pgpass, never here), or sqlite:PATH;
+    /// default: the embedded VALUES.csv.db beside the values file.
+    #[arg(long, value_name = "URL", requires = "nvs_values")]
+    pub db: Option<String>,
+
+    /// Where records wait while the database is away (default: VALUES.csv.spool beside the
+    /// values file); they are sent when it is back.
+    #[arg(long, value_name = "DIR", requires = "nvs_values")]
+    pub spool: Option<PathBuf>,
+
+    /// How long a board waits for the database when it is away before it is refused, in
+    /// seconds (default 60).
+    #[arg(long = "db-wait", value_name = "SECS", requires = "nvs_values")]
+    pub db_wait: Option<u64>,
+
+    /// This station's name in the records (default: the host name).
+    #[arg(long = "station-name", value_name = "NAME", requires = "nvs_values")]
+    pub station_name: Option<String>,
 
     /// Give a failed or in-doubt row back to the station, then exit without writing a board
     /// (repeat it for several rows).
@@ -270,6 +293,64 @@ impl ListPorts {
         args.iter()
             .any(|a| a == "--list-ports" || a == "--list_ports")
             .then(|| ListPorts::try_parse_from(args))
+    }
+}
+
+/// `flasher records --db URL [--mac M] [--row ID] [--since T] [--json|--csv]`: the boards'
+/// records in the line's database, oldest first.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flasher records")]
+pub struct Records {
+    /// The line's database: postgres://USER@HOST[:PORT]/DB (the password from PGPASSWORD or
+    /// ~/.pgpass) or sqlite:PATH (a station's embedded VALUES.csv.db).
+    #[arg(long, value_name = "URL")]
+    pub db: String,
+    /// Only the records of the board with this MAC.
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// Only the records of this value row.
+    #[arg(long, value_name = "ID")]
+    pub row: Option<String>,
+    /// Only the records from this time on (2026-12-07 or 2026-12-07T08:00:00Z, UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Print each whole record as one JSON line (what --report-append writes).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the records' columns as CSV with a header.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl Records {
+    /// The `records` command line, when `args` (program name first) ask for it.
+    pub fn requested(args: &[std::ffi::OsString]) -> Option<Result<Records, clap::Error>> {
+        (args.get(1).is_some_and(|a| a == "records")).then(|| Records::try_parse_from(&args[1..]))
+    }
+}
+
+/// `--since`: a date or an RFC 3339 UTC time.
+fn parse_since(s: &str) -> Result<String, String> {
+    let date = |d: &str| {
+        d.len() == 10
+            && d.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    let ok = match s.split_once('T') {
+        None => date(s),
+        Some((d, t)) => date(d) && t.ends_with('Z') && t.len() == 9,
+    };
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a UTC time: use 2026-12-07 or 2026-12-07T08:00:00Z"
+        ))
     }
 }
 

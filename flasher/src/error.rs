@@ -349,6 +349,15 @@ impl PlanError {
 /// Why the board could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// The board was refused once identified, before anything was written (per-board data:
+    /// no row left for it, the database away).
+    #[error("{message}")]
+    Refused {
+        /// The exit code's kind.
+        kind: ExitKind,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The port does not exist.
     #[error(
         "serial port {0} not found: connect the board and pass its device to docker run \
@@ -539,6 +548,7 @@ impl DeviceError {
             DeviceError::Port(e) => e.kind(),
             DeviceError::Secured(_) => ExitKind::Board,
             DeviceError::Burn(e) => e.kind(),
+            DeviceError::Refused { kind, .. } => *kind,
         }
     }
 }

@@ -3,26 +3,39 @@
 //! written as the plan's region `nvs`, and each row goes to exactly one board.
 //!
 //! [`Rows`] is the checked batch: every row's image is made before any board is touched, so a
-//! bad row refuses the run up front. [`Station`] hands rows to boards through the
-//! [`mfg::journal`]: a row is recorded as assigned (on disk) before its board is written, done
-//! (with the board's MAC) once its regions are verified, failed when the board fails; a failed
-//! or in-doubt row goes to no other board until the operator gives it back ([`release`]).
+//! bad row refuses the run up front. [`Station`] hands rows to boards through the line's
+//! database ([`linedb::Store`], `--db`: PostgreSQL for a line of stations, else an embedded
+//! file beside the values file): once a board is identified, its MAC claims a row (the same
+//! MAC gets the same row back), and the row is recorded done once the board's regions are
+//! verified, failed when the board fails; a row whose station stopped mid-board is in doubt.
+//! A failed or in-doubt row goes to no other board until the operator gives it back
+//! ([`release`]). Every board's record goes to the database as it finishes, or to the spool
+//! on the station's disk while the database is away. A journal of the earlier file-based
+//! station (`VALUES.csv.journal`) is imported once.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use linedb::spool::{Spool, SpoolError};
+use linedb::{Claim, Claimant, DbError, Finish, ImportedState, NewRow, Store};
 use mfg::RowId;
 use mfg::journal::{Journal, JournalError};
 use mfg::mass::{Batch, MassError};
+use sha2::{Digest, Sha256};
 
 use crate::cli::Args;
+use crate::device::{Identity, PerBoard, Refusal};
 use crate::error::ExitKind;
 use crate::plan::{BoardData, Plan};
-use crate::report::{self, RegionReport, Report};
+use crate::report::Report;
 use crate::station;
 
 /// How many refused rows an error lists before it counts the rest.
 const LISTED_REFUSALS: usize = 5;
+
+/// How long a board waits for the database when it is away, by default.
+pub const DEFAULT_DB_WAIT: Duration = Duration::from_secs(60);
 
 /// Why per-board data cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +62,18 @@ pub enum NvsError {
         /// The first refusals, each with its row, key and reason.
         list: String,
     },
-    /// The journal cannot be opened, read or written.
+    /// The journal to import cannot be opened or read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The line's database refused or is away.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The spool of records cannot be read or sent.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// `--nvs-row` on a run that writes boards.
     #[error(
-        "--nvs-row is for --dry-run and --merge-out; a station takes each board's row from the journal, leave --nvs-row out"
+        "--nvs-row is for --dry-run and --merge-out; a station takes each board's row from the database, leave --nvs-row out"
     )]
     RowWithBoards,
     /// `--nvs-release` with `--port`.
@@ -69,6 +88,13 @@ impl NvsError {
     pub fn kind(&self) -> ExitKind {
         match self {
             NvsError::Journal(JournalError::Io { .. }) => ExitKind::Other,
+            NvsError::Db(
+                DbError::Url { .. }
+                | DbError::RowChanged { .. }
+                | DbError::NoSuchRow(_)
+                | DbError::NotReleasable { .. },
+            ) => ExitKind::Usage,
+            NvsError::Db(_) | NvsError::Spool(_) => ExitKind::Other,
             _ => ExitKind::Usage,
         }
     }
@@ -154,174 +180,472 @@ impl Rows {
         )
     }
 
-    fn journal_path(&self, asked: Option<&Path>) -> PathBuf {
-        asked.map_or_else(|| Journal::default_path(&self.values), Path::to_path_buf)
+    /// Every row as the database knows it: its id and the SHA-256 of its per-row CSV (keys,
+    /// types and values), never the values themselves.
+    pub fn new_rows(&self) -> Result<Vec<NewRow>, NvsError> {
+        self.batch
+            .row_ids()
+            .iter()
+            .map(|id| {
+                let csv = self.batch.row_csv(id).map_err(|source| NvsError::Batch {
+                    values: self.values.clone(),
+                    source: Box::new(source),
+                })?;
+                Ok(NewRow {
+                    id: id.to_string(),
+                    digest: hex(&Sha256::digest(csv.as_bytes())),
+                })
+            })
+            .collect()
+    }
+
+    /// The database of `--db`, else the embedded one beside the values file.
+    fn db_url(&self, args: &Args) -> String {
+        args.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", Store::default_path(&self.values).display()))
+    }
+
+    /// The spool of `--spool`, else `VALUES.csv.spool` beside the values file.
+    fn spool(&self, args: &Args) -> Spool {
+        let default = || {
+            let mut name = self.values.file_name().unwrap_or_default().to_os_string();
+            name.push(".spool");
+            self.values.with_file_name(name)
+        };
+        Spool::new(&args.spool.clone().unwrap_or_else(default))
+    }
+
+    /// Opens the database and loads the rows into it (idempotent: a row id that comes back
+    /// with other values is refused).
+    fn open_store(&self, args: &Args) -> Result<Store, NvsError> {
+        let store = Store::open(&self.db_url(args))?;
+        let loaded = store.load_rows(&self.new_rows()?)?;
+        if loaded.added > 0 {
+            eprintln!(
+                "nvs: {} rows of {} loaded into {} ({} there already)",
+                loaded.added,
+                self.values.display(),
+                store.target(),
+                loaded.known
+            );
+        }
+        Ok(store)
+    }
+
+    /// Imports the journal of the file-based station (`--nvs-journal`, else
+    /// `VALUES.csv.journal`) into `store` once, if there is one.
+    fn import_journal(&self, store: &Store, args: &Args) -> Result<(), NvsError> {
+        let path = args
+            .nvs_journal
+            .clone()
+            .unwrap_or_else(|| Journal::default_path(&self.values));
+        if !path.is_file() {
+            return Ok(());
+        }
+        let journal = Journal::open(&path, &self.batch.row_ids())?;
+        let summary = journal.summary();
+        let mut rows: Vec<(String, ImportedState)> = Vec::new();
+        rows.extend(
+            summary
+                .done
+                .iter()
+                .map(|(r, mac)| (r.to_string(), ImportedState::Done(mac.clone()))),
+        );
+        rows.extend(
+            summary
+                .failed
+                .iter()
+                .map(|(r, why)| (r.to_string(), ImportedState::Failed(why.clone()))),
+        );
+        rows.extend(
+            summary
+                .in_doubt
+                .iter()
+                .map(|d| (d.row.to_string(), ImportedState::InDoubt)),
+        );
+        let key = format!(
+            "journal:{}",
+            std::fs::canonicalize(&path)
+                .unwrap_or(path.clone())
+                .display()
+        );
+        if store.import_journal(&key, &rows)? {
+            eprintln!(
+                "nvs: imported journal {} into {} ({} done, {} failed, {} in doubt); it is not read again",
+                path.display(),
+                store.target(),
+                summary.done.len(),
+                summary.failed.len(),
+                summary.in_doubt.len()
+            );
+        }
+        Ok(())
     }
 }
 
-/// `--nvs-release`: gives `ids` back in the journal (each a failed or in-doubt row), printing
-/// one line each.
-pub fn release(rows: &Rows, journal: Option<&Path>, ids: &[String]) -> Result<(), NvsError> {
-    let path = rows.journal_path(journal);
-    let mut journal = Journal::open(&path, &rows.batch.row_ids())?;
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `--nvs-release`: gives `ids` back in the database (each a failed or in-doubt row),
+/// printing one line each.
+pub fn release(rows: &Rows, args: &Args, ids: &[String]) -> Result<(), NvsError> {
+    let store = rows.open_store(args)?;
+    rows.import_journal(&store, args)?;
     for id in ids {
-        journal.release(&RowId::new(id))?;
-        eprintln!("released row {id} in {}", path.display());
+        store.release(id)?;
+        eprintln!("released row {id} in {}", store.target());
     }
     Ok(())
 }
 
-/// The rows of a station run and the journal that hands them out, shared by the board threads.
+/// The rows of a station run and the database that hands them out, shared by the board
+/// threads.
 #[derive(Debug)]
 pub struct Station {
+    shared: Arc<Shared>,
+}
+
+/// What the board threads and their hooks share.
+#[derive(Debug)]
+struct Shared {
     rows: Rows,
-    journal: Mutex<Journal>,
+    store: Store,
+    spool: Spool,
+    name: String,
+    wait: Duration,
+    image_digest: Option<String>,
+}
+
+/// The row a board claimed, and its plan.
+struct Claimed {
+    row: String,
+    mac: String,
+    plan: Arc<Plan>,
 }
 
 impl Station {
-    /// Opens (locks and replays) the journal of `rows`: `asked`, else beside the values file.
-    /// Rows a previous run left in doubt are printed, as is an interrupted last record.
-    pub fn open(rows: Rows, asked: Option<&Path>) -> Result<Station, NvsError> {
-        let path = rows.journal_path(asked);
-        let journal = Journal::open(&path, &rows.batch.row_ids())?;
-        if let Some(torn) = journal.torn_tail() {
+    /// Opens the database (`--db`, else the embedded one beside the values file), loads the
+    /// rows, imports a journal of the file-based station once, sends records spooled while
+    /// the database was away, and prints the rows in doubt. Any failure here is one line,
+    /// before any board is touched.
+    pub fn open(rows: Rows, args: &Args) -> Result<Station, NvsError> {
+        let store = rows.open_store(args)?;
+        rows.import_journal(&store, args)?;
+        let spool = rows.spool(args);
+        let sent = spool.send(&store)?;
+        if sent > 0 {
             eprintln!(
-                "warning: journal {}: an interrupted last record was cut off: `{}`",
-                path.display(),
-                torn.text.trim_end()
+                "nvs: {sent} records kept in {} while the database was away are now in {}",
+                spool.dir().display(),
+                store.target()
             );
         }
-        for row in journal.summary().in_doubt {
+        for row in store.summary()?.in_doubt {
             eprintln!(
-                "warning: row {} was assigned to {} at {} and never finished: it goes to no board \
-                 until you check that board and pass --nvs-release {}",
-                row.row, row.port, row.at, row.row
+                "warning: row {row} is in doubt: its station stopped before its board was \
+                 finished; it goes to no board until you check that board (flasher records \
+                 --db URL --row {row}) and pass --nvs-release {row}"
             );
         }
+        let name = args.station_name.clone().unwrap_or_else(host_name);
+        let wait = args.db_wait.map_or(DEFAULT_DB_WAIT, Duration::from_secs);
         Ok(Station {
-            rows,
-            journal: Mutex::new(journal),
+            shared: Arc::new(Shared {
+                rows,
+                store,
+                spool,
+                name,
+                wait,
+                image_digest: bundle_digest(&args.firmware_dir),
+            }),
         })
     }
 
-    /// The record of one board on `port`: takes the next free row (recorded before the board
-    /// is touched), has `write` write `plan` plus the row's image, then records the row done
-    /// or failed. A board without a free row is not started.
-    pub fn board(
-        &self,
-        plan: &Plan,
-        port: &str,
-        base: &Report,
-        write: impl FnOnce(&Plan, &Report) -> Report,
-    ) -> Report {
-        let allocation = match self.journal().next(port) {
-            Ok(Some(allocation)) => allocation,
-            Ok(None) => return self.no_row(base, port),
-            Err(e) => return refused(base, port, ExitKind::Other, &e.to_string()),
-        };
-        let row = allocation.row().clone();
-        let board_plan = match self.rows.board_plan(plan, &row) {
-            Ok(board_plan) => board_plan,
-            Err(e) => {
-                let message = format!("{e:#}");
-                let mut record = refused(base, port, ExitKind::Usage, &message);
-                record.nvs_row = Some(row.to_string());
-                self.finish(allocation, &mut record);
-                return record;
-            }
-        };
-        let mut record = write(&board_plan, &board_base(base, &board_plan, &row));
-        self.finish(allocation, &mut record);
+    /// The record of one board on `port`. `write` writes the board with the [`PerBoard`]
+    /// hook it is given: once the board is identified, the hook claims the board's row by its
+    /// MAC and gives `plan` with the row's image (a board left without a row is refused,
+    /// nothing written). Then the row is recorded done or failed, and the record is stored
+    /// in the database (or spooled while it is away).
+    pub fn board(&self, plan: &Plan, port: &str, write: impl FnOnce(PerBoard) -> Report) -> Report {
+        let claimed = Arc::new(Mutex::new(None));
+        let mut record = write(self.hook(plan, port, &claimed));
+        let claimed = lock(&claimed).take();
+        let mut spool_only = false;
+        if let Some(claimed) = &claimed {
+            record.nvs_row = Some(claimed.row.clone());
+            spool_only = self.finish(claimed, &mut record);
+        }
+        self.shared.keep(&record, port, spool_only);
         record
+    }
+
+    /// The hook that gives the board on `port` its row's plan, remembering the claim in
+    /// `claimed` (a retry gets the same plan without asking the database).
+    fn hook(&self, plan: &Plan, port: &str, claimed: &Arc<Mutex<Option<Claimed>>>) -> PerBoard {
+        let shared = Arc::clone(&self.shared);
+        let plan = plan.clone();
+        let port = port.to_string();
+        let claimed = Arc::clone(claimed);
+        PerBoard::new(move |identity| shared.plan_for(identity, &plan, &port, &claimed))
+    }
+
+    /// Records the row of `record`'s board done or failed. Returns whether the database was
+    /// away (the spooled record finishes the row when it is back); a refusal fails the board.
+    fn finish(&self, claimed: &Claimed, record: &mut Report) -> bool {
+        let how = if record.exit_code == 0 {
+            Finish::Done
+        } else {
+            Finish::Failed(record.error.clone().unwrap_or_else(|| "failed".into()))
+        };
+        match self.shared.store.finish(&claimed.row, &claimed.mac, &how) {
+            Ok(()) => false,
+            Err(e) if e.is_unavailable() => true,
+            Err(e) => {
+                let message = match &record.error {
+                    Some(error) => format!("{error}; and the row's outcome was not recorded: {e}"),
+                    None => format!("the board was written but its row was not recorded done: {e}"),
+                };
+                station::failed(record, ExitKind::Other, &message);
+                false
+            }
+        }
     }
 
     /// The line summing up the rows after a run.
     pub fn summary(&self) -> String {
-        let summary = self.journal().summary();
-        let ids = |rows: Vec<String>| {
+        let summary = match self.shared.store.summary() {
+            Ok(summary) => summary,
+            Err(e) => return format!("nvs: the rows cannot be counted now: {e}"),
+        };
+        let ids = |rows: &[String]| {
             if rows.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", rows.join(", "))
             }
         };
-        let failed = summary.failed.iter().map(|(r, _)| r.to_string()).collect();
-        let in_doubt = summary.in_doubt.iter().map(|d| d.row.to_string()).collect();
         let mut line = format!(
             "nvs: {} rows done, {} failed{}, {} in doubt{}, {} free",
-            summary.done.len(),
+            summary.done,
             summary.failed.len(),
-            ids(failed),
+            ids(&summary.failed),
             summary.in_doubt.len(),
-            ids(in_doubt),
+            ids(&summary.in_doubt),
             summary.free
         );
+        if summary.writing > 0 {
+            line.push_str(&format!(", {} being written", summary.writing));
+        }
         if !summary.failed.is_empty() || !summary.in_doubt.is_empty() {
             line.push_str("; check those boards, then give a row back with --nvs-release ID");
         }
         line
     }
+}
 
-    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+impl Shared {
+    /// The plan of the board `identity` on `port`: `plan` with the image of the row its MAC
+    /// claims.
+    fn plan_for(
+        &self,
+        identity: &Identity,
+        plan: &Plan,
+        port: &str,
+        claimed: &Mutex<Option<Claimed>>,
+    ) -> Result<Arc<Plan>, Refusal> {
+        let mac = identity.mac.clone().ok_or_else(|| Refusal {
+            kind: ExitKind::Board,
+            message: "the board does not tell its MAC, and each row is bound to its board's MAC; \
+                      this board cannot take a row"
+                .into(),
+        })?;
+        let mut slot = lock(claimed);
+        if let Some(c) = slot.as_ref().filter(|c| c.mac == mac) {
+            return Ok(Arc::clone(&c.plan));
+        }
+        let claim = self.claim(&mac, port)?.ok_or_else(|| self.no_row(&mac))?;
+        let board_plan = self.board_plan(plan, &claim, &mac)?;
+        if claim.again {
+            eprintln!(
+                "[{}] board {mac} came back: it gets its row {} again",
+                station::short_name(port),
+                claim.row
+            );
+        }
+        *slot = Some(Claimed {
+            row: claim.row,
+            mac,
+            plan: Arc::clone(&board_plan),
+        });
+        self.send_spool();
+        Ok(board_plan)
     }
 
-    /// Records the row of `record`'s board done or failed; a record that cannot be made
-    /// fails the board (the row stays in doubt).
-    fn finish(&self, allocation: mfg::journal::Allocation, record: &mut Report) {
-        let result = if record.exit_code == 0 {
-            let mac = record.device.as_ref().and_then(|d| d.mac.clone());
-            self.journal()
-                .complete(allocation, mac.as_deref().unwrap_or("unknown"))
-        } else {
-            let reason = record.error.clone().unwrap_or_else(|| "failed".into());
-            self.journal().fail(allocation, &reason)
-        };
-        if let Err(e) = result {
-            let message = match &record.error {
-                Some(error) => format!("{error}; and the row's outcome was not recorded: {e}"),
-                None => format!("the board was written but its row was not recorded done: {e}"),
-            };
-            station::failed(record, ExitKind::Other, &message);
+    /// `plan` with the image of the claimed row.
+    fn board_plan(&self, plan: &Plan, claim: &Claim, mac: &str) -> Result<Arc<Plan>, Refusal> {
+        match self.rows.board_plan(plan, &RowId::new(&claim.row)) {
+            Ok(board_plan) => Ok(Arc::new(board_plan)),
+            Err(e) => {
+                let message = format!("{e:#}");
+                let _ = self
+                    .store
+                    .finish(&claim.row, mac, &Finish::Failed(message.clone()));
+                Err(Refusal {
+                    kind: ExitKind::Usage,
+                    message,
+                })
+            }
         }
     }
 
-    /// The record of a board left without a row.
-    fn no_row(&self, base: &Report, port: &str) -> Report {
-        let message = format!(
-            "no row of {} is left for this board, so it was not started; add rows to the values \
-             file (with a new journal) or give failed rows back with --nvs-release ID",
-            self.rows.values.display()
-        );
-        refused(base, port, ExitKind::NoRow, &message)
+    /// Claims the row of `mac`, waiting (bounded) while the database is away.
+    fn claim(&self, mac: &str, port: &str) -> Result<Option<Claim>, Refusal> {
+        let who = Claimant {
+            station: self.name.clone(),
+            port: port.to_string(),
+        };
+        let deadline = Instant::now() + self.wait;
+        let mut said = false;
+        loop {
+            match self.store.claim(mac, &who) {
+                Ok(claim) => return Ok(claim),
+                Err(e) if e.is_unavailable() && Instant::now() < deadline => {
+                    if !said {
+                        eprintln!(
+                            "[{}] {e}; board {mac} waits up to {} s for it",
+                            station::short_name(port),
+                            self.wait.as_secs()
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    return Err(Refusal {
+                        kind: ExitKind::Other,
+                        message: format!(
+                            "{e}; board {mac} was not written: start it again once the database is back"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The refusal of a board left without a row.
+    fn no_row(&self, mac: &str) -> Refusal {
+        Refusal {
+            kind: ExitKind::NoRow,
+            message: format!(
+                "no row of {} is left for board {mac}, so it was not written; add rows to the \
+                 values file or give failed rows back with --nvs-release ID",
+                self.rows.values.display()
+            ),
+        }
+    }
+
+    /// Sends the records spooled while the database was away, if any (quietly: what is not
+    /// sent now is sent later).
+    fn send_spool(&self) {
+        if let Ok(sent @ 1..) = self.spool.send(&self.store) {
+            eprintln!(
+                "nvs: {sent} records kept in {} while the database was away are now in {}",
+                self.spool.dir().display(),
+                self.store.target()
+            );
+        }
+    }
+
+    /// Stores `record` in the database, else keeps it in the spool (`spool_only`: the
+    /// database was away when its row was finished).
+    fn keep(&self, record: &Report, port: &str, spool_only: bool) {
+        let mut entry = db_record(record, &self.name);
+        entry.image_digest = self.image_digest.clone();
+        if !spool_only {
+            match self.store.record(&entry) {
+                Ok(_) => return,
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => eprintln!(
+                    "warning: [{}] the record was refused by the database ({e}); it is kept in the spool",
+                    station::short_name(port)
+                ),
+            }
+        }
+        match self.spool.keep(&entry) {
+            Ok(path) => eprintln!(
+                "[{}] the database is away: the board's record is kept in {} and sent when it is back",
+                station::short_name(port),
+                path.display()
+            ),
+            Err(e) => eprintln!(
+                "error: [{}] the board's record is in neither the database nor the spool: {e}",
+                station::short_name(port)
+            ),
+        }
     }
 }
 
-/// The record of a board that was not started.
-fn refused(base: &Report, port: &str, kind: ExitKind, message: &str) -> Report {
-    let mut record = base.clone();
-    record.port = Some(port.to_string());
-    record.time = report::utc_now();
-    station::failed(&mut record, kind, message);
-    record
+/// The database's record of a board: its fields as columns, the whole record as JSON.
+pub fn db_record(r: &Report, station: &str) -> linedb::Record {
+    let device = r.device.as_ref();
+    let md5: serde_json::Map<String, serde_json::Value> = r
+        .regions
+        .iter()
+        .map(|g| (g.label.clone(), g.md5.clone().into()))
+        .collect();
+    let json = r.to_line();
+    linedb::Record {
+        id: linedb::new_record_id(),
+        time: if r.time.is_empty() {
+            crate::report::utc_now()
+        } else {
+            r.time.clone()
+        },
+        mac: device.and_then(|d| d.mac.clone()),
+        chip: device.map(|d| d.chip.clone()),
+        revision: device.and_then(|d| d.revision.clone()),
+        flash_id: device.and_then(|d| d.flash_id.clone()),
+        row: r.nvs_row.clone(),
+        station: Some(station.to_string()),
+        port: r.port.clone(),
+        outcome: r.outcome.clone(),
+        exit_code: i32::from(r.exit_code),
+        reason: r.error.clone(),
+        image_digest: None,
+        regions_md5: serde_json::Value::Object(md5).to_string(),
+        json: String::from_utf8_lossy(json.trim_ascii_end()).into_owned(),
+    }
 }
 
-/// `base` with the board's row and its `nvs` region, in the board plan's region order.
-fn board_base(base: &Report, board_plan: &Plan, row: &RowId) -> Report {
-    let mut base = base.clone();
-    base.nvs_row = Some(row.to_string());
-    if let Some(at) = board_plan.regions.iter().position(|r| r.label == "nvs") {
-        base.regions
-            .insert(at, RegionReport::of(&board_plan.regions[at]));
-    }
-    base
+/// The digest that names the firmware written: the SHA-256 of the bundle's `manifest.json`
+/// (which holds every file's SHA-256), `None` for a bundle without one.
+fn bundle_digest(firmware_dir: &std::path::Path) -> Option<String> {
+    let manifest = std::fs::read(firmware_dir.join("manifest.json")).ok()?;
+    Some(format!("sha256:{}", hex(&Sha256::digest(&manifest))))
+}
+
+/// This machine's name, for the records (`--station-name` overrides it).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "station".into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{Integrity, Region, Source};
-    use crate::report::DeviceReport;
+    use crate::report::{DeviceReport, RegionReport};
+    use clap::Parser;
     use firmware::chip::Chip;
 
     const CONFIG: &str = "device,namespace,\nserial,data,string\nunit,data,u8\n";
@@ -355,59 +679,138 @@ mod tests {
         }
     }
 
-    fn labels(regions: impl Iterator<Item = String>) -> Vec<String> {
-        regions.collect()
+    /// What a board `mac` written by `hook` ends with: `code` once it has its plan.
+    fn write(mac: &'static str, code: u8) -> impl FnOnce(PerBoard) -> Report {
+        move |hook: PerBoard| {
+            let mut record = Report {
+                device: Some(DeviceReport {
+                    mac: Some(mac.into()),
+                    ..DeviceReport::default()
+                }),
+                ..Report::default()
+            };
+            let identity = Identity {
+                mac: Some(mac.into()),
+                chip: "esp32".into(),
+            };
+            match hook.plan_for(&identity) {
+                Ok(board) => {
+                    let labels: Vec<&str> = board.regions.iter().map(|r| r.label).collect();
+                    assert_eq!(labels, ["partition-table", "nvs", "app"]);
+                    record.regions = board.regions.iter().map(RegionReport::of).collect();
+                    if code != 0 {
+                        station::failed(&mut record, ExitKind::Write, "verify failed");
+                    }
+                }
+                Err(refusal) => station::failed(&mut record, refusal.kind, &refusal.message),
+            }
+            record
+        }
     }
 
     #[test]
-    fn boards_get_their_rows_between_the_shared_regions_and_the_journal_keeps_the_outcome() {
+    fn boards_get_their_rows_by_mac_and_the_database_keeps_outcomes_and_records() {
         let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("values.csv");
         let rows = Rows {
             batch: Batch::new(CONFIG, VALUES, 0x6000, dir.path()).unwrap(),
             partition: "nvs".into(),
-            values: dir.path().join("values.csv"),
+            values: values.clone(),
         };
-        let station = Station::open(rows, None).unwrap();
-        let (plan, mut base) = (plan(), Report::default());
-        base.set_plan(&plan);
-        let expected = ["partition-table", "nvs", "app"].map(String::from).to_vec();
-        let write = |code: u8| {
-            let expected = expected.clone();
-            move |board: &Plan, base: &Report| {
-                assert_eq!(
-                    labels(board.regions.iter().map(|r| r.label.into())),
-                    expected
-                );
-                assert_eq!(
-                    labels(base.regions.iter().map(|r| r.label.clone())),
-                    expected
-                );
-                let mut record = base.clone();
-                record.device = Some(DeviceReport {
-                    mac: Some("02:00:00:00:00:01".into()),
-                    ..DeviceReport::default()
-                });
-                if code != 0 {
-                    station::failed(&mut record, ExitKind::Write, "verify failed");
-                }
-                record
-            }
-        };
-        let ok = station.board(&plan, "/dev/ttyUSB0", &base, write(0));
+        let args = Args::try_parse_from([
+            "flasher",
+            "--chip",
+            "esp32",
+            "--flash_size",
+            "4MB",
+            "--nvs-config",
+            "config.csv",
+            "--nvs-values",
+            values.to_str().unwrap(),
+            "--station-name",
+            "unit",
+        ])
+        .unwrap();
+        let station = Station::open(rows, &args).unwrap();
+        let plan = plan();
+        let (one, two) = ("02:00:00:00:00:01", "02:00:00:00:00:02");
+        let ok = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
         assert_eq!((ok.exit_code, ok.nvs_row.as_deref()), (0, Some("A1")));
-        let bad = station.board(&plan, "/dev/ttyUSB1", &base, write(6));
+        let bad = station.board(&plan, "/dev/ttyUSB1", write(two, 6));
         assert_eq!((bad.exit_code, bad.nvs_row.as_deref()), (6, Some("A2")));
-        let none = station.board(&plan, "/dev/ttyUSB2", &base, |_: &Plan, _: &Report| {
-            panic!("a board without a row is not started")
-        });
+        // The first board comes back: its own row again, not a new one.
+        let again = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
+        assert_eq!(again.nvs_row.as_deref(), Some("A1"));
+        let none = station.board(&plan, "/dev/ttyUSB2", write("02:00:00:00:00:03", 0));
         assert_eq!((none.exit_code, none.nvs_row), (10, None));
         assert!(none.error.unwrap().contains("no row of"));
         assert_eq!(
             station.summary(),
             "nvs: 1 rows done, 1 failed (A2), 0 in doubt, 0 free; check those boards, then give a row back with --nvs-release ID"
         );
-        let journal = std::fs::read_to_string(dir.path().join("values.csv.journal")).unwrap();
-        assert!(journal.contains("done A1 02:00:00:00:00:01\n"), "{journal}");
-        assert!(journal.contains("failed A2 verify failed\n"), "{journal}");
+        let store = Store::open(&format!(
+            "sqlite:{}",
+            Store::default_path(&values).display()
+        ));
+        let records = store.unwrap().records(&linedb::Query::default()).unwrap();
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].row.as_deref(), Some("A1"));
+        assert_eq!(records[0].station.as_deref(), Some("unit"));
+        assert!(
+            records[0].regions_md5.contains("\"nvs\":"),
+            "{:?}",
+            records[0]
+        );
+        assert!(records.iter().all(|r| !r.json.contains("AB01")));
+    }
+
+    #[test]
+    fn a_board_waits_for_the_database_then_is_refused_and_its_record_waits_in_the_spool() {
+        let server = testkit::pg::PgServer::start();
+        // SAFETY: only this test reads PGPASSWORD; set before its store opens.
+        unsafe { std::env::set_var("PGPASSWORD", server.password()) };
+        let url = server.database("wait");
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("values.csv");
+        let rows = Rows {
+            batch: Batch::new(CONFIG, VALUES, 0x6000, dir.path()).unwrap(),
+            partition: "nvs".into(),
+            values: values.clone(),
+        };
+        let args = Args::try_parse_from([
+            "flasher",
+            "--chip",
+            "esp32",
+            "--flash_size",
+            "4MB",
+            "--nvs-config",
+            "config.csv",
+            "--nvs-values",
+            values.to_str().unwrap(),
+            "--db",
+            &url,
+            "--db-wait",
+            "2",
+        ])
+        .unwrap();
+        let station = Station::open(rows, &args).unwrap();
+        let plan = plan();
+        server.stop();
+        let started = Instant::now();
+        let away = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert_eq!((away.exit_code, away.nvs_row.as_deref()), (1, None));
+        let error = away.error.unwrap();
+        assert!(error.contains("cannot be reached"), "{error}");
+        assert!(error.contains("was not written"), "{error}");
+        let spool = dir.path().join("values.csv.spool");
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+
+        server.resume();
+        let back = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        assert_eq!((back.exit_code, back.nvs_row.as_deref()), (0, Some("A1")));
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+        let store = Store::open(&url).unwrap();
+        assert_eq!(store.records(&linedb::Query::default()).unwrap().len(), 2);
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{DeviceError, ExitKind};
 use crate::nvs;
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
-use crate::report::{self, RangeReport, Report};
+use crate::report::{self, RangeReport, RegionReport, Report};
 use firmware::chip::TargetName;
 
 /// The short name of a port for progress lines (`ttyUSB0`).
@@ -65,32 +65,13 @@ pub fn flash_all(
                 } else {
                     options.console.clone()
                 };
-                // A per-board key is made here, once per board, for all its attempts.
-                let secure = options.secure.as_ref().map(|s| s.for_board());
-                let secure_opts = secure.as_ref().and_then(|s| s.as_ref().ok()).cloned();
-                // A board's own key makes its own encrypted streams: kept with the board, not
-                // for the whole run.
-                let streams = match &secure_opts {
-                    Some(s) if s.per_board_key() => Default::default(),
-                    _ => options.streams.clone(),
-                };
                 let opts = Options {
                     console,
-                    secure: secure_opts,
-                    streams,
                     ..options.clone()
                 };
-                let key_error = secure.and_then(Result::err);
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let write = |plan: &Plan, base: &Report| match &key_error {
-                        Some(e) => no_key(base, &port.port, e),
-                        None => flash_one(plan, target, port, &opts, base, started),
-                    };
-                    let record = match nvs {
-                        Some(nvs) => nvs.board(plan, &port.port, base, write),
-                        None => write(plan, base),
-                    };
+                    let record = board(plan, nvs, target, port, &opts, base, started);
                     if let Some(log) = log
                         && let Err(e) = report::append_line(log, &record.to_line())
                     {
@@ -148,6 +129,56 @@ pub fn failed(record: &mut Report, kind: ExitKind, message: &str) {
     record.error = Some(message.replace('\n', " "));
 }
 
+/// One board on one port, to its record: `plan` written to the board on `port` with `opts`,
+/// the record starting from `base`. With `nvs`, the board first takes its own row (claimed by
+/// its MAC once it is identified) and is written with that row's image; its record goes to
+/// the line's database. `started` is when the run began.
+pub fn board(
+    plan: &Plan,
+    nvs: Option<&nvs::Station>,
+    target: &TargetName,
+    port: &ResolvedPort,
+    opts: &Options,
+    base: &Report,
+    started: Instant,
+) -> Report {
+    // A per-board key is made here, once per board, for all its attempts.
+    let opts = match with_board_key(opts) {
+        Ok(opts) => opts,
+        Err(e) => return no_key(base, &port.port, &e),
+    };
+    let opts = &opts;
+    let Some(nvs) = nvs else {
+        return flash_one(plan, target, port, opts, base, started);
+    };
+    nvs.board(plan, &port.port, |per_board| {
+        let opts = Options {
+            per_board: Some(per_board),
+            ..opts.clone()
+        };
+        flash_one(plan, target, port, &opts, base, started)
+    })
+}
+
+/// `options` with secure production's key for one board: its own key when the profile makes
+/// one per board, with its own encrypted streams (kept with the board, not for the whole run).
+fn with_board_key(options: &Options) -> std::io::Result<Options> {
+    let Some(secure) = &options.secure else {
+        return Ok(options.clone());
+    };
+    let secure = secure.for_board()?;
+    let streams = if secure.per_board_key() {
+        Default::default()
+    } else {
+        options.streams.clone()
+    };
+    Ok(Options {
+        secure: Some(secure),
+        streams,
+        ..options.clone()
+    })
+}
+
 /// The record of writing `plan` to the board on `port`.
 fn flash_one(
     plan: &Plan,
@@ -167,6 +198,9 @@ fn flash_one(
     record.line = contact.line.clone();
     record.boot = contact.boot;
     record.secure = contact.secure;
+    if let Some(board_plan) = &contact.plan {
+        record.regions = board_plan.regions.iter().map(RegionReport::of).collect();
+    }
     match result {
         Ok(outcome) => {
             record.outcome = "ok".into();

@@ -836,6 +836,7 @@ fn expected_erased_gaps_are_checked_without_a_first_pass() {
         check_untouched: Some(Untouched::Erased),
         streams: Default::default(),
         secure: None,
+        per_board: None,
     };
     let target = "esp32c3".parse().unwrap();
     let write = |board: &SimBoard| {

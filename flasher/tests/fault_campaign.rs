@@ -91,6 +91,7 @@ fn options(untouched: bool) -> Options {
         check_untouched: untouched.then_some(Untouched::Unchanged),
         streams: Default::default(),
         secure: None,
+        per_board: None,
     }
 }
 

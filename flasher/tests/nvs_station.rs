@@ -1,198 +1,22 @@
 //! A station with per-board data: simulated boards written by the real `flasher` binary with
 //! `--nvs-config`/`--nvs-values`. Each board's nvs partition must hold, byte for byte, what
 //! ESP-IDF's `nvs_partition_gen.py` (the venv's `esp_idf_nvs_partition_gen`) makes of the
-//! per-row CSV `mfg_gen.py` writes for its row; rows go to one board each, across failures,
-//! a SIGKILLed station and rows running out.
+//! per-row CSV `mfg_gen.py` writes for its row; rows go to one board each (claimed by MAC in
+//! the embedded database beside the values file), across failures, a SIGKILLed station, two
+//! stations on one file and rows running out.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{flasher, generated_build, stderr, write_bundle};
-use esp_sim::{BoardConfig, SimBoard};
-use firmware::chip::Chip;
+use common::rows::*;
+use common::stderr;
+use esp_sim::SimBoard;
+use linedb::Query;
 use serde_json::Value;
-use testkit::idf_build::BuildSpec;
-
-/// The nvs partition of the generated table.
-const NVS_OFFSET: usize = 0x9000;
-const NVS_SIZE: usize = 0x6000;
-
-const CONFIG: &str = "device,namespace,\n\
-serial,data,string\n\
-model,data,string,REPEAT\n\
-unit,data,u32\n\
-key,data,hex2bin\n";
-
-/// One values row: (id, serial, unit, key).
-fn row(n: u32) -> (String, String, String, String) {
-    (
-        format!("SN-{n:04}"),
-        format!("AB{:06}", 1000 + n),
-        (7000 + n).to_string(),
-        format!("{:08x}{:08x}", n.wrapping_mul(0x0101_0101), !n),
-    )
-}
-
-/// A config and a values file with `rows` rows in `dir`; returns the values path.
-fn batch(dir: &Path, rows: u32) -> PathBuf {
-    fs::write(dir.join("config.csv"), CONFIG).unwrap();
-    let mut values = String::from("id,serial,model,unit,key\n");
-    for n in 1..=rows {
-        let (id, serial, unit, key) = row(n);
-        let model = if n == 1 { "M1" } else { "" };
-        values.push_str(&format!("{id},{serial},{model},{unit},{key}\n"));
-    }
-    fs::write(dir.join("values.csv"), values).unwrap();
-    dir.join("values.csv")
-}
-
-/// The image ESP-IDF's generator makes for row `n`: the per-row CSV `mfg_gen.py` writes
-/// (REPEAT filled in, `\r\n` line ends), run through `nvs_partition_gen.py generate`.
-fn reference_image(n: u32) -> Vec<u8> {
-    let (_, serial, unit, key) = row(n);
-    let csv: String = [
-        "key,type,encoding,value".to_string(),
-        "device,namespace,,".to_string(),
-        format!("serial,data,string,{serial}"),
-        "model,data,string,M1".to_string(),
-        format!("unit,data,u32,{unit}"),
-        format!("key,data,hex2bin,{key}"),
-    ]
-    .iter()
-    .map(|l| format!("{l}\r\n"))
-    .collect();
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("input.csv"), csv).unwrap();
-    let python = testkit::workspace_root().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: create the venv and `pip install esp-idf-nvs-partition-gen` (bash .ci/run does)",
-        python.display()
-    );
-    let out = Command::new(python)
-        .args(["-m", "esp_idf_nvs_partition_gen", "generate"])
-        .args(["input.csv", "out.bin", &format!("{NVS_SIZE:#x}")])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let image = fs::read(dir.path().join("out.bin")).unwrap();
-    assert_eq!(image.len(), NVS_SIZE);
-    image
-}
-
-/// An esp32s3 bundle in `dir`/fw with an app of `app_len` bytes; returns its merged image.
-fn bundle(dir: &Path, app_len: usize) -> Vec<u8> {
-    let mut spec = BuildSpec::new(Chip::Esp32s3);
-    spec.app_len = app_len;
-    let build = generated_build(&dir.join("build"), &spec);
-    write_bundle(&dir.join("fw"), &[("esp32s3", &build)], None, true);
-    let merged = dir.join("merged.bin");
-    let fw = dir.join("fw");
-    let out = flasher(&[
-        "--chip",
-        "esp32s3",
-        "--flash_size",
-        "4MB",
-        "--firmware-dir",
-        fw.to_str().unwrap(),
-        "--merge-out",
-        merged.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    fs::read(merged).unwrap()
-}
-
-fn mac(n: u8) -> String {
-    format!("02:00:00:00:20:{n:02x}")
-}
-
-fn board(n: u8, faults: &str, realtime: bool) -> SimBoard {
-    SimBoard::start(
-        BoardConfig::new(esp_sim::Chip::Esp32s3)
-            .mac(mac(n).parse().unwrap())
-            .faults(faults.parse().unwrap())
-            .realtime(realtime),
-    )
-    .unwrap()
-}
-
-/// The station's command line: the bundle, the batch in `dir`, then `ports`.
-fn station_args(dir: &Path, ports: &[&SimBoard], extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--chip",
-        "esp32s3",
-        "--flash_size",
-        "4MB",
-        "--before",
-        "no-reset",
-        "--after",
-        "no-reset",
-    ]
-    .map(String::from)
-    .to_vec();
-    let path = |p: PathBuf| p.to_str().unwrap().to_string();
-    args.extend(["--firmware-dir".into(), path(dir.join("fw"))]);
-    args.extend(["--nvs-config".into(), path(dir.join("config.csv"))]);
-    args.extend(["--nvs-values".into(), path(dir.join("values.csv"))]);
-    for b in ports {
-        args.extend(["--port".into(), b.path().to_str().unwrap().into()]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn run(args: &[String]) -> std::process::Output {
-    flasher(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn journal_lines(dir: &Path) -> Vec<String> {
-    fs::read_to_string(dir.join("values.csv.journal"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-/// The rows a journal assigned, in order.
-fn assigned(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("assigned "))
-        .map(|l| l.split(' ').next().unwrap().to_string())
-        .collect()
-}
-
-/// Row number of a row id (`SN-0003` is 3).
-fn number(id: &str) -> u32 {
-    id.strip_prefix("SN-").unwrap().parse().unwrap()
-}
-
-/// Checks that `flash` is the shared plan with row `id`'s image in the nvs partition.
-fn assert_board_holds(flash: &[u8], shared: &[u8], id: &str) {
-    let nvs = &flash[NVS_OFFSET..NVS_OFFSET + NVS_SIZE];
-    assert!(
-        nvs == reference_image(number(id)).as_slice(),
-        "the nvs partition differs from the generator's image for {id}"
-    );
-    assert!(
-        flash[..NVS_OFFSET] == shared[..NVS_OFFSET],
-        "{id}: before nvs"
-    );
-    assert!(
-        flash[NVS_OFFSET + NVS_SIZE..] == shared[NVS_OFFSET + NVS_SIZE..],
-        "{id}: after nvs"
-    );
-}
 
 #[test]
 fn boards_at_once_get_distinct_rows_recorded_without_their_values() {
@@ -221,13 +45,13 @@ fn boards_at_once_get_distinct_rows_recorded_without_their_values() {
         "{err}"
     );
 
-    let journal = journal_lines(dir);
-    let rows = assigned(&journal);
+    let rows = recorded_rows(dir);
     assert_eq!(
         rows.iter().cloned().collect::<BTreeSet<_>>(),
         ["SN-0001", "SN-0002", "SN-0003"].map(String::from).into(),
-        "{journal:?}"
+        "{rows:?}"
     );
+    let in_db = db(dir).records(&Query::default()).unwrap();
     let run_report: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
     let records = run_report["boards"].as_array().unwrap();
     let logged = fs::read_to_string(&log).unwrap();
@@ -244,10 +68,13 @@ fn boards_at_once_get_distinct_rows_recorded_without_their_values() {
             .unwrap();
         assert_eq!(nvs["offset"], NVS_OFFSET, "{r}");
         assert_eq!(nvs["source"], format!("generated: NVS row {id}"), "{r}");
-        assert!(
-            journal.contains(&format!("done {id} {}", mac(i as u8))),
-            "{journal:?}"
-        );
+        let entry = in_db
+            .iter()
+            .find(|e| e.row.as_deref() == Some(&id))
+            .unwrap();
+        assert_eq!(entry.mac.as_deref(), Some(mac(i as u8).as_str()));
+        assert_eq!((entry.outcome.as_str(), entry.exit_code), ("ok", 0));
+        assert!(entry.regions_md5.contains("\"nvs\":"), "{entry:?}");
         assert!(
             logged.contains(&format!("\"nvs_row\":\"{id}\"")),
             "{logged}"
@@ -262,7 +89,12 @@ fn boards_at_once_get_distinct_rows_recorded_without_their_values() {
             !logged.contains(&serial) && !logged.contains(&key),
             "{logged}"
         );
-        assert!(!journal.concat().contains(&serial), "{journal:?}");
+        let bytes = db_bytes(dir);
+        let has = |v: &str| bytes.windows(v.len()).any(|w| w == v.as_bytes());
+        assert!(
+            !has(&serial) && !has(&key),
+            "the database holds row {n}'s values"
+        );
     }
 }
 
@@ -281,13 +113,9 @@ fn a_failed_board_keeps_its_row_and_boards_beyond_the_rows_are_not_started() {
     let out = run(&station_args(dir, &boards.iter().collect::<Vec<_>>(), &[]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(6), "{err}");
-    let journal = journal_lines(dir);
-    let failed: Vec<&String> = journal
-        .iter()
-        .filter(|l| l.starts_with("failed "))
-        .collect();
-    assert_eq!(failed.len(), 1, "{journal:?}");
-    let failed_row = failed[0].split(' ').nth(1).unwrap().to_string();
+    let failed = db(dir).summary().unwrap().failed;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let failed_row = failed[0].clone();
     assert!(
         err.contains(&format!(
             "nvs: 2 rows done, 1 failed ({failed_row}), 0 in doubt, 0 free"
@@ -302,26 +130,26 @@ fn a_failed_board_keeps_its_row_and_boards_beyond_the_rows_are_not_started() {
         b.stop();
     }
 
-    // All rows taken: a new board is not started, exit 10, with its own line.
+    // All rows taken: a new board is identified but not written, exit 10, with its own line.
     let fresh = board(9, "", false);
     let out = run(&station_args(dir, &[&fresh], &[]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(10), "{err}");
     assert!(
         err.lines()
-            .any(|l| l.contains("no row of") && l.contains("so it was not started")),
+            .any(|l| l.contains("no row of") && l.contains("so it was not written")),
         "{err}"
     );
-    assert!(fresh.commands().is_empty());
     assert!(fresh.flash().iter().all(|&x| x == 0xFF));
 
     // The operator releases the failed row: the next board gets exactly that row.
     let release = station_args(dir, &[], &["--nvs-release", &failed_row]);
     let out = run(&release);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        journal_lines(dir).last().unwrap(),
-        &format!("released {failed_row}")
+    assert!(
+        stderr(&out).contains(&format!("released row {failed_row} in sqlite:")),
+        "{}",
+        stderr(&out)
     );
     let out = run(&release);
     assert_eq!(
@@ -331,16 +159,16 @@ fn a_failed_board_keeps_its_row_and_boards_beyond_the_rows_are_not_started() {
     );
     let out = run(&station_args(dir, &[&fresh], &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(assigned(&journal_lines(dir)).last().unwrap(), &failed_row);
+    assert_eq!(recorded_rows(dir).last().unwrap(), &failed_row);
     assert_board_holds(&fresh.stop(), &shared, &failed_row);
 }
 
 #[test]
-fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
+fn a_killed_station_leaves_its_rows_in_doubt_and_a_second_station_shares_the_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let shared = bundle(dir, 1024 * 1024);
-    batch(dir, 6);
+    batch(dir, 7);
     // Real-time boards, so that the station is killed while it writes them.
     let slow: Vec<SimBoard> = (0..2).map(|n| board(n, "", true)).collect();
     let args = station_args(dir, &slow.iter().collect::<Vec<_>>(), &[]);
@@ -351,7 +179,7 @@ fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while assigned(&journal_lines(dir)).len() < 2 {
+    while !dir.join("values.csv.db").exists() || db(dir).summary().unwrap().writing < 2 {
         assert!(
             Instant::now() < deadline,
             "the station never started both boards"
@@ -364,28 +192,22 @@ fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // A second station on the same journal is refused while the first runs.
+    // A second station on the same database writes its board with a row of its own.
     let other = board(7, "", false);
     let out = run(&station_args(dir, &[&other], &[]));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is in use by"), "{}", stderr(&out));
-    assert!(other.commands().is_empty());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let other_row = recorded_rows(dir).pop().unwrap();
 
-    // Both boards take about ten seconds to write: kill the station in the middle.
-    std::thread::sleep(Duration::from_secs(3));
+    // Both slow boards take about ten seconds to write: kill the station in the middle.
     assert!(
         child.try_wait().unwrap().is_none(),
         "the station ended early"
     );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(
-        journal_lines(dir)
-            .iter()
-            .all(|l| l.starts_with("assigned "))
-    );
-    let before = assigned(&journal_lines(dir));
-    assert_eq!(before.len(), 2);
+    let before = db(dir).summary().unwrap().in_doubt;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(!before.contains(&other_row));
     drop(slow);
 
     let boards: Vec<SimBoard> = (2..6).map(|n| board(n, "", false)).collect();
@@ -394,22 +216,18 @@ fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     for row in &before {
         assert!(
-            err.contains(&format!("warning: row {row} was assigned to")),
+            err.contains(&format!("warning: row {row} is in doubt")),
             "{err}"
         );
     }
-    let all = assigned(&journal_lines(dir));
-    assert_eq!(all.len(), 6);
-    let distinct: BTreeSet<&String> = all.iter().collect();
-    assert_eq!(distinct.len(), 6, "a row was reused: {all:?}");
     assert!(
         err.contains(&format!(
-            "nvs: 4 rows done, 0 failed, 2 in doubt ({}), 0 free",
+            "nvs: 5 rows done, 0 failed, 2 in doubt ({}), 0 free",
             before.join(", ")
         )),
         "{err}"
     );
-    let run_rows: Vec<&String> = all[2..].iter().collect();
+    let run_rows: Vec<String> = recorded_rows(dir);
     let mut written = BTreeSet::new();
     for b in boards {
         let flash = b.stop();
@@ -417,10 +235,12 @@ fn a_killed_station_restarts_reusing_no_row_and_skipping_none() {
             .iter()
             .find(|id| flash[NVS_OFFSET..NVS_OFFSET + NVS_SIZE] == reference_image(number(id)))
             .expect("the board holds one of the rows it was given");
+        assert!(!before.contains(id) && id != &other_row, "{id} reused");
         assert_board_holds(&flash, &shared, id);
         written.insert(id.to_string());
     }
     assert_eq!(written.len(), 4);
+    assert_board_holds(&other.stop(), &shared, &other_row);
 }
 
 #[test]
@@ -442,11 +262,11 @@ fn a_bad_row_refuses_the_run_before_any_board() {
         "{err}"
     );
     assert!(b.commands().is_empty(), "the board was touched");
-    assert!(!dir.join("values.csv.journal").exists());
+    assert!(!dir.join("values.csv.db").exists());
 }
 
 #[test]
-fn dry_run_and_merge_out_show_one_rows_plan_without_a_journal() {
+fn dry_run_and_merge_out_show_one_rows_plan_without_a_database() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let shared = bundle(dir, 64 * 1024);
@@ -471,7 +291,7 @@ fn dry_run_and_merge_out_show_one_rows_plan_without_a_journal() {
         "{plan}"
     );
     assert_board_holds(&fs::read(&merged).unwrap(), &shared, "SN-0002");
-    assert!(!dir.join("values.csv.journal").exists());
+    assert!(!dir.join("values.csv.db").exists());
 
     // Without a row the plan notes what each board gets; an unknown row is refused.
     let out = run(&station_args(dir, &[], &["--dry-run"]));
@@ -503,4 +323,47 @@ fn dry_run_and_merge_out_show_one_rows_plan_without_a_journal() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_journal_of_the_file_based_station_is_imported_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let shared = bundle(dir, 64 * 1024);
+    batch(dir, 5);
+    fs::write(
+        dir.join("values.csv.journal"),
+        format!(
+            "assigned SN-0001 to /dev/ttyUSB0 at 2026-12-01T10:16:22Z\n\
+             done SN-0001 {}\n\
+             assigned SN-0002 to /dev/ttyUSB1 at 2026-12-01T10:16:25Z\n\
+             failed SN-0002 no answer from the ROM loader\n\
+             assigned SN-0003 to /dev/ttyUSB2 at 2026-12-01T10:17:00Z\n",
+            mac(0)
+        ),
+    )
+    .unwrap();
+    // Board 0 comes back (it holds SN-0001); board 1 is new.
+    let boards: Vec<SimBoard> = (0..2).map(|n| board(n, "", false)).collect();
+    let out = run(&station_args(dir, &boards.iter().collect::<Vec<_>>(), &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("nvs: imported journal"), "{err}");
+    assert!(err.contains("(1 done, 1 failed, 1 in doubt)"), "{err}");
+    assert!(err.contains("warning: row SN-0003 is in doubt"), "{err}");
+    assert!(
+        err.contains("nvs: 2 rows done, 1 failed (SN-0002), 1 in doubt (SN-0003), 1 free"),
+        "{err}"
+    );
+    let mut boards = boards.into_iter();
+    assert_board_holds(&boards.next().unwrap().stop(), &shared, "SN-0001");
+    assert_board_holds(&boards.next().unwrap().stop(), &shared, "SN-0004");
+
+    // The next run does not import it again.
+    let last = board(2, "", false);
+    let out = run(&station_args(dir, &[&last], &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("imported journal"), "{err}");
+    assert_board_holds(&last.stop(), &shared, "SN-0005");
 }

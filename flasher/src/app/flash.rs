@@ -88,7 +88,7 @@ fn carry_out(
     if let Some(rows) = &rows
         && !args.nvs_release.is_empty()
     {
-        nvs::release(rows, args.nvs_journal.as_deref(), &args.nvs_release)?;
+        nvs::release(rows, args, &args.nvs_release)?;
         return Ok(Finished::default());
     }
     let plan = with_row(args, rows.as_ref(), plan, base)?;
@@ -110,7 +110,7 @@ fn carry_out(
         return Ok(without_boards(base, log, started));
     }
     let station = match rows {
-        Some(rows) => Some(nvs::Station::open(rows, args.nvs_journal.as_deref())?),
+        Some(rows) => Some(nvs::Station::open(rows, args)?),
         None => None,
     };
     let finished = write_boards(
@@ -221,6 +221,7 @@ fn write_boards(
         check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
         streams: Default::default(),
         secure,
+        per_board: None,
     };
     let finished = station::flash_all(
         plan,

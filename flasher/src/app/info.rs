@@ -31,6 +31,7 @@ pub(super) fn info(args: &Args) -> u8 {
         check_untouched: None,
         streams: Default::default(),
         secure: None,
+        per_board: None,
     };
     let results: Vec<Result<BoardInfo, DeviceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ports

@@ -3,13 +3,15 @@
 //!
 //! A run has one lifecycle (`flash`): open the log, resolve the ports, make the plan, write the
 //! boards (or the merged image), then sum the boards' records up ([`outcome`]): the summary line,
-//! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`.
+//! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`, `records`
+//! is `records` (the boards' records in the line's database).
 
 pub mod list;
 pub mod outcome;
 
 mod flash;
 mod info;
+mod records;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use crate::cli::{Args, ListPorts};
+use crate::cli::{Args, ListPorts, Records};
 use crate::error::ExitKind;
 
 /// What the command line asks for.
@@ -29,6 +31,8 @@ pub enum Command {
     ListPorts(ListPorts),
     /// `--port PORT… --info [--json]`: what the boards are, nothing written.
     Info(Box<Args>),
+    /// `records --db URL …`: the boards' records in the line's database.
+    Records(Records),
 }
 
 impl Command {
@@ -36,6 +40,9 @@ impl Command {
     /// parsed on its own.
     pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, Stop> {
         let argv: Vec<OsString> = argv.into_iter().collect();
+        if let Some(records) = Records::requested(&argv) {
+            return records.map(Command::Records).map_err(Stop);
+        }
         if let Some(list) = ListPorts::requested(&argv) {
             return list.map(Command::ListPorts).map_err(Stop);
         }
@@ -92,6 +99,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Flash(args) => ExitCode::from(flash::flash(&args)),
         Command::ListPorts(list) => list::list_ports(&list),
         Command::Info(args) => ExitCode::from(info::info(&args)),
+        Command::Records(query) => ExitCode::from(records::records(&query)),
     }
 }
 

@@ -1,7 +1,11 @@
 //! One attempt at writing a board, as the phases of a flash: connect, identify, check, write,
 //! verify, reset.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::error::DeviceError;
+use crate::report::DeviceReport;
 
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
@@ -9,7 +13,7 @@ use firmware::chip::TargetName;
 
 use super::boot;
 use super::failure::Failure;
-use super::options::{Contact, Gap, Options, Outcome};
+use super::options::{Contact, Gap, Identity, Options, Outcome};
 use super::session::Session;
 
 /// Writes `plan` to the board on `port` at `rate` on a new connection. What the board
@@ -33,6 +37,8 @@ pub(super) fn attempt(
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
     session.check(&board, plan, contact)?;
+    let board_plan = plan_for_board(plan, &board.report, opts, contact)?;
+    let plan: &Plan = board_plan.as_deref().unwrap_or(plan);
     // Every check of the board comes before secure production burns anything.
     session.check_psram()?;
     let secured;
@@ -77,6 +83,36 @@ pub(super) fn attempt(
         write,
         warnings,
     })
+}
+
+/// The plan of this board from [`Options::per_board`] (`None`: the plan given), its streams
+/// prepared; a refusal ends the attempts with nothing written.
+fn plan_for_board(
+    plan: &Plan,
+    device: &DeviceReport,
+    opts: &Options,
+    contact: &mut Contact,
+) -> Result<Option<Arc<Plan>>, Failure> {
+    let Some(hook) = &opts.per_board else {
+        return Ok(None);
+    };
+    let identity = Identity {
+        mac: device.mac.clone(),
+        chip: device.chip.clone(),
+    };
+    let board_plan = hook.plan_for(&identity).map_err(|refusal| {
+        Failure::Fatal(DeviceError::Refused {
+            kind: refusal.kind,
+            message: refusal.message,
+        })
+    })?;
+    debug_assert_eq!(board_plan.target, plan.target);
+    // With --security the streams are of the encrypted plan, made once it is.
+    if opts.secure.is_none() {
+        opts.streams.prepare(&board_plan);
+    }
+    contact.plan = Some(Arc::clone(&board_plan));
+    Ok(Some(board_plan))
 }
 
 /// With `--check-untouched`, the gaps of the plan and the MD5 each must keep: taken once per

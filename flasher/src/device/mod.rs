@@ -50,7 +50,9 @@ mod write;
 
 pub use connect::ROM_BAUD;
 pub use console::Console;
-pub use options::{Contact, Gap, Options, Outcome, Untouched};
+pub use options::{
+    Contact, Gap, Identity, Options, Outcome, PerBoard, PlanFor, Refusal, Untouched,
+};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
 pub use secure::{EncryptedRegion, FuseRecord, KeyBlockRecord, Secure, SecureRecord};
 pub use stream::Streams;

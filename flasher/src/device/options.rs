@@ -5,6 +5,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use crate::cli::{After, Before};
+use crate::error::ExitKind;
+use crate::plan::Plan;
 use crate::report::{DeviceReport, LineReport};
 
 use super::boot::{BootRecord, BootWatch};
@@ -57,6 +59,57 @@ pub struct Options {
     pub streams: Arc<Streams>,
     /// Secure production (`--security`): the profile and this board's key, or `None`.
     pub secure: Option<Secure>,
+    /// The plan of this board, asked for once it is identified (per-board data); `None`
+    /// writes the plan given to [`write`](fn@super::write).
+    pub per_board: Option<PerBoard>,
+}
+
+/// What a board is, once identified: what a [`PerBoard`] hook is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The board's MAC (`aa:bb:cc:dd:ee:ff`), when it tells it.
+    pub mac: Option<String>,
+    /// The chip, as recorded (`esp32s3`).
+    pub chip: String,
+}
+
+/// Why a [`PerBoard`] hook refuses a board: nothing is written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The exit code's kind.
+    pub kind: ExitKind,
+    /// One line: what is wrong and what to do.
+    pub message: String,
+}
+
+/// The function that gives each board its own plan once the board is identified (connected,
+/// chip and MAC read, checked against the plan given to [`write`](fn@super::write)), before
+/// anything is written. It is called again on each retry attempt and must then give the same
+/// board the same plan. The device code knows nothing of what makes the plans differ.
+pub type PlanFor = dyn Fn(&Identity) -> Result<Arc<Plan>, Refusal> + Send + Sync;
+
+/// A shared [`PlanFor`] hook.
+#[derive(Clone)]
+pub struct PerBoard(pub Arc<PlanFor>);
+
+impl PerBoard {
+    /// The hook `f`.
+    pub fn new(
+        f: impl Fn(&Identity) -> Result<Arc<Plan>, Refusal> + Send + Sync + 'static,
+    ) -> Self {
+        PerBoard(Arc::new(f))
+    }
+
+    /// The plan of the board `identity`.
+    pub fn plan_for(&self, identity: &Identity) -> Result<Arc<Plan>, Refusal> {
+        (self.0)(identity)
+    }
+}
+
+impl std::fmt::Debug for PerBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerBoard(..)")
+    }
 }
 
 impl Options {
@@ -110,4 +163,6 @@ pub struct Contact {
     /// With `--security`, the flash encryption key an attempt started burning into this board:
     /// later attempts use it (and find it read-protected, and go on). Never recorded.
     pub secure_key: Option<firmware::encrypt::Key>,
+    /// The plan [`Options::per_board`] gave this board (the one written), once asked.
+    pub plan: Option<Arc<Plan>>,
 }

@@ -169,6 +169,7 @@ mod tests {
             check_untouched: None,
             streams: Default::default(),
             secure: None,
+            per_board: None,
         }
     }
 

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a part of these helpers
 
+pub mod rows;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -8,6 +8,7 @@
 pub mod elf;
 pub mod firmware;
 pub mod idf_build;
+pub mod pg;
 pub mod tools;
 
 use std::path::PathBuf;
