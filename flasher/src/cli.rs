@@ -31,7 +31,8 @@ Examples:
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
 failed for different reasons, 8 written but did not boot (--expect), 9 written and verified
-but flash outside the plan changed (--check-untouched), 10 boards left without an --nvs-values row.";
+but flash outside the plan changed (--check-untouched), 10 boards left without an --nvs-values
+row, 11 a board secured in part (--security: eFuses burned, the board not finished).";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
