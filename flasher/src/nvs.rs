@@ -15,11 +15,11 @@ use mfg::RowId;
 use mfg::journal::{Journal, JournalError};
 use mfg::mass::{Batch, MassError};
 
+use crate::boards;
 use crate::cli::Args;
 use crate::error::ExitKind;
 use crate::plan::{BoardData, Plan};
 use crate::report::{self, RegionReport, Report};
-use crate::station;
 
 /// How many refused rows an error lists before it counts the rest.
 const LISTED_REFUSALS: usize = 5;
@@ -282,7 +282,7 @@ impl Station {
                 Some(error) => format!("{error}; and the row's outcome was not recorded: {e}"),
                 None => format!("the board was written but its row was not recorded done: {e}"),
             };
-            station::failed(record, ExitKind::Other, &message);
+            boards::failed(record, ExitKind::Other, &message);
         }
     }
 
@@ -302,7 +302,7 @@ fn refused(base: &Report, port: &str, kind: ExitKind, message: &str) -> Report {
     let mut record = base.clone();
     record.port = Some(port.to_string());
     record.time = report::utc_now();
-    station::failed(&mut record, kind, message);
+    boards::failed(&mut record, kind, message);
     record
 }
 
@@ -388,7 +388,7 @@ mod tests {
                     ..DeviceReport::default()
                 });
                 if code != 0 {
-                    station::failed(&mut record, ExitKind::Write, "verify failed");
+                    boards::failed(&mut record, ExitKind::Write, "verify failed");
                 }
                 record
             }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::boards::{self, Finished};
 use crate::cli::{After, Args, Before};
 use crate::device::boot::BootWatch;
 use crate::device::{self, Console};
@@ -14,7 +15,6 @@ use crate::nvs;
 use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::report::{self, Report};
-use crate::station::{self, Finished};
 use firmware::esp_image;
 use regex::Regex;
 
@@ -196,7 +196,7 @@ fn write_boards(
         check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
         streams: Default::default(),
     };
-    let finished = station::flash_all(
+    let finished = boards::flash_all(
         plan,
         nvs,
         args.target(),
@@ -209,7 +209,7 @@ fn write_boards(
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {
-                (Some(port), 2..) => eprintln!("error: [{}] {error}", station::short_name(port)),
+                (Some(port), 2..) => eprintln!("error: [{}] {error}", boards::short_name(port)),
                 _ => eprintln!("error: {error}"),
             }
         }
