@@ -71,17 +71,10 @@ pub fn flash_all(
                 };
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let write = |plan: &Plan, base: &Report| {
-                        flash_one(plan, target, port, &opts, base, started)
-                    };
-                    let record = match nvs {
-                        Some(nvs) => nvs.board(plan, &port.port, base, write),
-                        None => write(plan, base),
-                    };
-                    if let Some(log) = log
-                        && let Err(e) = report::append_line(log, &record.to_line())
-                    {
-                        lock(log_errors).push(format!("the record of {}: {e}", port.port));
+                    let (record, log_error) =
+                        board(plan, nvs, target, port, &opts, base, log, started);
+                    if let Some(e) = log_error {
+                        lock(log_errors).push(e);
                     }
                     record
                 })
@@ -109,6 +102,32 @@ pub fn flash_all(
         records,
         log_errors: log_errors.into_inner().unwrap_or_default(),
     }
+}
+
+/// The record of the board on `port`, written as one board of a run: with `nvs`, it first
+/// takes its own row and is written with that row's image; the record is appended to `log`
+/// (with the message of a record that could not be, second).
+#[allow(clippy::too_many_arguments)]
+pub fn board(
+    plan: &Plan,
+    nvs: Option<&nvs::Station>,
+    target: &TargetName,
+    port: &ResolvedPort,
+    opts: &Options,
+    base: &Report,
+    log: Option<&fs::File>,
+    started: Instant,
+) -> (Report, Option<String>) {
+    let write = |plan: &Plan, base: &Report| flash_one(plan, target, port, opts, base, started);
+    let record = match nvs {
+        Some(nvs) => nvs.board(plan, &port.port, base, write),
+        None => write(plan, base),
+    };
+    let log_error = match log.map(|log| report::append_line(log, &record.to_line())) {
+        Some(Err(e)) => Some(format!("the record of {}: {e}", port.port)),
+        _ => None,
+    };
+    (record, log_error)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

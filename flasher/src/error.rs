@@ -32,6 +32,9 @@ pub enum ExitKind {
     Untouched,
     /// Boards were left without a per-board data row (`--nvs-values` ran out of rows).
     NoRow,
+    /// A station stopped at once (a second SIGTERM or SIGINT) while boards were being written:
+    /// those boards are in doubt.
+    InDoubt,
 }
 
 impl ExitKind {
@@ -48,6 +51,7 @@ impl ExitKind {
             ExitKind::Boot => 8,
             ExitKind::Untouched => 9,
             ExitKind::NoRow => 10,
+            ExitKind::InDoubt => 11,
         }
     }
 }

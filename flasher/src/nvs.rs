@@ -235,6 +235,11 @@ impl Station {
         record
     }
 
+    /// The rows still free.
+    pub fn rows_left(&self) -> u64 {
+        self.journal().summary().free as u64
+    }
+
     /// The line summing up the rows after a run.
     pub fn summary(&self) -> String {
         let summary = self.journal().summary();

@@ -12,13 +12,15 @@
 //!   [`Stop`] (SIGTERM, SIGINT).
 //! * [`Hub`] holds the state the views show: a [`Tile`] per port, the shift's [`Counts`],
 //!   the last records.
-//! * [`Snapshot`] is what a view shows.
+//! * [`view`] shows a [`Snapshot`] of it: an HTTP server (`view::http`: the page, server-sent
+//!   events, `/api/state`, `/metrics`) and the terminal (`view::term`).
 #![warn(missing_docs)]
 
 mod model;
 mod pipeline;
 mod run;
 mod stop;
+pub mod view;
 
 pub use model::{Counts, Hub, LAST_RECORDS, PortState, Snapshot, Tile};
 pub use pipeline::{BoardRecord, Observer, Outcome, Phase, Pipeline};

@@ -2,6 +2,8 @@
 //! on a port while its phases are reported, a board's identity read without writing, and the
 //! rows left. The flasher implements [`Pipeline`]; the station knows nothing of devices.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// A phase of one board's run, as the pipeline reports it.
@@ -77,7 +79,7 @@ pub trait Pipeline: Send + Sync {
     fn scan(&self) -> Vec<String>;
     /// Runs one board on `port` through the whole one-shot pipeline, reporting its phases to
     /// `observer`, and returns its record (already logged by the pipeline).
-    fn run(&self, port: &str, observer: &dyn Observer) -> BoardRecord;
+    fn run(&self, port: &str, observer: Arc<dyn Observer>) -> BoardRecord;
     /// The MAC of the board on `port`, read without writing anything, or `None` when no board
     /// answers (an empty jig).
     fn identify(&self, port: &str) -> Option<String>;

@@ -211,12 +211,12 @@ fn start(pipeline: Arc<dyn Pipeline>, hub: Arc<Hub>, port: &str) -> JoinHandle<B
     let port = port.to_string();
     thread::spawn(move || {
         let started = Instant::now();
-        let observer = PortObserver {
-            hub: &hub,
-            port: &port,
-        };
+        let observer = Arc::new(PortObserver {
+            hub,
+            port: port.clone(),
+        });
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pipeline.run(&port, &observer)
+            pipeline.run(&port, observer)
         }));
         let mut record = run.unwrap_or_else(|_| BoardRecord {
             port: port.clone(),
@@ -235,17 +235,17 @@ fn start(pipeline: Arc<dyn Pipeline>, hub: Arc<Hub>, port: &str) -> JoinHandle<B
 }
 
 /// One board's phases, passed to the hub under its port.
-struct PortObserver<'a> {
-    hub: &'a Hub,
-    port: &'a str,
+struct PortObserver {
+    hub: Arc<Hub>,
+    port: String,
 }
 
-impl Observer for PortObserver<'_> {
+impl Observer for PortObserver {
     fn phase(&self, phase: Phase) {
-        self.hub.phase(self.port, phase);
+        self.hub.phase(&self.port, phase);
     }
 
     fn identified(&self, chip: &str, mac: &str) {
-        self.hub.identified(self.port, chip, mac);
+        self.hub.identified(&self.port, chip, mac);
     }
 }

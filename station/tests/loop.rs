@@ -38,7 +38,7 @@ impl Pipeline for Line {
         self.ports.lock().unwrap().keys().cloned().collect()
     }
 
-    fn run(&self, port: &str, observer: &dyn Observer) -> BoardRecord {
+    fn run(&self, port: &str, observer: Arc<dyn Observer>) -> BoardRecord {
         let mac = self.ports.lock().unwrap().get(port).cloned().flatten();
         let mac = mac.unwrap_or_else(|| "none".into());
         {

@@ -22,6 +22,9 @@ use super::outcome;
 
 /// Runs `args` to the end and returns the exit code.
 pub(super) fn flash(args: &Args) -> u8 {
+    if args.station.station {
+        return super::station::station(args);
+    }
     let started = Instant::now();
     let mut base = Report {
         target: args.target().to_string(),
@@ -30,18 +33,8 @@ pub(super) fn flash(args: &Args) -> u8 {
         ..Report::default()
     };
     // The log is opened before any board is touched, so that no board goes unrecorded.
-    let log = match &args.report_append {
-        Some(path) => match report::open_log(path) {
-            Ok(file) => Some(file),
-            Err(e) => {
-                eprintln!(
-                    "error: cannot open --report-append {}: {e}; pass a writable file",
-                    path.display()
-                );
-                return ExitKind::Other.code();
-            }
-        },
-        None => None,
+    let Ok(log) = open_log(args) else {
+        return ExitKind::Other.code();
     };
     let mut ports = Vec::new();
     let finished = match carry_out(args, &mut base, &mut ports, log.as_ref(), started) {
@@ -54,6 +47,19 @@ pub(super) fn flash(args: &Args) -> u8 {
     // Network ports' connections end with the boards, before the summary.
     drop(ports);
     outcome::finish(finished, args.report.as_deref())
+}
+
+/// The `--report-append` log, opened; an error is printed.
+pub(super) fn open_log(args: &Args) -> Result<Option<File>, ()> {
+    let Some(path) = &args.report_append else {
+        return Ok(None);
+    };
+    report::open_log(path).map(Some).map_err(|e| {
+        eprintln!(
+            "error: cannot open --report-append {}: {e}; pass a writable file",
+            path.display()
+        );
+    })
 }
 
 /// Makes the plan and carries it out. Errors are those before any board is written; the
@@ -142,7 +148,7 @@ fn with_row(
 }
 
 /// The plan, its notes printed; the plan's part of the records goes into `base`.
-fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
+pub(super) fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
         target: args.target().clone(),
@@ -185,17 +191,7 @@ fn write_boards(
     log: Option<&File>,
     started: Instant,
 ) -> Finished {
-    let options = device::Options {
-        baud: args.baud,
-        before: args.before,
-        after: args.after,
-        verify: !args.no_verify,
-        skip: !args.no_skip,
-        console: Console::single(),
-        boot: boot_watch(args, plan),
-        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
-        streams: Default::default(),
-    };
+    let options = options(args, plan);
     let finished = boards::flash_all(
         plan,
         nvs,
@@ -217,6 +213,21 @@ fn write_boards(
     finished
 }
 
+/// How the boards of `args` are written (on a console of their own).
+pub(super) fn options(args: &Args, plan: &Plan) -> device::Options {
+    device::Options {
+        baud: args.baud,
+        before: args.before,
+        after: args.after,
+        verify: !args.no_verify,
+        skip: !args.no_skip,
+        console: Console::single(),
+        boot: boot_watch(args, plan),
+        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
+        streams: Default::default(),
+    }
+}
+
 /// Refuses `--monitor` with several boards, and `--monitor` or `--expect` with an `--after`
 /// that does not start the firmware.
 fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
@@ -234,7 +245,7 @@ fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
 
 /// What to watch after the reset: `--expect`'s patterns (by default the app descriptor's
 /// project name and version lines, as ESP-IDF's `app_init` prints them) and `--monitor`.
-fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
+pub(super) fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
     let desk = &args.desk;
     let monitor = match (desk.monitor, desk.monitor_for) {
         (_, Some(d)) => Some(Some(d)),
@@ -254,7 +265,7 @@ fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
 }
 
 /// The lines an ESP-IDF app prints with its name and version at start-up.
-fn app_banner(plan: &Plan) -> Vec<Regex> {
+pub(super) fn app_banner(plan: &Plan) -> Vec<Regex> {
     let desc = plan
         .regions
         .iter()

@@ -3,13 +3,16 @@
 //!
 //! A run has one lifecycle (`flash`): open the log, resolve the ports, make the plan, write the
 //! boards (or the merged image), then sum the boards' records up ([`outcome`]): the summary line,
-//! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`.
+//! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`, `station`
+//! is `--station` (the one-board pipeline of `flash` under the `station` crate's loop).
 
 pub mod list;
 pub mod outcome;
 
 mod flash;
 mod info;
+mod station;
+mod view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

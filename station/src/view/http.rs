@@ -1,0 +1,1 @@
+//! The page, its events, `/api/state` and `/metrics` over HTTP.
