@@ -1,11 +1,14 @@
 //! `flasher --station`: the real binary runs as a child process watching `DIR/ttyUSB*`, and
 //! simulated boards (each with its own MAC) appear and disappear as links in DIR to their
 //! pseudo-terminals. Every board written is compared, byte for byte, with the plan for its
-//! row (`--merge-out --nvs-row`).
+//! row (`--merge-out --nvs-row`). The live view is read by a real headless Chromium (the
+//! page), Prometheus' own parser (`/metrics`) and serde (`/api/state`).
 
 mod common;
 
 use std::fs;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,10 +33,15 @@ pub struct Shift {
 impl Shift {
     /// A bundle and `rows` rows in a new directory; the station is not started yet.
     pub fn new(rows: u32) -> Shift {
+        Shift::with_app(rows, 96 * 1024)
+    }
+
+    /// As [`Shift::new`], with an app of `app_len` bytes.
+    pub fn with_app(rows: u32, app_len: usize) -> Shift {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let mut spec = BuildSpec::new(Chip::Esp32s3);
-        spec.app_len = 96 * 1024;
+        spec.app_len = app_len;
         let build = generated_build(&dir.join("build"), &spec);
         write_bundle(&dir.join("fw"), &[("esp32s3", &build)], None, true);
         fs::write(dir.join("config.csv"), CONFIG).unwrap();
@@ -378,4 +386,328 @@ fn a_replugged_done_board_gets_its_same_row() {
     assert_eq!(records[1]["nvs_row"], first[0]["nvs_row"]);
     shift.assert_written(&b, &mac(1));
     assert_eq!(shift.stop(), 0, "{}", shift.stderr());
+}
+
+/// `program` on `$PATH` (or as `$VAR` says), or a failure saying which package installs it.
+fn tool(program: &str, var: &str, package: &str) -> PathBuf {
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    };
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .or_else(on_path)
+        .unwrap_or_else(|| {
+            panic!("{program} is missing: apt-get install {package} (scripts/setup-tests does)")
+        })
+}
+
+/// One HTTP/1.1 exchange on `addr`: the status line's code and the body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{head}");
+        head.push_str(&line);
+    }
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|n| n.trim().parse::<usize>().unwrap());
+    let body = match length {
+        // Servers may keep the connection open: read exactly the body.
+        Some(n) => {
+            let mut body = vec![0; n];
+            reader.read_exact(&mut body).unwrap();
+            String::from_utf8(body).unwrap()
+        }
+        None => {
+            let mut body = String::new();
+            reader.read_to_string(&mut body).unwrap();
+            match lower.contains("transfer-encoding: chunked") {
+                true => unchunk(&body),
+                false => body,
+            }
+        }
+    };
+    (code, body)
+}
+
+/// A chunked body put back together.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+/// The body of `GET path` on `addr`, which must answer 200.
+fn get(addr: &str, path: &str) -> String {
+    let (code, body) = http(addr, "GET", path, None);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Headless Chromium driven through Debian's chromedriver (WebDriver).
+struct Browser {
+    driver: Child,
+    addr: String,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let driver_path = tool("chromedriver", "CHROMEDRIVER", "chromium-driver");
+        let chromium = tool("chromium", "CHROMIUM", "chromium");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver does not answer");
+            thread::sleep(Duration::from_millis(100));
+        }
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,800"],
+            },
+        }}});
+        let (code, body) = http(&addr, "POST", "/session", Some(&caps));
+        assert_eq!(code, 200, "{body}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        let session = reply["value"]["sessionId"].as_str().unwrap().to_string();
+        Browser {
+            driver,
+            addr,
+            session,
+        }
+    }
+
+    fn command(&self, method: &str, what: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}/{what}", self.session);
+        let (code, text) = http(&self.addr, method, &path, body.as_ref());
+        assert_eq!(code, 200, "{what}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["value"].take()
+    }
+
+    fn open(&self, url: &str) {
+        self.command("POST", "url", Some(serde_json::json!({ "url": url })));
+    }
+
+    /// What `script` returns in the page.
+    fn eval(&self, script: &str) -> Value {
+        let body = serde_json::json!({ "script": script, "args": [] });
+        self.command("POST", "execute/sync", Some(body))
+    }
+
+    /// The page as a PNG.
+    fn screenshot(&self) -> Vec<u8> {
+        base64_decode(self.command("GET", "screenshot", None).as_str().unwrap())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let path = format!("/session/{}", self.session);
+        let _ = http(&self.addr, "DELETE", &path, None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Standard base64 (WebDriver's screenshots) decoded.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+    {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Where the station's view listens, from its first line.
+fn view_addr(shift: &Shift) -> String {
+    shift.wait_for("the view", || shift.stderr().contains("live view is at"));
+    let err = shift.stderr();
+    let at = err.split("live view is at http://").nth(1).unwrap();
+    at.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn the_page_in_chromium_shows_a_tile_go_from_writing_to_pass() {
+    let mut shift = Shift::with_app(4, 1024 * 1024);
+    shift.start(&["--listen", "127.0.0.1:0"]);
+    let url = format!("http://{}/", view_addr(&shift));
+    let browser = Browser::start();
+    browser.open(&url);
+    let b = board(1, "", true);
+    shift.plug(0, &b);
+    // The same page, never reloaded: its tile follows the board through the events.
+    const TILE: &str = "const t = document.getElementById('tile-ttyUSB0'); \
+                        return t ? [t.dataset.state, t.innerText] : null;";
+    let mut states: Vec<String> = Vec::new();
+    let mut last_text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while states.last().map(String::as_str) != Some("pass") {
+        assert!(
+            Instant::now() < deadline,
+            "states seen: {states:?}; {}",
+            shift.stderr()
+        );
+        if let Value::Array(tile) = browser.eval(TILE) {
+            let state = tile[0].as_str().unwrap().to_string();
+            last_text = tile[1].as_str().unwrap().to_string();
+            if states.last() != Some(&state) {
+                states.push(state);
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let writing = states.iter().position(|s| s == "writing");
+    assert!(
+        writing.is_some(),
+        "the tile never showed writing: {states:?}"
+    );
+    assert!(last_text.contains("PASS"), "{last_text}");
+    assert!(
+        last_text.contains(&mac(1)) && last_text.contains("row SN-0001"),
+        "{last_text}"
+    );
+    let link = browser.eval("return document.getElementById('link').textContent;");
+    assert_eq!(link, "live");
+    let passed = browser.eval("return document.getElementById('passed').firstChild.nodeValue;");
+    assert_eq!(passed, "1");
+    if let Some(path) = std::env::var_os("STATION_SCREENSHOT") {
+        fs::write(path, browser.screenshot()).unwrap();
+    }
+    assert_eq!(shift.stop(), 0, "{}", shift.stderr());
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_the_state_as_json() {
+    let mut shift = Shift::new(1);
+    shift.start(&["--listen", "127.0.0.1:0"]);
+    let addr = view_addr(&shift);
+    let (good, late) = (board(1, "", false), board(2, "", false));
+    shift.plug(0, &good);
+    shift.wait_records(1);
+    shift.plug(1, &late);
+    shift.wait_records(2);
+    let state = || -> Value { serde_json::from_str(&get(&addr, "/api/state")).unwrap() };
+    shift.wait_for("both boards on the view", || {
+        state()["last"].as_array().unwrap().len() == 2
+    });
+
+    let state = state();
+    assert_eq!(state["counts"]["passed"], 1, "{state}");
+    assert_eq!(state["counts"]["failed"], 1, "{state}");
+    assert_eq!(state["counts"]["rows_left"], 0, "{state}");
+    assert_eq!(state["ports"][0]["state"], "pass", "{state}");
+    assert_eq!(state["ports"][0]["row"], "SN-0001", "{state}");
+    assert_eq!(state["ports"][1]["state"], "fail", "{state}");
+    assert_eq!(state["last"].as_array().unwrap().len(), 2, "{state}");
+
+    let families = parse_metrics(&get(&addr, "/metrics"));
+    let sample = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        families
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|f| f["samples"].as_array().unwrap())
+            .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {families}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(families["flasher_boards"]["type"], "counter");
+    assert_eq!(sample("flasher_boards_total", &[("outcome", "pass")]), 1.0);
+    assert_eq!(sample("flasher_boards_total", &[("outcome", "fail")]), 1.0);
+    assert_eq!(families["flasher_board_seconds"]["type"], "histogram");
+    assert_eq!(sample("flasher_board_seconds_count", &[]), 2.0);
+    assert_eq!(
+        sample("flasher_board_seconds_bucket", &[("le", "+Inf")]),
+        2.0
+    );
+    let port0 = shift.path("dev/ttyUSB0");
+    assert_eq!(families["flasher_port_state"]["type"], "gauge");
+    let state_of = |state| sample("flasher_port_state", &[("port", &port0), ("state", state)]);
+    assert_eq!((state_of("pass"), state_of("writing")), (1.0, 0.0));
+    assert_eq!(sample("flasher_rows_free", &[]), 0.0);
+    assert_eq!(shift.stop(), 10, "{}", shift.stderr());
+}
+
+/// `text` parsed by prometheus-client's parser, as `{family: {type, samples: [{name, labels,
+/// value}]}}` (keyed by the family name the parser gives: counters lose `_total`).
+fn parse_metrics(text: &str) -> Value {
+    const PARSE: &str = "import json, sys\n\
+from prometheus_client.parser import text_string_to_metric_families\n\
+out = {f.name: {'type': f.type, 'samples': [{'name': s.name, 'labels': s.labels, 'value': s.value} for s in f.samples]} for f in text_string_to_metric_families(sys.stdin.read())}\n\
+print(json.dumps(out))\n";
+    let python = testkit::workspace_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup-tests (a venv with prometheus-client)",
+        python.display()
+    );
+    let mut child = Command::new(&python)
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus-client refused the metrics ({}; pip install prometheus-client into .venv if \
+         it is missing):\n{text}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

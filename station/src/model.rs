@@ -125,9 +125,9 @@ pub struct Snapshot {
     pub counts: Counts,
     /// The last records, newest first.
     pub last: Vec<BoardRecord>,
-    /// Every board time so far, in seconds (for the metrics' histogram).
+    /// Every run so far: whether it passed, and its time in seconds (for the metrics).
     #[serde(skip)]
-    pub times: Vec<f64>,
+    pub runs: Vec<(bool, f64)>,
 }
 
 #[derive(Debug)]
@@ -138,7 +138,7 @@ struct State {
     /// Per board (its MAC, else its port and start), whether its last run passed.
     boards: HashMap<String, bool>,
     last: VecDeque<BoardRecord>,
-    times: Vec<f64>,
+    runs: Vec<(bool, f64)>,
     rows_left: Option<u64>,
 }
 
@@ -167,7 +167,7 @@ impl Hub {
                 tiles: BTreeMap::new(),
                 boards: HashMap::new(),
                 last: VecDeque::new(),
-                times: Vec::new(),
+                runs: Vec::new(),
                 rows_left: None,
             }),
             changed: Condvar::new(),
@@ -253,7 +253,7 @@ impl Hub {
             tile.elapsed = Some(record.seconds);
             tile.started = None;
             s.boards.insert(board.to_string(), record.passed());
-            s.times.push(record.seconds);
+            s.runs.push((record.passed(), record.seconds));
             s.last.push_front(record.clone());
             s.last.truncate(LAST_RECORDS);
         });
@@ -304,7 +304,7 @@ impl Hub {
                 rows_left: s.rows_left,
             },
             last: s.last.iter().cloned().collect(),
-            times: s.times.clone(),
+            runs: s.runs.clone(),
         }
     }
 
