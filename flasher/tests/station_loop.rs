@@ -711,3 +711,39 @@ print(json.dumps(out))\n";
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[test]
+fn station_options_that_cannot_work_are_refused_in_one_line_with_exit_2() {
+    let shift = Shift::new(1);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let pattern = shift.path("dev/ttyUSB*");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--station"], "--port"),
+        (&["--station", "--port", &pattern, "--dry-run"], "--dry-run"),
+        (
+            &["--station", "--port", &pattern, "--listen", "nowhere"],
+            "is not HOST:PORT or PORT",
+        ),
+        (
+            &["--station", "--port", &pattern, "--listen", &busy],
+            "pass a free HOST:PORT",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = shift.common_args();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = flasher(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(expected), "{extra:?}: {err}");
+        assert_eq!(
+            err.trim_end()
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1,
+            "{err}"
+        );
+    }
+}
