@@ -617,10 +617,36 @@ fn the_page_in_chromium_shows_a_tile_go_from_writing_to_pass() {
     assert_eq!(link, "live");
     let passed = browser.eval("return document.getElementById('passed').firstChild.nodeValue;");
     assert_eq!(passed, "1");
+    // More boards: one passes, one loses its cable, one is still being written.
+    let (quick, pulled, slow) = (
+        board(2, "", false),
+        board(3, "disconnect=20000", false),
+        board(4, "", true),
+    );
+    shift.plug(1, &quick);
+    shift.plug(2, &pulled);
+    shift.plug(3, &slow);
+    const STATES: &str =
+        "return [...document.querySelectorAll('.tile')].map(t => t.dataset.state);";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states = browser.eval(STATES);
+        if states == serde_json::json!(["pass", "pass", "fail", "writing"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{states}; {}", shift.stderr());
+        thread::sleep(Duration::from_millis(100));
+    }
+    let reason =
+        browser.eval("return document.querySelector('#tile-ttyUSB2 .reason').textContent;");
+    assert!(
+        reason.as_str().unwrap().contains("lost the board"),
+        "{reason}"
+    );
     if let Some(path) = std::env::var_os("STATION_SCREENSHOT") {
         fs::write(path, browser.screenshot()).unwrap();
     }
-    assert_eq!(shift.stop(), 0, "{}", shift.stderr());
+    assert_eq!(shift.stop(), 6, "{}", shift.stderr());
 }
 
 #[test]
