@@ -181,3 +181,57 @@ pub fn counts_line(snap: &Snapshot) -> String {
         c.passed, c.failed, c.boards_per_hour
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{BoardRecord, Outcome};
+
+    #[test]
+    fn events_print_each_change_once_and_the_table_redraws_over_itself() {
+        let hub = Hub::new();
+        let mut lines = Output::new(false);
+        let mut table = Output::new(true);
+        hub.present("/dev/ttyUSB0", true);
+        assert_eq!(lines.events(&hub.snapshot()), "");
+        hub.start("/dev/ttyUSB0");
+        hub.phase("/dev/ttyUSB0", Phase::Writing { percent: 10 });
+        assert_eq!(lines.events(&hub.snapshot()), "[ttyUSB0] writing 0 %\n");
+        hub.phase("/dev/ttyUSB0", Phase::Writing { percent: 20 });
+        assert_eq!(lines.events(&hub.snapshot()), "");
+        let first = table.table(&hub.snapshot());
+        assert!(
+            !first.contains("\x1b[3F") && first.contains("writing 20 %"),
+            "{first:?}"
+        );
+        hub.finish(
+            "m",
+            &BoardRecord {
+                port: "/dev/ttyUSB0".into(),
+                outcome: Outcome::Pass,
+                exit_code: 0,
+                error: None,
+                chip: Some("esp32s3".into()),
+                mac: Some("02:00:00:00:00:01".into()),
+                row: Some("SN-0001".into()),
+                time: String::new(),
+                seconds: 9.5,
+            },
+        );
+        assert_eq!(
+            lines.events(&hub.snapshot()),
+            "[ttyUSB0] PASS (esp32s3 02:00:00:00:00:01, row SN-0001, 9.5 s)\n"
+        );
+        let again = table.table(&hub.snapshot());
+        assert!(
+            again.starts_with("\x1b[3F") && again.contains("PASS"),
+            "{again:?}"
+        );
+        hub.stopping();
+        assert!(
+            lines
+                .events(&hub.snapshot())
+                .starts_with("station: stopping")
+        );
+    }
+}
