@@ -27,12 +27,16 @@ Examples:
   flasher --chip esp32s3r8 --flash_size 16MB --override_pt no_factory --dry-run
   flasher --chip esp32 --flash_size 4MB --merge-out flash.bin
   flasher records --db postgres://line@db.lan/line --row SN-0002 [--json|--csv]
+  flasher --station --port '/dev/ttyUSB*' --chip esp32s3 --flash_size 8MB \\
+      --report-append shift.jsonl --listen 0.0.0.0:8080
 
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 bad bundle, 4 device not found, busy or
 not answering, 5 wrong chip or too little flash, 6 write or verify failure, 7 several boards
 failed for different reasons, 8 written but did not boot (--expect), 9 written and verified
 but flash outside the plan changed (--check-untouched), 10 boards left without an --nvs-values
-row, 11 a board secured in part (--security: eFuses burned, the board not finished).";
+row, 11 a board secured in part (--security: eFuses burned, the board not finished), 12 a
+--station stopped at once (second signal) with boards in progress (in doubt). A --station
+sums the last run of each board up the same way when it stops.";
 
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
@@ -122,6 +126,10 @@ pub struct Args {
     /// At the desk and on the line: board information, erasing, monitoring.
     #[command(flatten)]
     pub desk: DeskArgs,
+
+    /// A station that runs all shift.
+    #[command(flatten)]
+    pub station: StationArgs,
 
     /// Per-board data (a manufacturing station): an NVS image per board from a row of this
     /// values CSV (ESP-IDF's mass manufacturing format), each row to exactly one board.
@@ -262,6 +270,44 @@ pub struct DeskArgs {
     #[arg(long = "expect-within", alias = "expect_within", value_name = "DURATION",
           value_parser = parse_duration, default_value = "10s", requires = "expect")]
     pub expect_within: Duration,
+}
+
+/// A station that runs all shift: boards written as they appear, and the live view.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StationArgs {
+    /// Run all shift: write each board as it appears on --port (paths, patterns such as
+    /// '/dev/ttyUSB*', selectors), exactly as a one-shot run would, then wait until it is taken
+    /// away; stop on SIGTERM or SIGINT (boards in progress finish; a second signal stops at once).
+    #[arg(long, requires = "port", conflicts_with_all = [
+        "info", "dry_run", "merge_out", "monitor", "monitor_for", "nvs_row", "nvs_release",
+    ])]
+    pub station: bool,
+
+    /// With --station: serve the live view (the page, /api/state, /metrics) on HOST:PORT, or
+    /// on 127.0.0.1:PORT when only PORT is given. Read-only.
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = parse_listen, requires = "station")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// With --station: the USB bridges stay plugged and boards are changed under them (a jig).
+    /// Each port's board is identified every DURATION (default 1s): a board with another MAC,
+    /// or any board after the jig answered nothing, is a new board.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "1s",
+          value_parser = parse_duration, requires = "station")]
+    pub jig: Option<Duration>,
+}
+
+/// `--listen`: `HOST:PORT`, or `PORT` on 127.0.0.1.
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let with_host = match s.parse::<u16>() {
+        Ok(port) => format!("127.0.0.1:{port}"),
+        Err(_) => s.to_string(),
+    };
+    with_host
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT or PORT (e.g. 0.0.0.0:8080 or 8080)"))
 }
 
 impl DeskArgs {

@@ -35,6 +35,9 @@ pub enum ExitKind {
     /// Secure production burned part of a board's eFuses and could not finish it, or what it
     /// burned does not read back (`--security`): the board needs attention.
     Burn,
+    /// A station stopped at once (a second SIGTERM or SIGINT) while boards were being written:
+    /// those boards are in doubt.
+    InDoubt,
 }
 
 impl ExitKind {
@@ -52,6 +55,7 @@ impl ExitKind {
             ExitKind::Untouched => 9,
             ExitKind::NoRow => 10,
             ExitKind::Burn => 11,
+            ExitKind::InDoubt => 12,
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Flashing has two stages: [`plan`] works out every region to write from the bundle and the
 //! arguments without touching the board; [`device`] writes the plan with espflash, and
-//! [`station`] writes several boards at once, [`nvs`] gives each its own row of per-board
+//! [`boards`] writes several boards at once, [`nvs`] gives each its own row of per-board
 //! data. [`cli`] is the command line, [`error`] the typed
 //! errors and their exit codes, [`report`] the records of each board (JSON report, JSON Lines
 //! log), [`profile`] the security profile of secure production (`--security`), [`port`] finds and opens serial ports and network bridges, and [`app`] the program: a
@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod boards;
 pub mod cli;
 pub mod device;
 pub mod error;
@@ -21,5 +22,4 @@ pub mod plan;
 pub mod port;
 pub mod profile;
 pub mod report;
-pub mod station;
 mod termios;

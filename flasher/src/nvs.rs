@@ -24,12 +24,12 @@ use mfg::journal::{Journal, JournalError};
 use mfg::mass::{Batch, MassError};
 use sha2::{Digest, Sha256};
 
+use crate::boards;
 use crate::cli::Args;
 use crate::device::{Identity, PerBoard, Refusal};
 use crate::error::ExitKind;
 use crate::plan::{BoardData, Plan};
 use crate::report::Report;
-use crate::station;
 
 /// How many refused rows an error lists before it counts the rest.
 const LISTED_REFUSALS: usize = 5;
@@ -408,10 +408,16 @@ impl Station {
                     Some(error) => format!("{error}; and the row's outcome was not recorded: {e}"),
                     None => format!("the board was written but its row was not recorded done: {e}"),
                 };
-                station::failed(record, ExitKind::Other, &message);
+                boards::failed(record, ExitKind::Other, &message);
                 false
             }
         }
+    }
+
+    /// The rows no board has yet, as the database counts them now (`None` while it cannot
+    /// say).
+    pub fn rows_left(&self) -> Option<u64> {
+        self.shared.store.summary().ok().map(|s| s.free as u64)
     }
 
     /// The line summing up the rows after a run.
@@ -471,7 +477,7 @@ impl Shared {
         if claim.again {
             eprintln!(
                 "[{}] board {mac} came back: it gets its row {} again",
-                station::short_name(port),
+                boards::short_name(port),
                 claim.row
             );
         }
@@ -516,7 +522,7 @@ impl Shared {
                     if !said {
                         eprintln!(
                             "[{}] {e}; board {mac} waits up to {} s for it",
-                            station::short_name(port),
+                            boards::short_name(port),
                             self.wait.as_secs()
                         );
                         said = true;
@@ -570,19 +576,19 @@ impl Shared {
                 Err(e) if e.is_unavailable() => {}
                 Err(e) => eprintln!(
                     "warning: [{}] the record was refused by the database ({e}); it is kept in the spool",
-                    station::short_name(port)
+                    boards::short_name(port)
                 ),
             }
         }
         match self.spool.keep(&entry) {
             Ok(path) => eprintln!(
                 "[{}] the database is away: the board's record is kept in {} and sent when it is back",
-                station::short_name(port),
+                boards::short_name(port),
                 path.display()
             ),
             Err(e) => eprintln!(
                 "error: [{}] the board's record is in neither the database nor the spool: {e}",
-                station::short_name(port)
+                boards::short_name(port)
             ),
         }
     }
@@ -699,10 +705,10 @@ mod tests {
                     assert_eq!(labels, ["partition-table", "nvs", "app"]);
                     record.regions = board.regions.iter().map(RegionReport::of).collect();
                     if code != 0 {
-                        station::failed(&mut record, ExitKind::Write, "verify failed");
+                        boards::failed(&mut record, ExitKind::Write, "verify failed");
                     }
                 }
-                Err(refusal) => station::failed(&mut record, refusal.kind, &refusal.message),
+                Err(refusal) => boards::failed(&mut record, refusal.kind, &refusal.message),
             }
             record
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::boards::{self, Finished};
 use crate::cli::{After, Args, Before};
 use crate::device::boot::BootWatch;
 use crate::device::{self, Console};
@@ -15,7 +16,6 @@ use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::profile::Profile;
 use crate::report::{self, Report};
-use crate::station::{self, Finished};
 use firmware::esp_image;
 use regex::Regex;
 
@@ -23,6 +23,9 @@ use super::outcome;
 
 /// Runs `args` to the end and returns the exit code.
 pub(super) fn flash(args: &Args) -> u8 {
+    if args.station.station {
+        return super::station::station(args);
+    }
     let started = Instant::now();
     let mut base = Report {
         target: args.target().to_string(),
@@ -31,18 +34,8 @@ pub(super) fn flash(args: &Args) -> u8 {
         ..Report::default()
     };
     // The log is opened before any board is touched, so that no board goes unrecorded.
-    let log = match &args.report_append {
-        Some(path) => match report::open_log(path) {
-            Ok(file) => Some(file),
-            Err(e) => {
-                eprintln!(
-                    "error: cannot open --report-append {}: {e}; pass a writable file",
-                    path.display()
-                );
-                return ExitKind::Other.code();
-            }
-        },
-        None => None,
+    let Ok(log) = open_log(args) else {
+        return ExitKind::Other.code();
     };
     let mut ports = Vec::new();
     let finished = match carry_out(args, &mut base, &mut ports, log.as_ref(), started) {
@@ -55,6 +48,19 @@ pub(super) fn flash(args: &Args) -> u8 {
     // Network ports' connections end with the boards, before the summary.
     drop(ports);
     outcome::finish(finished, args.report.as_deref())
+}
+
+/// The `--report-append` log, opened; an error is printed.
+pub(super) fn open_log(args: &Args) -> Result<Option<File>, ()> {
+    let Some(path) = &args.report_append else {
+        return Ok(None);
+    };
+    report::open_log(path).map(Some).map_err(|e| {
+        eprintln!(
+            "error: cannot open --report-append {}: {e}; pass a writable file",
+            path.display()
+        );
+    })
 }
 
 /// Makes the plan and carries it out. Errors are those before any board is written; the
@@ -131,7 +137,7 @@ fn carry_out(
 
 /// `--security`: the profile, read and checked against the chip and the plan's build before
 /// any board is touched.
-fn security_profile(args: &Args, plan: &Plan) -> anyhow::Result<Option<device::Secure>> {
+pub(super) fn security_profile(args: &Args, plan: &Plan) -> anyhow::Result<Option<device::Secure>> {
     let Some(path) = &args.security else {
         return Ok(None);
     };
@@ -164,7 +170,7 @@ fn with_row(
 }
 
 /// The plan, its notes printed; the plan's part of the records goes into `base`.
-fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
+pub(super) fn make_plan(args: &Args, base: &mut Report, started: Instant) -> anyhow::Result<Plan> {
     let plan = plan::make(&Request {
         firmware_dir: args.firmware_dir.clone(),
         target: args.target().clone(),
@@ -211,19 +217,10 @@ fn write_boards(
     started: Instant,
 ) -> Finished {
     let options = device::Options {
-        baud: args.baud,
-        before: args.before,
-        after: args.after,
-        verify: !args.no_verify,
-        skip: !args.no_skip,
-        console: Console::single(),
-        boot: boot_watch(args, plan),
-        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
-        streams: Default::default(),
         secure,
-        per_board: None,
+        ..options(args, plan)
     };
-    let finished = station::flash_all(
+    let finished = boards::flash_all(
         plan,
         nvs,
         args.target(),
@@ -236,12 +233,29 @@ fn write_boards(
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {
-                (Some(port), 2..) => eprintln!("error: [{}] {error}", station::short_name(port)),
+                (Some(port), 2..) => eprintln!("error: [{}] {error}", boards::short_name(port)),
                 _ => eprintln!("error: {error}"),
             }
         }
     }
     finished
+}
+
+/// How the boards of `args` are written (on a console of their own).
+pub(super) fn options(args: &Args, plan: &Plan) -> device::Options {
+    device::Options {
+        baud: args.baud,
+        before: args.before,
+        after: args.after,
+        verify: !args.no_verify,
+        skip: !args.no_skip,
+        console: Console::single(),
+        boot: boot_watch(args, plan),
+        check_untouched: args.check_untouched.then_some(device::Untouched::Unchanged),
+        streams: Default::default(),
+        secure: None,
+        per_board: None,
+    }
 }
 
 /// Refuses `--monitor` with several boards, and `--monitor` or `--expect` with an `--after`
@@ -261,7 +275,7 @@ fn check_watch(args: &Args, boards: usize) -> Result<(), UsageError> {
 
 /// What to watch after the reset: `--expect`'s patterns (by default the app descriptor's
 /// project name and version lines, as ESP-IDF's `app_init` prints them) and `--monitor`.
-fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
+pub(super) fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
     let desk = &args.desk;
     let monitor = match (desk.monitor, desk.monitor_for) {
         (_, Some(d)) => Some(Some(d)),
@@ -281,7 +295,7 @@ fn boot_watch(args: &Args, plan: &Plan) -> Option<BootWatch> {
 }
 
 /// The lines an ESP-IDF app prints with its name and version at start-up.
-fn app_banner(plan: &Plan) -> Vec<Regex> {
+pub(super) fn app_banner(plan: &Plan) -> Vec<Regex> {
     let desc = plan
         .regions
         .iter()

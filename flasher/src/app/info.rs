@@ -1,12 +1,12 @@
 //! `flasher --port PORT… --info [--json]`: what each board is, one line (or one JSON object)
 //! per board, in port order; nothing is written or erased.
 
+use crate::boards::short_name;
 use crate::cli::Args;
 use crate::device::info::{self, BoardInfo};
 use crate::device::{Console, Options};
 use crate::error::{DeviceError, ExitKind, UsageError};
 use crate::port::{self, ResolvedPort};
-use crate::station::short_name;
 
 use super::outcome;
 

@@ -4,7 +4,8 @@
 //! A run has one lifecycle (`flash`): open the log, resolve the ports, make the plan, write the
 //! boards (or the merged image), then sum the boards' records up ([`outcome`]): the summary line,
 //! the exit code, the report file. [`list`] is `--list-ports`, `info` is `--info`, `records`
-//! is `records` (the boards' records in the line's database).
+//! is `records` (the boards' records in the line's database), `station` is `--station` (the
+//! one-board pipeline of `flash` under the `station` crate's loop).
 
 pub mod list;
 pub mod outcome;
@@ -12,6 +13,8 @@ pub mod outcome;
 mod flash;
 mod info;
 mod records;
+mod station;
+mod view;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

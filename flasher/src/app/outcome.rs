@@ -5,10 +5,10 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::boards::{self, Finished};
 use crate::error::{DeviceError, ExitKind, PlanError, PortError, UsageError};
 use crate::nvs::NvsError;
 use crate::report::{self, Report, RunReport};
-use crate::station::{self, Finished};
 
 /// The kind of failure of an error that stopped the run before any board was written.
 pub fn exit_kind(e: &anyhow::Error) -> ExitKind {
@@ -52,7 +52,7 @@ pub fn failed_before_boards(
         record.port = port;
         record.time = report::utc_now();
         record.timings_ms.total = started.elapsed().as_millis() as u64;
-        station::failed(&mut record, kind, &message);
+        boards::failed(&mut record, kind, &message);
         if let Some(log) = log
             && let Err(e) = report::append_line(log, &record.to_line())
         {
@@ -75,7 +75,7 @@ pub fn summary(records: &[Report]) -> Option<String> {
         .filter(|r| r.exit_code != 0)
         .map(|r| {
             let port = r.port.as_deref().unwrap_or("?");
-            format!("{} (exit {})", station::short_name(port), r.exit_code)
+            format!("{} (exit {})", boards::short_name(port), r.exit_code)
         })
         .collect();
     Some(if failed.is_empty() {
@@ -90,9 +90,9 @@ pub fn summary(records: &[Report]) -> Option<String> {
 }
 
 /// The exit code of a run before its report is written: the boards' (see
-/// [`station::exit_code`]), at least 1 when a record could not be appended to the log.
+/// [`boards::exit_code`]), at least 1 when a record could not be appended to the log.
 pub fn exit_code(finished: &Finished) -> u8 {
-    let code = station::exit_code(&finished.records);
+    let code = boards::exit_code(&finished.records);
     if finished.log_errors.is_empty() {
         code
     } else {

@@ -14,6 +14,7 @@ use firmware::chip::TargetName;
 use super::boot;
 use super::failure::Failure;
 use super::options::{Contact, Gap, Identity, Options, Outcome};
+use super::phase::Phase;
 use super::session::Session;
 
 /// Writes `plan` to the board on `port` at `rate` on a new connection. What the board
@@ -33,6 +34,7 @@ pub(super) fn attempt(
     if opts.secure.is_none() {
         opts.streams.prepare(plan);
     }
+    opts.console.phase(Phase::Connecting);
     let mut session = Session::connect(port, target, opts, rate)?;
     let mut board = session.identify(rate)?;
     let security = session.read_security(&mut board)?;
@@ -60,8 +62,12 @@ pub(super) fn attempt(
 
     let write_started = Instant::now();
     let gaps = untouched_before(&mut session, plan, opts, contact)?;
+    if !plan.erases.is_empty() {
+        opts.console.phase(Phase::Erasing);
+    }
     session.erase(plan)?;
     let written = session.write(plan, contact)?;
+    opts.console.phase(Phase::Verifying);
     session.verify(plan, &written)?;
     session.verify_erased(plan)?;
     if let Some(gaps) = &gaps {
@@ -75,6 +81,7 @@ pub(super) fn attempt(
     let (serial, mut warnings) = session.reset(rate)?;
     warnings.extend(retry_warning(opts, contact));
     if let Some(watch) = &opts.boot {
+        opts.console.phase(Phase::BootCheck);
         boot::watch(serial, watch, &port.port, &mut contact.boot).map_err(Failure::Fatal)?;
     }
     Ok(Outcome {

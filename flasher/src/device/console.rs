@@ -1,15 +1,22 @@
-//! Where a board's progress goes: lines on stderr and, on a terminal, a progress bar.
+//! Where a board's progress goes: lines on stderr and, on a terminal, a progress bar; and its
+//! phases, to an observer when there is one.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::phase::{Observer, Phase, PhaseObserver};
+
 /// Where a board's progress goes: lines on stderr (prefixed with the port when several boards
-/// are written at once) and, on a terminal, a progress bar per board.
+/// are written at once) and, on a terminal, a progress bar per board; the board's phases go
+/// to an observer, when one is set.
 #[derive(Debug, Clone)]
 pub struct Console {
     prefix: String,
     bars: Option<MultiProgress>,
+    quiet: bool,
+    observer: Option<Observer>,
 }
 
 impl Console {
@@ -18,6 +25,8 @@ impl Console {
         Console {
             prefix: String::new(),
             bars: std::io::stderr().is_terminal().then(MultiProgress::new),
+            quiet: false,
+            observer: None,
         }
     }
 
@@ -26,6 +35,32 @@ impl Console {
         Console {
             prefix: format!("[{name}] "),
             bars,
+            quiet: false,
+            observer: None,
+        }
+    }
+
+    /// Output for a board whose progress only `observer` sees: no lines, no bar.
+    pub fn observed(observer: Arc<dyn PhaseObserver>) -> Console {
+        Console {
+            prefix: String::new(),
+            bars: None,
+            quiet: true,
+            observer: Some(Observer(observer)),
+        }
+    }
+
+    /// Tells the observer, if any, that the board entered `phase`.
+    pub(super) fn phase(&self, phase: Phase) {
+        if let Some(observer) = &self.observer {
+            observer.0.phase(phase);
+        }
+    }
+
+    /// Tells the observer, if any, what the board is.
+    pub(super) fn identified(&self, chip: &str, mac: &str) {
+        if let Some(observer) = &self.observer {
+            observer.0.identified(chip, mac);
         }
     }
 
@@ -36,6 +71,9 @@ impl Console {
 
     /// Prints one line.
     pub fn say(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.bars {
             Some(bars) => {
                 let _ = bars.println(format!("{}{line}", self.prefix));

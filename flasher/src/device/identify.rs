@@ -81,6 +81,8 @@ impl Session<'_> {
             }));
         }
         self.opts.console.say(&announcement(device));
+        let mac = device.mac.as_deref().unwrap_or("unknown");
+        self.opts.console.identified(&device.chip, mac);
         contact.device = Some(device.clone());
         if board.chip != self.chip() {
             return Err(Failure::Fatal(DeviceError::WrongChip {

@@ -38,6 +38,7 @@ mod failure;
 mod identify;
 pub mod info;
 mod options;
+mod phase;
 mod progress;
 pub mod psram;
 mod retry;
@@ -53,6 +54,7 @@ pub use console::Console;
 pub use options::{
     Contact, Gap, Identity, Options, Outcome, PerBoard, PlanFor, Refusal, Untouched,
 };
+pub use phase::{Phase, PhaseObserver};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
 pub use secure::{EncryptedRegion, FuseRecord, KeyBlockRecord, Secure, SecureRecord};
 pub use stream::Streams;

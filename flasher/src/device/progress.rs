@@ -7,6 +7,7 @@ use indicatif::ProgressBar;
 use crate::plan::Plan;
 
 use super::console::Console;
+use super::phase::Phase;
 
 /// How a region ended up on the board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub(super) struct Progress<'a> {
     before: Vec<u64>,
     last_decile: usize,
     bar: Option<ProgressBar>,
+    /// Bytes of the whole plan, and the last percent of them reported as a phase.
+    total: u64,
+    percent: Option<u8>,
     /// Per region, whether it was already on the board (`None` until it is dealt with).
     placed: Vec<Option<Placed>>,
 }
@@ -56,6 +60,8 @@ impl<'a> Progress<'a> {
             before,
             last_decile: 0,
             bar: console.bar(total as u64),
+            total: total as u64,
+            percent: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl<'a> Progress<'a> {
         let (label, offset, len) = self.regions[index];
         self.last_decile = from * 10 / len.max(1);
         let at = offset as usize + from;
+        self.report(self.before[index] + from as u64);
         match &self.bar {
             Some(bar) => {
                 bar.set_message(format!("{label} at {at:#x}"));
@@ -82,6 +89,7 @@ impl<'a> Progress<'a> {
     /// `done` bytes of region `index` have been sent.
     pub(super) fn advance(&mut self, index: usize, done: usize) {
         let (label, _, len) = self.regions[index];
+        self.report(self.before[index] + done.min(len) as u64);
         match &self.bar {
             Some(bar) => bar.set_position(self.before[index] + done.min(len) as u64),
             None => {
@@ -97,6 +105,7 @@ impl<'a> Progress<'a> {
     /// Region `index` is on the board, as `placed` says.
     pub(super) fn finish(&mut self, index: usize, placed: Placed) {
         let (label, _, len) = self.regions[index];
+        self.report(self.before[index] + len as u64);
         if let Some(bar) = &self.bar {
             bar.set_position(self.before[index] + len as u64);
         }
@@ -111,6 +120,15 @@ impl<'a> Progress<'a> {
         };
         self.console.say(&line);
         self.placed[index] = Some(placed);
+    }
+
+    /// Reports the writing phase with the percent of the plan `done` stands for, when it moved.
+    fn report(&mut self, done: u64) {
+        let percent = (done * 100 / self.total.max(1)).min(100) as u8;
+        if self.percent != Some(percent) {
+            self.percent = Some(percent);
+            self.console.phase(Phase::Writing { percent });
+        }
     }
 
     /// The label of region `index`.

@@ -38,8 +38,9 @@ fn same_device(a: &str, b: &str) -> bool {
     a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
 }
 
-/// The paths matching `pattern`, whose wildcards may only be in the last component.
-fn glob(pattern: &str) -> Vec<String> {
+/// The paths matching `pattern`, whose wildcards may only be in the last component, in
+/// natural order (none is not an error: a station waits for them).
+pub fn glob(pattern: &str) -> Vec<String> {
     let (dir, name) = match pattern.rfind('/') {
         Some(i) => (&pattern[..=i], &pattern[i + 1..]),
         None => ("", pattern),

@@ -13,6 +13,8 @@ use imagegen::bundle::{Bundle, Metadata};
 use imagegen::inputs::TargetInput;
 use testkit::idf_build::{BuildSpec, TableKind, write_build};
 
+mod station;
+
 /// The original image's esptool rate.
 const ORIGINAL_BAUD: u32 = 460_800;
 
@@ -50,6 +52,9 @@ struct Args {
     /// Board counts for the several-boards measurement.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     boards: Vec<usize>,
+    /// Measure `--station` only (scripts/bench-station).
+    #[arg(long)]
+    station: bool,
 }
 
 /// The firmware under test, as files for esptool and as a bundle for the flasher.
@@ -117,6 +122,12 @@ fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(|| testkit::tools::require("esptool"));
     let setup = setup(&args)?;
+    if args.station {
+        let flash = Flash {
+            page_program: args.page_program[0],
+        };
+        return station::station(&args, &setup, flash);
+    }
     if let Some(baud) = args.trace {
         return trace(&args, &esptool, &setup, baud);
     }

@@ -71,11 +71,10 @@ pub fn flash_all(
                 };
                 let log_errors = &log_errors;
                 scope.spawn(move || {
-                    let record = board(plan, nvs, target, port, &opts, base, started);
-                    if let Some(log) = log
-                        && let Err(e) = report::append_line(log, &record.to_line())
-                    {
-                        lock(log_errors).push(format!("the record of {}: {e}", port.port));
+                    let (record, log_error) =
+                        board(plan, nvs, target, port, &opts, base, log, started);
+                    if let Some(e) = log_error {
+                        lock(log_errors).push(e);
                     }
                     record
                 })
@@ -118,6 +117,28 @@ fn no_key(base: &Report, port: &str, e: &std::io::Error) -> Report {
     record
 }
 
+/// The record of the board on `port`, written as one board of a run: with `nvs`, it first
+/// takes its own row and is written with that row's image; the record is appended to `log`
+/// (with the message of a record that could not be, second).
+#[allow(clippy::too_many_arguments)]
+pub fn board(
+    plan: &Plan,
+    nvs: Option<&nvs::Station>,
+    target: &TargetName,
+    port: &ResolvedPort,
+    opts: &Options,
+    base: &Report,
+    log: Option<&fs::File>,
+    started: Instant,
+) -> (Report, Option<String>) {
+    let record = record_of(plan, nvs, target, port, opts, base, started);
+    let log_error = match log.map(|log| report::append_line(log, &record.to_line())) {
+        Some(Err(e)) => Some(format!("the record of {}: {e}", port.port)),
+        _ => None,
+    };
+    (record, log_error)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -133,7 +154,7 @@ pub fn failed(record: &mut Report, kind: ExitKind, message: &str) {
 /// the record starting from `base`. With `nvs`, the board first takes its own row (claimed by
 /// its MAC once it is identified) and is written with that row's image; its record goes to
 /// the line's database. `started` is when the run began.
-pub fn board(
+fn record_of(
     plan: &Plan,
     nvs: Option<&nvs::Station>,
     target: &TargetName,
