@@ -284,24 +284,31 @@ fn a_failed_board_reseated_is_written_and_rows_running_out_fail_the_board() {
     shift.plug(0, &pulled);
     let records = shift.wait_records(1);
     assert_eq!(records[0]["exit_code"], 6, "{}", records[0]);
-    // Re-seated (the same board, its line back): written without any command.
+    // Re-seated (the same board, its line back): written without any command, with the row
+    // its MAC already holds.
     shift.unplug(0);
     thread::sleep(Duration::from_millis(800));
     let reseated = board(1, "", false);
     shift.plug(0, &reseated);
     let records = shift.wait_records(2);
     assert!(ok(&records[1]), "{}", records[1]);
+    assert_eq!(records[1]["nvs_row"], records[0]["nvs_row"]);
     shift.assert_written(&reseated, &mac(1));
-    // The two rows are used (one failed, one done): the next board has none.
-    let late = board(2, "", false);
-    shift.plug(1, &late);
+    // The second board takes the second row; a third finds none and is left unwritten.
+    let second = board(2, "", false);
+    shift.plug(1, &second);
     let records = shift.wait_records(3);
-    assert_eq!(records[2]["exit_code"], 10, "{}", records[2]);
+    assert!(ok(&records[2]), "{}", records[2]);
+    assert_ne!(records[2]["nvs_row"], records[0]["nvs_row"]);
+    let late = board(3, "", false);
+    shift.plug(2, &late);
+    let records = shift.wait_records(4);
+    assert_eq!(records[3]["exit_code"], 10, "{}", records[3]);
     assert!(
         late.flash().iter().all(|&b| b == 0xFF),
         "a board without a row was written"
     );
-    // The shift: board 1 passed at last, board 2 had no row.
+    // The shift: board 1 passed at last, board 2 passed, board 3 had no row.
     assert_eq!(shift.stop(), 10, "{}", shift.stderr());
     let err = shift.stderr();
     assert!(err.contains("FAIL: no row of"), "{err}");
