@@ -218,7 +218,7 @@ fn flash_one(
     record.device = contact.device;
     record.line = contact.line.clone();
     record.boot = contact.boot;
-    record.secure = contact.secure;
+    record.secure = contact.secure.record;
     if let Some(board_plan) = &contact.plan {
         record.regions = board_plan.regions.iter().map(RegionReport::of).collect();
     }

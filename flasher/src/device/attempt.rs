@@ -48,7 +48,7 @@ pub(super) fn attempt(
         // Secure production checks the board's security fuses itself, and writes the plan
         // encrypted where ESP-IDF encrypts it.
         Some(secure) => {
-            secured = session.secure_prepare(&board, secure, plan, contact)?;
+            secured = session.secure_prepare(&board, secure, plan, &mut contact.secure)?;
             opts.streams.prepare(&secured);
             &secured
         }
@@ -74,7 +74,7 @@ pub(super) fn attempt(
         session.check_untouched(gaps)?;
     }
     if let Some(secure) = &opts.secure {
-        session.secure_finish(&board, secure, contact)?;
+        session.secure_finish(&board, secure, &mut contact.secure)?;
     }
     let write = write_started.elapsed();
     // The final check is done: nothing that can change the flash is sent from here on.

@@ -56,6 +56,8 @@ pub use options::{
 };
 pub use phase::{Phase, PhaseObserver};
 pub use retry::{AUTO_BAUDS, MAX_ATTEMPTS, write};
-pub use secure::{EncryptedRegion, FuseRecord, KeyBlockRecord, Secure, SecureRecord};
+pub use secure::{
+    EncryptedRegion, FuseRecord, KeyBlockRecord, Secure, SecureProgress, SecureRecord,
+};
 pub use stream::Streams;
 pub use untouched::gaps;

@@ -11,7 +11,7 @@ use crate::report::{DeviceReport, LineReport};
 
 use super::boot::{BootRecord, BootWatch};
 use super::console::Console;
-use super::secure::{Secure, SecureRecord};
+use super::secure::{Secure, SecureProgress};
 use super::stream::Streams;
 
 /// What the flash outside the plan is expected to hold after the write.
@@ -158,11 +158,8 @@ pub struct Contact {
     pub received: Vec<usize>,
     /// Line errors recovered from in the current attempt.
     pub recoveries: u32,
-    /// With `--security`, what was burned so far (never a key).
-    pub secure: Option<SecureRecord>,
-    /// With `--security`, the flash encryption key an attempt started burning into this board:
-    /// later attempts use it (and find it read-protected, and go on). Never recorded.
-    pub secure_key: Option<firmware::encrypt::Key>,
+    /// With `--security`, what was burned so far and the key being burned.
+    pub secure: SecureProgress,
     /// The plan [`Options::per_board`] gave this board (the one written), once asked.
     pub plan: Option<Arc<Plan>>,
 }

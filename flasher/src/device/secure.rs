@@ -29,7 +29,6 @@ use crate::profile::{self, KeySource, Mode, Profile};
 use super::efuse::{self, Block0, Family, Fuses, Layout, purpose};
 use super::failure::{Failure, describe};
 use super::identify::Board;
-use super::options::Contact;
 use super::session::Session;
 
 /// Secure production for one board: the profile, and the board's flash encryption key.
@@ -177,6 +176,16 @@ macro_rules! key_data_guard {
 key_data_guard!(Want, "Want");
 key_data_guard!(Slot, "Slot");
 
+/// What secure production did to one board so far, kept across its attempts.
+#[derive(Debug, Clone, Default)]
+pub struct SecureProgress {
+    /// What was burned so far (never a key).
+    pub record: Option<SecureRecord>,
+    /// The flash encryption key an attempt started burning into this board: later attempts
+    /// use it (and find it read-protected, and go on). Never recorded.
+    pub key: Option<firmware::encrypt::Key>,
+}
+
 impl Session<'_> {
     /// Steps 1-3: reads and checks the board's eFuses, keeps and burns the keys. Returns the
     /// plan to write: its regions encrypted where ESP-IDF encrypts them.
@@ -185,13 +194,13 @@ impl Session<'_> {
         board: &Board,
         secure: &Secure,
         plan: &Plan,
-        contact: &mut Contact,
+        progress: &mut SecureProgress,
     ) -> Result<Plan, Failure> {
         let layout = self.secure_layout(board)?;
         let fuses = self.read_fuses(board.chip, &layout)?;
         check_board(board, &fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         // The key of an earlier attempt on this board, else the kept or the given one.
-        let (key, kept) = match &contact.secure_key {
+        let (key, kept) = match &progress.key {
             Some(key) => (Some(key.clone()), true),
             None => self.board_key(board, secure),
         };
@@ -201,8 +210,8 @@ impl Session<'_> {
         check_system_fuses(&fuses, &layout, &secure.profile).map_err(|r| self.refused(r))?;
         self.keep_key(board, secure, key.as_ref(), &slots)?;
         // From here on this key may be on the board: later attempts use it.
-        contact.secure_key = key.clone();
-        let record = contact.secure.insert(new_record(&secure.profile));
+        progress.key = key.clone();
+        let record = progress.record.insert(new_record(&secure.profile));
         let steps = KeyBurns {
             layout: &layout,
             fuses: &fuses,
@@ -220,11 +229,11 @@ impl Session<'_> {
         &mut self,
         board: &Board,
         secure: &Secure,
-        contact: &mut Contact,
+        progress: &mut SecureProgress,
     ) -> Result<(), Failure> {
         let layout = self.secure_layout(board)?;
         let fuses = self.read_fuses(board.chip, &layout)?;
-        let mut record = contact.secure.take().unwrap_or_default();
+        let mut record = progress.record.take().unwrap_or_default();
         let (enable, protect) = finishing_burns(&fuses, &layout, &secure.profile);
         for burn in [&enable, &protect] {
             self.burn_block0(board.chip, &layout, burn, &mut record)?;
@@ -232,7 +241,7 @@ impl Session<'_> {
         let after = self.read_fuses(board.chip, &layout)?;
         for burn in [&enable, &protect] {
             if !burn.done_in(&after) {
-                contact.secure = Some(record);
+                progress.record = Some(record);
                 return Err(self.unfinished(
                     "BLOCK0 does not read back as burned after the final burn: the board is \
                      partly secured; run it again to finish it, or set it aside"
@@ -249,7 +258,7 @@ impl Session<'_> {
         }
         record.verified = true;
         self.opts.console.say(&summary(&record));
-        contact.secure = Some(record);
+        progress.record = Some(record);
         Ok(())
     }
 
