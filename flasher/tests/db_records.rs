@@ -269,3 +269,37 @@ fn without_db_and_rows_no_database_and_no_spool_are_made() {
     let out = run(dir, &args(dir, &[&b], &["--spool", "kept"]), "");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_station_without_rows_stores_each_boards_record_as_it_finishes() {
+    let server = server();
+    let url = server.database("station");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bundle(dir, 64 * 1024);
+    std::fs::create_dir(dir.join("dev")).unwrap();
+    let log = dir.join("shift.jsonl");
+    let mut args = args(dir, &[], &["--db", &url, "--station-name", "bench"]);
+    args.extend([
+        "--station".into(),
+        "--port".into(),
+        path(&dir.join("dev/ttyUSB*")),
+    ]);
+    args.extend(["--report-append".into(), path(&log)]);
+    let mut station = flasher(dir, &args, server.password()).spawn().unwrap();
+    let b = board(0, "", false);
+    std::os::unix::fs::symlink(b.path(), dir.join("dev/ttyUSB0")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+        assert!(Instant::now() < deadline, "the board was never written");
+        assert!(station.try_wait().unwrap().is_none(), "the station ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The record is in the database before it is in the log.
+    let stored = all(&url);
+    // SAFETY: kill has no memory effects; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(station.id() as i32, libc::SIGTERM) }, 0);
+    let out = station.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    check(&queried(&url, server.password()), &stored, vec![b]);
+}
