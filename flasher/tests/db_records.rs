@@ -267,7 +267,13 @@ fn without_db_and_rows_no_database_and_no_spool_are_made() {
     assert_eq!(before, after);
     // --spool and --station-name mean nothing without a database: refused.
     let out = run(dir, &args(dir, &[&b], &["--spool", "kept"]), "");
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("<--db <URL>|--nvs-values <FILE.csv>>"),
+        "{err}"
+    );
+    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1);
 }
 
 #[test]
