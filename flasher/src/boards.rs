@@ -19,6 +19,7 @@ use crate::nvs;
 use crate::plan::Plan;
 use crate::port::ResolvedPort;
 use crate::report::{self, RangeReport, RegionReport, Report};
+use crate::sink::Sink;
 use firmware::chip::TargetName;
 
 /// The short name of a port for progress lines (`ttyUSB0`).
@@ -42,10 +43,12 @@ pub struct Finished {
 /// per board). Each record starts from `base` (the plan's part of the report);
 /// it is appended to `log` as soon as its board is done. `started` is when the run began.
 /// With `nvs`, each board first takes its own row, and is written with that row's image.
+/// With `sink`, each record also goes to the line's database.
 #[allow(clippy::too_many_arguments)]
 pub fn flash_all(
     plan: &Plan,
     nvs: Option<&nvs::Station>,
+    sink: Option<&Sink>,
     target: &TargetName,
     ports: &[ResolvedPort],
     options: &Options,
@@ -72,7 +75,7 @@ pub fn flash_all(
                 let log_errors = &log_errors;
                 scope.spawn(move || {
                     let (record, log_error) =
-                        board(plan, nvs, target, port, &opts, base, log, started);
+                        board(plan, nvs, sink, target, port, &opts, base, log, started);
                     if let Some(e) = log_error {
                         lock(log_errors).push(e);
                     }
@@ -118,12 +121,14 @@ fn no_key(base: &Report, port: &str, e: &std::io::Error) -> Report {
 }
 
 /// The record of the board on `port`, written as one board of a run: with `nvs`, it first
-/// takes its own row and is written with that row's image; the record is appended to `log`
-/// (with the message of a record that could not be, second).
+/// takes its own row and is written with that row's image; with `sink`, the record goes to
+/// the line's database (or its spool); it is appended to `log` (with the message of a
+/// record that could not be, second).
 #[allow(clippy::too_many_arguments)]
 pub fn board(
     plan: &Plan,
     nvs: Option<&nvs::Station>,
+    sink: Option<&Sink>,
     target: &TargetName,
     port: &ResolvedPort,
     opts: &Options,
@@ -131,7 +136,10 @@ pub fn board(
     log: Option<&fs::File>,
     started: Instant,
 ) -> (Report, Option<String>) {
-    let record = record_of(plan, nvs, target, port, opts, base, started);
+    let (record, db_away) = record_of(plan, nvs, target, port, opts, base, started);
+    if let Some(sink) = sink {
+        sink.keep(&record, &port.port, db_away);
+    }
     let log_error = match log.map(|log| report::append_line(log, &record.to_line())) {
         Some(Err(e)) => Some(format!("the record of {}: {e}", port.port)),
         _ => None,
@@ -152,8 +160,9 @@ pub fn failed(record: &mut Report, kind: ExitKind, message: &str) {
 
 /// One board on one port, to its record: `plan` written to the board on `port` with `opts`,
 /// the record starting from `base`. With `nvs`, the board first takes its own row (claimed by
-/// its MAC once it is identified) and is written with that row's image; its record goes to
-/// the line's database. `started` is when the run began.
+/// its MAC once it is identified) and is written with that row's image; then the second
+/// value tells whether the database was away when the row was finished. `started` is when
+/// the run began.
 fn record_of(
     plan: &Plan,
     nvs: Option<&nvs::Station>,
@@ -162,15 +171,15 @@ fn record_of(
     opts: &Options,
     base: &Report,
     started: Instant,
-) -> Report {
+) -> (Report, bool) {
     // A per-board key is made here, once per board, for all its attempts.
     let opts = match with_board_key(opts) {
         Ok(opts) => opts,
-        Err(e) => return no_key(base, &port.port, &e),
+        Err(e) => return (no_key(base, &port.port, &e), false),
     };
     let opts = &opts;
     let Some(nvs) = nvs else {
-        return flash_one(plan, target, port, opts, base, started);
+        return (flash_one(plan, target, port, opts, base, started), false);
     };
     nvs.board(plan, &port.port, |per_board| {
         let opts = Options {

@@ -41,6 +41,7 @@ sums the last run of each board up the same way when it stops.";
 /// Writes an ESP32-family board from the firmware bundle of this image.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flasher", version, about, after_help = EXAMPLES)]
+#[command(group(clap::ArgGroup::new("line").args(["db", "nvs_values"]).multiple(true)))]
 pub struct Args {
     /// Serial device of the board (not needed with --dry-run or --merge-out). Repeat it, or give
     /// a pattern such as '/dev/ttyUSB*', to write several boards at once.
@@ -154,16 +155,18 @@ pub struct Args {
     #[arg(long = "nvs-journal", value_name = "FILE", requires = "nvs_values")]
     pub nvs_journal: Option<PathBuf>,
 
-    /// The line's database that hands out the rows and keeps every board's record:
-    /// postgres://USER@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=CA.pem] for a line of
-    /// stations (the password from PGPASSWORD or ~/.pgpass, never here), or sqlite:PATH;
-    /// default: the embedded VALUES.csv.db beside the values file.
-    #[arg(long, value_name = "URL", requires = "nvs_values")]
+    /// The line's database that keeps every board's record (and hands out the rows of
+    /// --nvs-values): postgres://USER@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=CA.pem]
+    /// for a line of stations (the password from PGPASSWORD or ~/.pgpass, never here), or
+    /// sqlite:PATH; default with --nvs-values: the embedded VALUES.csv.db beside the values
+    /// file; without either, no database.
+    #[arg(long, value_name = "URL")]
     pub db: Option<String>,
 
     /// Where records wait while the database is away (default: VALUES.csv.spool beside the
-    /// values file); they are sent when it is back.
-    #[arg(long, value_name = "DIR", requires = "nvs_values")]
+    /// values file; without one, FILE.spool beside --report-append FILE, else ./flasher-spool);
+    /// they are sent when it is back.
+    #[arg(long, value_name = "DIR", requires = "line")]
     pub spool: Option<PathBuf>,
 
     /// How long a board waits for the database when it is away before it is refused, in
@@ -172,7 +175,7 @@ pub struct Args {
     pub db_wait: Option<u64>,
 
     /// This station's name in the records (default: the host name).
-    #[arg(long = "station-name", value_name = "NAME", requires = "nvs_values")]
+    #[arg(long = "station-name", value_name = "NAME", requires = "line")]
     pub station_name: Option<String>,
 
     /// Give a failed or in-doubt row back to the station, then exit without writing a board

@@ -22,4 +22,5 @@ pub mod plan;
 pub mod port;
 pub mod profile;
 pub mod report;
+pub mod sink;
 mod termios;

@@ -9,15 +9,15 @@
 //! MAC gets the same row back), and the row is recorded done once the board's regions are
 //! verified, failed when the board fails; a row whose station stopped mid-board is in doubt.
 //! A failed or in-doubt row goes to no other board until the operator gives it back
-//! ([`release`]). Every board's record goes to the database as it finishes, or to the spool
-//! on the station's disk while the database is away. A journal of the earlier file-based
-//! station (`VALUES.csv.journal`) is imported once.
+//! ([`release`]). The records themselves go through the run's [`Sink`] (the same database,
+//! or its spool while it is away). A journal of the earlier file-based station
+//! (`VALUES.csv.journal`) is imported once.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linedb::spool::{Spool, SpoolError};
+use linedb::spool::SpoolError;
 use linedb::{Claim, Claimant, DbError, Finish, ImportedState, NewRow, Store};
 use mfg::RowId;
 use mfg::journal::{Journal, JournalError};
@@ -30,6 +30,7 @@ use crate::device::{Identity, PerBoard, Refusal};
 use crate::error::ExitKind;
 use crate::plan::{BoardData, Plan};
 use crate::report::Report;
+use crate::sink::{self, Sink, SinkError};
 
 /// How many refused rows an error lists before it counts the rest.
 const LISTED_REFUSALS: usize = 5;
@@ -71,6 +72,9 @@ pub enum NvsError {
     /// The spool of records cannot be read or sent.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The records' database cannot be opened.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
     /// `--nvs-row` on a run that writes boards.
     #[error(
         "--nvs-row is for --dry-run and --merge-out; a station takes each board's row from the database, leave --nvs-row out"
@@ -95,6 +99,7 @@ impl NvsError {
                 | DbError::NotReleasable { .. },
             ) => ExitKind::Usage,
             NvsError::Db(_) | NvsError::Spool(_) => ExitKind::Other,
+            NvsError::Sink(e) => e.kind(),
             _ => ExitKind::Usage,
         }
     }
@@ -193,33 +198,20 @@ impl Rows {
                 })?;
                 Ok(NewRow {
                     id: id.to_string(),
-                    digest: hex(&Sha256::digest(csv.as_bytes())),
+                    digest: sink::hex(&Sha256::digest(csv.as_bytes())),
                 })
             })
             .collect()
     }
 
-    /// The database of `--db`, else the embedded one beside the values file.
-    fn db_url(&self, args: &Args) -> String {
-        args.db
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", Store::default_path(&self.values).display()))
+    /// The values file.
+    pub fn values(&self) -> &std::path::Path {
+        &self.values
     }
 
-    /// The spool of `--spool`, else `VALUES.csv.spool` beside the values file.
-    fn spool(&self, args: &Args) -> Spool {
-        let default = || {
-            let mut name = self.values.file_name().unwrap_or_default().to_os_string();
-            name.push(".spool");
-            self.values.with_file_name(name)
-        };
-        Spool::new(&args.spool.clone().unwrap_or_else(default))
-    }
-
-    /// Opens the database and loads the rows into it (idempotent: a row id that comes back
-    /// with other values is refused).
-    fn open_store(&self, args: &Args) -> Result<Store, NvsError> {
-        let store = Store::open(&self.db_url(args))?;
+    /// Loads the rows into `store` (idempotent: a row id that comes back with other values
+    /// is refused).
+    fn load_into(&self, store: &Store) -> Result<(), NvsError> {
         let loaded = store.load_rows(&self.new_rows()?)?;
         if loaded.added > 0 {
             eprintln!(
@@ -230,7 +222,7 @@ impl Rows {
                 loaded.known
             );
         }
-        Ok(store)
+        Ok(())
     }
 
     /// Imports the journal of the file-based station (`--nvs-journal`, else
@@ -284,15 +276,12 @@ impl Rows {
     }
 }
 
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `--nvs-release`: gives `ids` back in the database (each a failed or in-doubt row),
 /// printing one line each.
 pub fn release(rows: &Rows, args: &Args, ids: &[String]) -> Result<(), NvsError> {
-    let store = rows.open_store(args)?;
+    let url = sink::db_url(args, Some(&rows.values)).unwrap_or_default();
+    let store = Store::open(&url)?;
+    rows.load_into(&store)?;
     rows.import_journal(&store, args)?;
     for id in ids {
         store.release(id)?;
@@ -312,11 +301,8 @@ pub struct Station {
 #[derive(Debug)]
 struct Shared {
     rows: Rows,
-    store: Store,
-    spool: Spool,
-    name: String,
+    sink: Arc<Sink>,
     wait: Duration,
-    image_digest: Option<String>,
 }
 
 /// The row a board claimed, and its plan.
@@ -327,22 +313,13 @@ struct Claimed {
 }
 
 impl Station {
-    /// Opens the database (`--db`, else the embedded one beside the values file), loads the
-    /// rows, imports a journal of the file-based station once, sends records spooled while
-    /// the database was away, and prints the rows in doubt. Any failure here is one line,
-    /// before any board is touched.
-    pub fn open(rows: Rows, args: &Args) -> Result<Station, NvsError> {
-        let store = rows.open_store(args)?;
-        rows.import_journal(&store, args)?;
-        let spool = rows.spool(args);
-        let sent = spool.send(&store)?;
-        if sent > 0 {
-            eprintln!(
-                "nvs: {sent} records kept in {} while the database was away are now in {}",
-                spool.dir().display(),
-                store.target()
-            );
-        }
+    /// Loads the rows into the database of `sink` (opened with `rows`' values file, see
+    /// [`Sink::open`]), imports a journal of the file-based station once, and prints the
+    /// rows in doubt. Any failure here is one line, before any board is touched.
+    pub fn open(rows: Rows, sink: Arc<Sink>, args: &Args) -> Result<Station, NvsError> {
+        let store = sink.store();
+        rows.load_into(store)?;
+        rows.import_journal(store, args)?;
         for row in store.summary()?.in_doubt {
             eprintln!(
                 "warning: row {row} is in doubt: its station stopped before its board was \
@@ -350,36 +327,33 @@ impl Station {
                  --db URL --row {row}) and pass --nvs-release {row}"
             );
         }
-        let name = args.station_name.clone().unwrap_or_else(host_name);
         let wait = args.db_wait.map_or(DEFAULT_DB_WAIT, Duration::from_secs);
         Ok(Station {
-            shared: Arc::new(Shared {
-                rows,
-                store,
-                spool,
-                name,
-                wait,
-                image_digest: bundle_digest(&args.firmware_dir),
-            }),
+            shared: Arc::new(Shared { rows, sink, wait }),
         })
     }
 
-    /// The record of one board on `port`. `write` writes the board with the [`PerBoard`]
-    /// hook it is given: once the board is identified, the hook claims the board's row by its
-    /// MAC and gives `plan` with the row's image (a board left without a row is refused,
-    /// nothing written). Then the row is recorded done or failed, and the record is stored
-    /// in the database (or spooled while it is away).
-    pub fn board(&self, plan: &Plan, port: &str, write: impl FnOnce(PerBoard) -> Report) -> Report {
+    /// The record of one board on `port`, and whether the database was away when its row
+    /// was finished (then its record goes to the spool only, and finishes the row when the
+    /// database is back). `write` writes the board with the [`PerBoard`] hook it is given:
+    /// once the board is identified, the hook claims the board's row by its MAC and gives
+    /// `plan` with the row's image (a board left without a row is refused, nothing written).
+    /// Then the row is recorded done or failed; the caller keeps the record ([`Sink::keep`]).
+    pub fn board(
+        &self,
+        plan: &Plan,
+        port: &str,
+        write: impl FnOnce(PerBoard) -> Report,
+    ) -> (Report, bool) {
         let claimed = Arc::new(Mutex::new(None));
         let mut record = write(self.hook(plan, port, &claimed));
         let claimed = lock(&claimed).take();
-        let mut spool_only = false;
+        let mut db_away = false;
         if let Some(claimed) = &claimed {
             record.nvs_row = Some(claimed.row.clone());
-            spool_only = self.finish(claimed, &mut record);
+            db_away = self.finish(claimed, &mut record);
         }
-        self.shared.keep(&record, port, spool_only);
-        record
+        (record, db_away)
     }
 
     /// The hook that gives the board on `port` its row's plan, remembering the claim in
@@ -400,7 +374,12 @@ impl Station {
         } else {
             Finish::Failed(record.error.clone().unwrap_or_else(|| "failed".into()))
         };
-        match self.shared.store.finish(&claimed.row, &claimed.mac, &how) {
+        match self
+            .shared
+            .sink
+            .store()
+            .finish(&claimed.row, &claimed.mac, &how)
+        {
             Ok(()) => false,
             Err(e) if e.is_unavailable() => true,
             Err(e) => {
@@ -417,12 +396,17 @@ impl Station {
     /// The rows no board has yet, as the database counts them now (`None` while it cannot
     /// say).
     pub fn rows_left(&self) -> Option<u64> {
-        self.shared.store.summary().ok().map(|s| s.free as u64)
+        self.shared
+            .sink
+            .store()
+            .summary()
+            .ok()
+            .map(|s| s.free as u64)
     }
 
     /// The line summing up the rows after a run.
     pub fn summary(&self) -> String {
-        let summary = match self.shared.store.summary() {
+        let summary = match self.shared.sink.store().summary() {
             Ok(summary) => summary,
             Err(e) => return format!("nvs: the rows cannot be counted now: {e}"),
         };
@@ -486,7 +470,7 @@ impl Shared {
             mac,
             plan: Arc::clone(&board_plan),
         });
-        self.send_spool();
+        self.sink.send_spool();
         Ok(board_plan)
     }
 
@@ -497,7 +481,8 @@ impl Shared {
             Err(e) => {
                 let message = format!("{e:#}");
                 let _ = self
-                    .store
+                    .sink
+                    .store()
                     .finish(&claim.row, mac, &Finish::Failed(message.clone()));
                 Err(Refusal {
                     kind: ExitKind::Usage,
@@ -510,13 +495,13 @@ impl Shared {
     /// Claims the row of `mac`, waiting (bounded) while the database is away.
     fn claim(&self, mac: &str, port: &str) -> Result<Option<Claim>, Refusal> {
         let who = Claimant {
-            station: self.name.clone(),
+            station: self.sink.name().to_string(),
             port: port.to_string(),
         };
         let deadline = Instant::now() + self.wait;
         let mut said = false;
         loop {
-            match self.store.claim(mac, &who) {
+            match self.sink.store().claim(mac, &who) {
                 Ok(claim) => return Ok(claim),
                 Err(e) if e.is_unavailable() && Instant::now() < deadline => {
                     if !said {
@@ -552,94 +537,6 @@ impl Shared {
             ),
         }
     }
-
-    /// Sends the records spooled while the database was away, if any (quietly: what is not
-    /// sent now is sent later).
-    fn send_spool(&self) {
-        if let Ok(sent @ 1..) = self.spool.send(&self.store) {
-            eprintln!(
-                "nvs: {sent} records kept in {} while the database was away are now in {}",
-                self.spool.dir().display(),
-                self.store.target()
-            );
-        }
-    }
-
-    /// Stores `record` in the database, else keeps it in the spool (`spool_only`: the
-    /// database was away when its row was finished).
-    fn keep(&self, record: &Report, port: &str, spool_only: bool) {
-        let mut entry = db_record(record, &self.name);
-        entry.image_digest = self.image_digest.clone();
-        if !spool_only {
-            match self.store.record(&entry) {
-                Ok(_) => return,
-                Err(e) if e.is_unavailable() => {}
-                Err(e) => eprintln!(
-                    "warning: [{}] the record was refused by the database ({e}); it is kept in the spool",
-                    boards::short_name(port)
-                ),
-            }
-        }
-        match self.spool.keep(&entry) {
-            Ok(path) => eprintln!(
-                "[{}] the database is away: the board's record is kept in {} and sent when it is back",
-                boards::short_name(port),
-                path.display()
-            ),
-            Err(e) => eprintln!(
-                "error: [{}] the board's record is in neither the database nor the spool: {e}",
-                boards::short_name(port)
-            ),
-        }
-    }
-}
-
-/// The database's record of a board: its fields as columns, the whole record as JSON.
-pub fn db_record(r: &Report, station: &str) -> linedb::Record {
-    let device = r.device.as_ref();
-    let md5: serde_json::Map<String, serde_json::Value> = r
-        .regions
-        .iter()
-        .map(|g| (g.label.clone(), g.md5.clone().into()))
-        .collect();
-    let json = r.to_line();
-    linedb::Record {
-        id: linedb::new_record_id(),
-        time: if r.time.is_empty() {
-            crate::report::utc_now()
-        } else {
-            r.time.clone()
-        },
-        mac: device.and_then(|d| d.mac.clone()),
-        chip: device.map(|d| d.chip.clone()),
-        revision: device.and_then(|d| d.revision.clone()),
-        flash_id: device.and_then(|d| d.flash_id.clone()),
-        row: r.nvs_row.clone(),
-        station: Some(station.to_string()),
-        port: r.port.clone(),
-        outcome: r.outcome.clone(),
-        exit_code: i32::from(r.exit_code),
-        reason: r.error.clone(),
-        image_digest: None,
-        regions_md5: serde_json::Value::Object(md5).to_string(),
-        json: String::from_utf8_lossy(json.trim_ascii_end()).into_owned(),
-    }
-}
-
-/// The digest that names the firmware written: the SHA-256 of the bundle's `manifest.json`
-/// (which holds every file's SHA-256), `None` for a bundle without one.
-fn bundle_digest(firmware_dir: &std::path::Path) -> Option<String> {
-    let manifest = std::fs::read(firmware_dir.join("manifest.json")).ok()?;
-    Some(format!("sha256:{}", hex(&Sha256::digest(&manifest))))
-}
-
-/// This machine's name, for the records (`--station-name` overrides it).
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "station".into())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -714,6 +611,24 @@ mod tests {
         }
     }
 
+    /// A station's board as `boards::board` runs it: its row, then its record kept.
+    fn run(
+        station: &Station,
+        sink: &Sink,
+        port: &str,
+        write: impl FnOnce(PerBoard) -> Report,
+    ) -> Report {
+        let (record, db_away) = station.board(&plan(), port, write);
+        sink.keep(&record, port, db_away);
+        record
+    }
+
+    /// The station of `args` on `rows`, and its sink.
+    fn open(rows: Rows, args: &Args) -> (Station, Arc<Sink>) {
+        let sink = Arc::new(Sink::open(args, Some(&rows.values)).unwrap().unwrap());
+        (Station::open(rows, Arc::clone(&sink), args).unwrap(), sink)
+    }
+
     #[test]
     fn boards_get_their_rows_by_mac_and_the_database_keeps_outcomes_and_records() {
         let dir = tempfile::tempdir().unwrap();
@@ -737,17 +652,21 @@ mod tests {
             "unit",
         ])
         .unwrap();
-        let station = Station::open(rows, &args).unwrap();
-        let plan = plan();
+        let (station, sink) = open(rows, &args);
         let (one, two) = ("02:00:00:00:00:01", "02:00:00:00:00:02");
-        let ok = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
+        let ok = run(&station, &sink, "/dev/ttyUSB0", write(one, 0));
         assert_eq!((ok.exit_code, ok.nvs_row.as_deref()), (0, Some("A1")));
-        let bad = station.board(&plan, "/dev/ttyUSB1", write(two, 6));
+        let bad = run(&station, &sink, "/dev/ttyUSB1", write(two, 6));
         assert_eq!((bad.exit_code, bad.nvs_row.as_deref()), (6, Some("A2")));
         // The first board comes back: its own row again, not a new one.
-        let again = station.board(&plan, "/dev/ttyUSB0", write(one, 0));
+        let again = run(&station, &sink, "/dev/ttyUSB0", write(one, 0));
         assert_eq!(again.nvs_row.as_deref(), Some("A1"));
-        let none = station.board(&plan, "/dev/ttyUSB2", write("02:00:00:00:00:03", 0));
+        let none = run(
+            &station,
+            &sink,
+            "/dev/ttyUSB2",
+            write("02:00:00:00:00:03", 0),
+        );
         assert_eq!((none.exit_code, none.nvs_row), (10, None));
         assert!(none.error.unwrap().contains("no row of"));
         assert_eq!(
@@ -799,11 +718,15 @@ mod tests {
             "2",
         ])
         .unwrap();
-        let station = Station::open(rows, &args).unwrap();
-        let plan = plan();
+        let (station, sink) = open(rows, &args);
         server.stop();
         let started = Instant::now();
-        let away = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        let away = run(
+            &station,
+            &sink,
+            "/dev/ttyUSB0",
+            write("02:00:00:00:00:01", 0),
+        );
         assert!(started.elapsed() >= Duration::from_secs(2));
         assert_eq!((away.exit_code, away.nvs_row.as_deref()), (1, None));
         let error = away.error.unwrap();
@@ -813,7 +736,12 @@ mod tests {
         assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
 
         server.resume();
-        let back = station.board(&plan, "/dev/ttyUSB0", write("02:00:00:00:00:01", 0));
+        let back = run(
+            &station,
+            &sink,
+            "/dev/ttyUSB0",
+            write("02:00:00:00:00:01", 0),
+        );
         assert_eq!((back.exit_code, back.nvs_row.as_deref()), (0, Some("A1")));
         assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
         let store = Store::open(&url).unwrap();

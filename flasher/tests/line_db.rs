@@ -308,7 +308,7 @@ fn a_server_stopped_mid_shift_loses_nothing_and_stores_nothing_twice() {
     own.resume();
     let (code, err) = finish(station(dir, &url, "b", &[&waiting], own.password()));
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("nvs: 2 records kept in"), "{err}");
+    assert!(err.contains("db: 2 records kept in"), "{err}");
     assert!(
         err.contains("nvs: 3 rows done, 0 failed, 0 in doubt, 1 free"),
         "{err}"

@@ -2,6 +2,7 @@
 //! out (the plan on the terminal, a merged image, the boards), and end in the records.
 
 use std::fs::File;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -16,6 +17,7 @@ use crate::plan::{self, Plan, Request};
 use crate::port::{self, ResolvedPort};
 use crate::profile::Profile;
 use crate::report::{self, Report};
+use crate::sink::Sink;
 use firmware::esp_image;
 use regex::Regex;
 
@@ -115,15 +117,12 @@ fn carry_out(
     if ports.is_empty() {
         return Ok(without_boards(base, log, started));
     }
-    let station = match rows {
-        Some(rows) => Some(nvs::Station::open(rows, args)?),
-        None => None,
-    };
+    let (sink, station) = open_line(args, rows)?;
     let finished = write_boards(
         args,
         &plan,
         secure,
-        station.as_ref(),
+        (station.as_ref(), sink.as_deref()),
         ports,
         base,
         log,
@@ -133,6 +132,24 @@ fn carry_out(
         eprintln!("{}", station.summary());
     }
     Ok(finished)
+}
+
+/// The sink of the boards' records (`--db`, else the embedded database of `--nvs-values`)
+/// and, with `rows`, the station that hands them out: both opened before any board is
+/// touched. Neither without `--db` and `--nvs-values`.
+pub(super) fn open_line(
+    args: &Args,
+    rows: Option<nvs::Rows>,
+) -> anyhow::Result<(Option<Arc<Sink>>, Option<nvs::Station>)> {
+    let values = rows.as_ref().map(|rows| rows.values().to_path_buf());
+    let Some(sink) = Sink::open(args, values.as_deref())? else {
+        return Ok((None, None));
+    };
+    let sink = Arc::new(sink);
+    let station = rows
+        .map(|rows| nvs::Station::open(rows, Arc::clone(&sink), args))
+        .transpose()?;
+    Ok((Some(sink), station))
 }
 
 /// `--security`: the profile, read and checked against the chip and the plan's build before
@@ -204,13 +221,14 @@ fn without_boards(base: &Report, log: Option<&File>, started: Instant) -> Finish
 
 /// Writes `plan` to the boards on `ports` and prints the error of each board that failed
 /// (prefixed with its port when there are several). With `secure`, each board is secured as
-/// its profile says.
+/// its profile says; with `line`'s station, each board takes its row, and with its sink, each
+/// record goes to the line's database.
 #[allow(clippy::too_many_arguments)]
 fn write_boards(
     args: &Args,
     plan: &Plan,
     secure: Option<device::Secure>,
-    nvs: Option<&nvs::Station>,
+    (nvs, sink): (Option<&nvs::Station>, Option<&Sink>),
     ports: &[ResolvedPort],
     base: &Report,
     log: Option<&File>,
@@ -223,6 +241,7 @@ fn write_boards(
     let finished = boards::flash_all(
         plan,
         nvs,
+        sink,
         args.target(),
         ports,
         &options,

@@ -20,6 +20,8 @@ pub fn exit_kind(e: &anyhow::Error) -> ExitKind {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<NvsError>() {
         e.kind()
+    } else if let Some(e) = e.downcast_ref::<crate::sink::SinkError>() {
+        e.kind()
     } else if let Some(e) = e.downcast_ref::<crate::profile::ProfileError>() {
         e.kind()
     } else if e.downcast_ref::<UsageError>().is_some() {

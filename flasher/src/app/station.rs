@@ -23,6 +23,7 @@ use crate::port::spec::PortSpec;
 use crate::port::sysfs::Roots;
 use crate::port::{self, ResolvedPort};
 use crate::report::Report;
+use crate::sink::Sink;
 use firmware::chip::TargetName;
 
 use super::{flash, outcome};
@@ -81,6 +82,7 @@ struct Line {
     plan: Plan,
     target: TargetName,
     nvs: Option<nvs::Station>,
+    sink: Option<Arc<Sink>>,
     watched: Vec<Watched>,
     options: device::Options,
     base: Report,
@@ -115,17 +117,14 @@ impl Line {
             {
                 return Err(UsageError::NoAppBanner.into());
             }
-            let nvs = match nvs::Rows::open(args, &plan)? {
-                Some(rows) => Some(nvs::Station::open(rows, args)?),
-                None => None,
-            };
+            let (sink, nvs) = flash::open_line(args, nvs::Rows::open(args, &plan)?)?;
             let options = device::Options {
                 secure: flash::security_profile(args, &plan)?,
                 ..flash::options(args, &plan)
             };
-            anyhow::Ok((plan, nvs, watched, options))
+            anyhow::Ok((plan, (nvs, sink), watched, options))
         })();
-        let (plan, nvs, watched, options) = match opened {
+        let (plan, (nvs, sink), watched, options) = match opened {
             Ok(opened) => opened,
             Err(e) => return Err((e, log)),
         };
@@ -133,6 +132,7 @@ impl Line {
             target: args.target().clone(),
             plan,
             nvs,
+            sink,
             watched,
             options,
             base: base.clone(),
@@ -219,6 +219,7 @@ impl station::Pipeline for Line {
         let (report, log_error) = boards::board(
             &self.plan,
             self.nvs.as_ref(),
+            self.sink.as_deref(),
             &self.target,
             &resolved,
             &opts,
