@@ -7,7 +7,6 @@
 //! done; [`exit_code`] sums the records up.
 
 use std::fs;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,18 +16,11 @@ use crate::device::{self, Console, Contact, Options};
 use crate::error::{DeviceError, ExitKind};
 use crate::nvs;
 use crate::plan::Plan;
+use crate::port;
 use crate::port::ResolvedPort;
 use crate::report::{self, RangeReport, RegionReport, Report};
 use crate::sink::Sink;
 use firmware::chip::TargetName;
-
-/// The short name of a port for progress lines (`ttyUSB0`).
-pub fn short_name(port: &str) -> &str {
-    Path::new(port)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(port)
-}
 
 /// What a station run produced.
 #[derive(Debug, Default)]
@@ -64,7 +56,7 @@ pub fn flash_all(
             .iter()
             .map(|port| {
                 let console = if several {
-                    Console::shared(short_name(&port.port), bars.clone())
+                    Console::shared(port::short_name(&port.port), bars.clone())
                 } else {
                     options.console.clone()
                 };
@@ -91,8 +83,7 @@ pub fn flash_all(
                     let mut r = base.clone();
                     r.port = Some(port.port.clone());
                     r.time = report::utc_now();
-                    failed(
-                        &mut r,
+                    r.fail(
                         ExitKind::Other,
                         "internal error: the board's thread panicked",
                     );
@@ -112,8 +103,7 @@ fn no_key(base: &Report, port: &str, e: &std::io::Error) -> Report {
     let mut record = base.clone();
     record.port = Some(port.to_string());
     record.time = report::utc_now();
-    failed(
-        &mut record,
+    record.fail(
         ExitKind::Other,
         &format!("{port}: cannot make the board's flash encryption key ({e}); nothing was done"),
     );
@@ -149,13 +139,6 @@ pub fn board(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Marks `record` failed with `kind` and `message`.
-pub fn failed(record: &mut Report, kind: ExitKind, message: &str) {
-    record.outcome = "failed".into();
-    record.exit_code = kind.code();
-    record.error = Some(message.replace('\n', " "));
 }
 
 /// One board on one port, to its record: `plan` written to the board on `port` with `opts`,
@@ -259,7 +242,7 @@ fn flash_one(
                     .map(|&(offset, size)| RangeReport { offset, size })
                     .collect();
             }
-            failed(&mut record, e.kind(), &e.to_string());
+            record.fail(e.kind(), &e.to_string());
         }
     }
     record.timings_ms.total = started.elapsed().as_millis() as u64;

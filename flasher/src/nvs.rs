@@ -24,11 +24,11 @@ use mfg::journal::{Journal, JournalError};
 use mfg::mass::{Batch, MassError};
 use sha2::{Digest, Sha256};
 
-use crate::boards;
 use crate::cli::Args;
 use crate::device::{Identity, PerBoard, Refusal};
 use crate::error::ExitKind;
 use crate::plan::{BoardData, Plan};
+use crate::port;
 use crate::report::Report;
 use crate::sink::{self, Sink, SinkError};
 
@@ -387,7 +387,7 @@ impl Station {
                     Some(error) => format!("{error}; and the row's outcome was not recorded: {e}"),
                     None => format!("the board was written but its row was not recorded done: {e}"),
                 };
-                boards::failed(record, ExitKind::Other, &message);
+                record.fail(ExitKind::Other, &message);
                 false
             }
         }
@@ -461,7 +461,7 @@ impl Shared {
         if claim.again {
             eprintln!(
                 "[{}] board {mac} came back: it gets its row {} again",
-                boards::short_name(port),
+                port::short_name(port),
                 claim.row
             );
         }
@@ -507,7 +507,7 @@ impl Shared {
                     if !said {
                         eprintln!(
                             "[{}] {e}; board {mac} waits up to {} s for it",
-                            boards::short_name(port),
+                            port::short_name(port),
                             self.wait.as_secs()
                         );
                         said = true;
@@ -602,10 +602,10 @@ mod tests {
                     assert_eq!(labels, ["partition-table", "nvs", "app"]);
                     record.regions = board.regions.iter().map(RegionReport::of).collect();
                     if code != 0 {
-                        boards::failed(&mut record, ExitKind::Write, "verify failed");
+                        record.fail(ExitKind::Write, "verify failed");
                     }
                 }
-                Err(refusal) => boards::failed(&mut record, refusal.kind, &refusal.message),
+                Err(refusal) => record.fail(refusal.kind, &refusal.message),
             }
             record
         }

@@ -94,6 +94,15 @@ pub struct Report {
     pub timings_ms: Timings,
 }
 
+impl Report {
+    /// Marks the record failed with `kind` and `message` (one line).
+    pub fn fail(&mut self, kind: crate::error::ExitKind, message: &str) {
+        self.outcome = "failed".into();
+        self.exit_code = kind.code();
+        self.error = Some(message.replace('\n', " "));
+    }
+}
+
 /// What errors on the line cost a board.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct LineReport {

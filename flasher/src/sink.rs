@@ -12,9 +12,9 @@ use linedb::spool::{Spool, SpoolError};
 use linedb::{DbError, Store};
 use sha2::{Digest, Sha256};
 
-use crate::boards;
 use crate::cli::Args;
 use crate::error::ExitKind;
+use crate::port;
 use crate::report::Report;
 
 /// The spool of a run without a values file and without `--report-append`, in the working
@@ -135,19 +135,19 @@ impl Sink {
                 Err(e) if e.is_unavailable() => {}
                 Err(e) => eprintln!(
                     "warning: [{}] the record was refused by the database ({e}); it is kept in the spool",
-                    boards::short_name(port)
+                    port::short_name(port)
                 ),
             }
         }
         match self.spool.keep(&entry) {
             Ok(path) => eprintln!(
                 "[{}] the database is away: the board's record is kept in {} and sent when it is back",
-                boards::short_name(port),
+                port::short_name(port),
                 path.display()
             ),
             Err(e) => eprintln!(
                 "error: [{}] the board's record is in neither the database nor the spool: {e}",
-                boards::short_name(port)
+                port::short_name(port)
             ),
         }
     }

@@ -252,7 +252,7 @@ fn write_boards(
     for record in &finished.records {
         if let Some(error) = &record.error {
             match (&record.port, finished.records.len()) {
-                (Some(port), 2..) => eprintln!("error: [{}] {error}", boards::short_name(port)),
+                (Some(port), 2..) => eprintln!("error: [{}] {error}", port::short_name(port)),
                 _ => eprintln!("error: {error}"),
             }
         }

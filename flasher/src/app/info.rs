@@ -1,7 +1,6 @@
 //! `flasher --port PORT… --info [--json]`: what each board is, one line (or one JSON object)
 //! per board, in port order; nothing is written or erased.
 
-use crate::boards::short_name;
 use crate::cli::Args;
 use crate::device::info::{self, BoardInfo};
 use crate::device::{Console, Options};
@@ -72,7 +71,7 @@ fn print_results(
     let mut codes = Vec::new();
     for (port, result) in ports.iter().zip(results) {
         let prefix = if several {
-            format!("[{}] ", short_name(&port.port))
+            format!("[{}] ", port::short_name(&port.port))
         } else {
             String::new()
         };

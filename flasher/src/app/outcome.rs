@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::boards::{self, Finished};
 use crate::error::{DeviceError, ExitKind, PlanError, PortError, UsageError};
 use crate::nvs::NvsError;
+use crate::port;
 use crate::report::{self, Report, RunReport};
 
 /// The kind of failure of an error that stopped the run before any board was written.
@@ -54,7 +55,7 @@ pub fn failed_before_boards(
         record.port = port;
         record.time = report::utc_now();
         record.timings_ms.total = started.elapsed().as_millis() as u64;
-        boards::failed(&mut record, kind, &message);
+        record.fail(kind, &message);
         if let Some(log) = log
             && let Err(e) = report::append_line(log, &record.to_line())
         {
@@ -77,7 +78,7 @@ pub fn summary(records: &[Report]) -> Option<String> {
         .filter(|r| r.exit_code != 0)
         .map(|r| {
             let port = r.port.as_deref().unwrap_or("?");
-            format!("{} (exit {})", boards::short_name(port), r.exit_code)
+            format!("{} (exit {})", port::short_name(port), r.exit_code)
         })
         .collect();
     Some(if failed.is_empty() {

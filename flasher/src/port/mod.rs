@@ -26,6 +26,14 @@ pub mod spec;
 pub mod sysfs;
 
 pub use crate::error::PortError;
+
+/// The short name of a port for progress lines (`ttyUSB0`).
+pub fn short_name(port: &str) -> &str {
+    std::path::Path::new(port)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(port)
+}
 pub use glob::expand;
 pub use link::{Link, RETURN_TIMEOUT, find_again};
 pub use list::{list, table, to_json};
