@@ -2,6 +2,7 @@
 //! pty by a background thread.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -287,6 +288,10 @@ pub struct SimBoard {
     stats: Arc<Mutex<LineStats>>,
     stop: Arc<AtomicBool>,
     disconnected: Arc<AtomicBool>,
+    /// After a pulled cable, the pty's slave, kept so that its number is not reused while
+    /// the board lives (a client retrying the dead port must not reach another board). Held,
+    /// never read.
+    _pulled: Arc<Mutex<Option<OwnedFd>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -323,6 +328,7 @@ impl SimBoard {
         let path = pty.path().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let disconnected = Arc::new(AtomicBool::new(false));
+        let pulled = Arc::new(Mutex::new(None));
         let stats = Arc::new(Mutex::new(LineStats::default()));
         let server = Server {
             stats: stats.clone(),
@@ -334,6 +340,7 @@ impl SimBoard {
             baud: None,
             stop: stop.clone(),
             disconnected: disconnected.clone(),
+            pulled: pulled.clone(),
         };
         let thread = thread::Builder::new()
             .name(format!("esp-sim {chip}"))
@@ -347,6 +354,7 @@ impl SimBoard {
             stats,
             stop,
             disconnected,
+            _pulled: pulled,
             thread: Some(thread),
         })
     }
@@ -458,6 +466,7 @@ struct Server {
     baud: Option<u32>,
     stop: Arc<AtomicBool>,
     disconnected: Arc<AtomicBool>,
+    pulled: Arc<Mutex<Option<OwnedFd>>>,
 }
 
 /// The line was cut by an injected disconnect.
@@ -481,7 +490,9 @@ impl Server {
             }
             if self.serve(&buf[..n], buffered).is_err() {
                 self.disconnected.store(true, Ordering::SeqCst);
-                // Dropping the pty closes the master: the host sees a hang-up.
+                // Closing the master: the host sees a hang-up. The slave is kept until the
+                // board is dropped, so the port's number goes to no other board meanwhile.
+                *lock(&self.pulled) = Some(self.pty.hang_up());
                 return;
             }
         }

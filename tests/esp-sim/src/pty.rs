@@ -86,6 +86,15 @@ impl Pty {
         }
     }
 
+    /// Pulls the cable: closes the master, so the host sees a hang-up and cannot open the
+    /// port again (`EIO`), and returns the simulator's own slave descriptor. Whoever keeps it
+    /// keeps the number `/dev/pts/N` taken: no other pty gets it while a client still tries
+    /// the dead port.
+    pub fn hang_up(self) -> OwnedFd {
+        drop(self.master);
+        self.slave
+    }
+
     /// Path of the slave device (`/dev/pts/N`) clients open.
     pub fn path(&self) -> &Path {
         &self.path
