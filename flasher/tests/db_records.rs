@@ -10,27 +10,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::rows::{board, bundle, mac};
+use common::rows::{board, bundle, mac, records, server};
 use common::stderr;
 use esp_sim::SimBoard;
-use linedb::{Query, Record, Store};
+use linedb::Record;
 use md5::{Digest, Md5};
 use testkit::pg::PgServer;
-
-/// The shared server; its password is in this process's `PGPASSWORD` for the test's own
-/// queries.
-fn server() -> &'static PgServer {
-    static ENV: OnceLock<()> = OnceLock::new();
-    let server = PgServer::shared();
-    ENV.get_or_init(|| {
-        // SAFETY: set once, before any store of this binary reads the environment.
-        unsafe { std::env::set_var("PGPASSWORD", server.password()) };
-    });
-    server
-}
 
 /// A one-shot run's command line: the bundle in `dir`, `boards`, then `extra` (no rows).
 fn args(dir: &Path, boards: &[&SimBoard], extra: &[&str]) -> Vec<String> {
@@ -132,13 +119,6 @@ fn check(records: &[serde_json::Value], stored: &[Record], boards: Vec<SimBoard>
     }
 }
 
-fn all(url: &str) -> Vec<Record> {
-    Store::open(url)
-        .unwrap()
-        .records(&Query::default())
-        .unwrap()
-}
-
 #[test]
 fn a_one_shot_run_without_rows_stores_every_boards_record_in_postgres() {
     let server = server();
@@ -151,7 +131,7 @@ fn a_one_shot_run_without_rows_stores_every_boards_record_in_postgres() {
     let extra = ["--db", &url, "--station-name", "bench"];
     let out = run(dir, &args(dir, &refs, &extra), server.password());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    check(&queried(&url, server.password()), &all(&url), boards);
+    check(&queried(&url, server.password()), &records(&url), boards);
     assert!(!dir.join("flasher-spool").exists(), "nothing was spooled");
 }
 
@@ -166,7 +146,7 @@ fn the_embedded_database_keeps_the_records_of_a_run_without_rows() {
     let extra = ["--db", &url, "--station-name", "bench"];
     let out = run(dir, &args(dir, &refs, &extra), "");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    check(&queried(&url, ""), &all(&url), boards);
+    check(&queried(&url, ""), &records(&url), boards);
 }
 
 #[test]
@@ -215,7 +195,7 @@ fn a_record_kept_while_the_database_is_away_is_sent_once_at_the_next_start() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("db: 1 records kept in"), "{err}");
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
-    let stored = all(&url);
+    let stored = records(&url);
     let ids: BTreeSet<&str> = stored.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 2, "{stored:?}");
     let json = queried(&url, own.password());
@@ -302,7 +282,7 @@ fn a_station_without_rows_stores_each_boards_record_as_it_finishes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The record is in the database before it is in the log.
-    let stored = all(&url);
+    let stored = records(&url);
     // SAFETY: kill has no memory effects; the pid is our child's.
     assert_eq!(unsafe { libc::kill(station.id() as i32, libc::SIGTERM) }, 0);
     let out = station.wait_with_output().unwrap();

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::rows::*;
@@ -18,18 +17,6 @@ use common::stderr;
 use esp_sim::SimBoard;
 use linedb::{Query, Record, Store};
 use testkit::pg::PgServer;
-
-/// The shared server; its password is in this process's `PGPASSWORD` for the test's own
-/// queries (every server of this binary has the same password).
-fn server() -> &'static PgServer {
-    static ENV: OnceLock<()> = OnceLock::new();
-    let server = PgServer::shared();
-    ENV.get_or_init(|| {
-        // SAFETY: set once, before any store of this binary reads the environment.
-        unsafe { std::env::set_var("PGPASSWORD", server.password()) };
-    });
-    server
-}
 
 /// A station on `url` writing `boards`, started (not waited for).
 fn station(dir: &Path, url: &str, name: &str, boards: &[&SimBoard], password: &str) -> Child {
@@ -46,13 +33,6 @@ fn station(dir: &Path, url: &str, name: &str, boards: &[&SimBoard], password: &s
 fn finish(child: Child) -> (Option<i32>, String) {
     let out: Output = child.wait_with_output().unwrap();
     (out.status.code(), stderr(&out))
-}
-
-fn records(url: &str) -> Vec<Record> {
-    Store::open(url)
-        .unwrap()
-        .records(&Query::default())
-        .unwrap()
 }
 
 /// Waits until `rows` rows are being written on `url` (the stations have claimed them).

@@ -15,8 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::rows::{board, mac};
 use common::{flasher, generated_build, stderr, write_bundle};
-use esp_sim::{BoardConfig, SimBoard};
+use esp_sim::SimBoard;
 use firmware::chip::Chip;
 use serde_json::Value;
 use testkit::idf_build::BuildSpec;
@@ -216,22 +217,6 @@ impl Drop for Shift {
             let _ = child.wait();
         }
     }
-}
-
-/// The MAC of board `n`.
-pub fn mac(n: u8) -> String {
-    format!("02:00:00:00:30:{n:02x}")
-}
-
-/// A simulated esp32s3 with MAC `n` and `faults`.
-pub fn board(n: u8, faults: &str, realtime: bool) -> SimBoard {
-    SimBoard::start(
-        BoardConfig::new(esp_sim::Chip::Esp32s3)
-            .mac(mac(n).parse().unwrap())
-            .faults(faults.parse().unwrap())
-            .realtime(realtime),
-    )
-    .unwrap()
 }
 
 fn ok(record: &Value) -> bool {

@@ -9,8 +9,9 @@ use std::process::Command;
 use super::{flasher, generated_build, stderr, write_bundle};
 use esp_sim::{BoardConfig, SimBoard};
 use firmware::chip::Chip;
-use linedb::{Query, Store};
+use linedb::{Query, Record, Store};
 use testkit::idf_build::BuildSpec;
+use testkit::pg::PgServer;
 
 /// The nvs partition of the generated table.
 pub const NVS_OFFSET: usize = 0x9000;
@@ -191,4 +192,24 @@ pub fn assert_board_holds(flash: &[u8], shared: &[u8], id: &str) {
         flash[NVS_OFFSET + NVS_SIZE..] == shared[NVS_OFFSET + NVS_SIZE..],
         "{id}: after nvs"
     );
+}
+
+/// The shared PostgreSQL server of this test binary; its password is in this process's
+/// `PGPASSWORD` for the test's own queries.
+pub fn server() -> &'static PgServer {
+    static ENV: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let server = PgServer::shared();
+    ENV.get_or_init(|| {
+        // SAFETY: set once, before any store of this binary reads the environment.
+        unsafe { std::env::set_var("PGPASSWORD", server.password()) };
+    });
+    server
+}
+
+/// Every record of the database at `url`, oldest first.
+pub fn records(url: &str) -> Vec<Record> {
+    Store::open(url)
+        .unwrap()
+        .records(&Query::default())
+        .unwrap()
 }
